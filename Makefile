@@ -1,0 +1,35 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch that lies on this kind of machine; override on a GPU machine,
+# e.g. `make demo TORCH_SPEC='torch>=2.11,<2.15'`.
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: install demo test bench clean
+
+$(BIN)/takeoff: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -e .
+	touch $@
+
+install: $(BIN)/takeoff
+
+demo: install
+	$(BIN)/takeoff demo
+
+$(VENV)/.test-deps: $(BIN)/takeoff
+	$(PIP) install -e ".[test]"
+	touch $@
+
+test: $(VENV)/.test-deps
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/tabular.py
+	$(BIN)/python benchmarks/predict_stream.py
+
+clean:
+	rm -rf $(VENV) takeoff-runs .pytest_cache

@@ -1,0 +1,390 @@
+"""The public Python API: ``train``, ``load``, ``inspect`` and :class:`Model`.
+
+This module only sequences the layers (data → features → models → evaluation → bundle).
+
+Example:
+    >>> import takeoff
+    >>> model = takeoff.train("credit.csv", target="Status", time_budget=60, out="runs/credit")
+    >>> model.predict(new_rows)          # labels
+    >>> model.evaluate("holdout.csv")    # {"roc_auc": ..., ...}
+    >>> same = takeoff.load("runs/credit")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from takeoff import bundle, registry
+from takeoff._version import __version__
+from takeoff.data.conform import ConformNotes, conform
+from takeoff.data.schema import Schema, Task, infer_schema, infer_task, require_columns
+from takeoff.errors import BundleError, ConfigError, DataError
+from takeoff.features.pipeline import FeaturePipeline
+from takeoff.models.blend import Blend
+
+log = logging.getLogger("takeoff")
+
+Source = "str | Path | pd.DataFrame"
+
+
+def _config(config, **overrides):
+    from takeoff.config import config_class, load_config, make_config
+
+    if config is None or isinstance(config, (str, Path)):
+        return load_config(config, **overrides)
+    if isinstance(config, dict):
+        return make_config({**config, **{k: v for k, v in overrides.items() if v is not None}})
+    if isinstance(config, config_class()):
+        data = config.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return make_config(data)
+    raise ConfigError(f"config must be a path, a dict or a Config, got {type(config).__name__}")
+
+
+def _read(data, table=None, sql=None, encoding=None) -> tuple[pd.DataFrame, str]:
+    from takeoff.data.sources import read_table, source_name
+
+    return read_table(data, table=table, sql=sql, encoding=encoding), source_name(data, table=table, sql=sql)
+
+
+def train(
+    data=None,
+    target: str | None = None,
+    *,
+    time_budget: float | None = None,
+    config=None,
+    out: str | Path | None = None,
+    seed: int | None = None,
+    drop: list[str] | None = None,
+    task: str | None = None,
+    family: str | None = None,
+    table: str | None = None,
+    sql: str | None = None,
+    encoding: str | None = None,
+    resume: str | Path | None = None,
+) -> Model:
+    """Train a model on a table and (with ``out``) write it as a bundle directory.
+
+    Args:
+        data: a path (CSV, TSV, Parquet, JSON lines, Excel), a SQLAlchemy URL (with ``table``
+            or ``sql``), or a DataFrame.
+        target: the column to predict.
+        time_budget: seconds the whole run may take (default 120).
+        config: a YAML path, a dict, or a Config; the keyword arguments override it.
+        out: bundle directory to write; also holds checkpoints while training, so that an
+            interrupted run can be resumed.
+        seed, drop, task, family: see ``takeoff config show``.
+        resume: an interrupted run directory to finish (``data`` and options are taken from it).
+
+    Returns:
+        The trained :class:`Model`.
+
+    Raises:
+        DataSourceError, DataError, ConfigError, BudgetError: nothing is written then.
+    """
+    from takeoff.evaluation.report import write_report
+    from takeoff.training import run
+
+    state: dict[str, Any] = {}
+    if resume is not None:
+        out, state = Path(resume), _resume_state(Path(resume))
+        cfg = _config(state["config"])
+        src = state["source"]
+        data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
+    else:
+        cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family)
+    if cfg.target is None:
+        raise ConfigError("no target column given. Fix: pass --target COLUMN (or target: in the config).")
+    started = time.monotonic()
+    deadline = started + cfg.time_budget - state.get("elapsed", 0.0)
+    df, name = _read(data, table, sql, encoding)
+    prep = run.prepare(df, cfg, name)
+    del df
+
+    run_dir = Path(out) if out is not None else None
+    created = False
+    if run_dir is not None and resume is None:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"output directory {run_dir} already exists and is not empty. Fix: choose another --out, or remove it.")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        created = True
+        state = {
+            "status": "running",
+            "source": {
+                "data": str(Path(data).resolve()) if isinstance(data, (str, Path)) and "://" not in str(data) else (data if isinstance(data, str) else None),
+                "table": table, "sql": sql, "encoding": encoding,
+            },
+            "config": cfg.model_dump(mode="json"),
+            "elapsed": 0.0,
+        }
+        bundle.write_json(run_dir / bundle.RUN_STATE, state)
+    try:
+        outcome = run.fit(prep, cfg, run_dir, deadline, state)
+        model = Model._from_outcome(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
+        if run_dir is not None:
+            report = run_dir / "report.html"
+            write_report(
+                report, title=f"{cfg.target} — validation report", task=prep.task,
+                metrics=outcome.metrics, y=prep.valid.y, pred=outcome.valid_pred,
+                threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
+                findings=[f.to_json() for f in prep.findings], model_info=model._model_info(),
+                data_name=f"{name} (validation split)",
+            )
+            model._attachments["report.html"] = report
+            model.save(run_dir)
+    except KeyboardInterrupt:
+        if run_dir is not None and run_dir.exists():
+            state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
+            bundle.write_json(run_dir / bundle.RUN_STATE, state)
+        raise
+    except BaseException:
+        if created and run_dir.exists() and not (run_dir / bundle.MANIFEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return model
+
+
+def _resume_state(path: Path) -> dict[str, Any]:
+    state_file = path / bundle.RUN_STATE
+    if (path / bundle.MANIFEST).exists():
+        raise BundleError(str(path), "is a finished bundle; there is nothing to resume")
+    if not state_file.exists():
+        raise BundleError(str(path), "is not a takeoff training run (no run.json)", "pass the --out directory of an interrupted `takeoff train`")
+    state = json.loads(state_file.read_text())
+    if state["source"].get("data") is None:
+        raise BundleError(str(path), "was trained from an in-memory DataFrame, which cannot be re-read", "train again")
+    return state
+
+
+def load(path: str | Path) -> Model:
+    """Load a bundle written by :meth:`Model.save` or ``takeoff train``.
+
+    Raises:
+        BundleError: missing, unfinished, tampered with, or of an unknown format version.
+    """
+    return Model._load(Path(path))
+
+
+def inspect(data, target: str | None = None, *, table=None, sql=None, encoding=None, config=None) -> dict[str, Any]:
+    """The inferred schema, task and data findings of a table, as a JSON-ready dict."""
+    from takeoff.data.checks import run_checks
+
+    cfg = _config(config, target=target)
+    df, name = _read(data, table, sql, encoding)
+    task = None
+    if cfg.target is not None:
+        require_columns(df, [cfg.target], name, role="target column")
+        task = infer_task(df[cfg.target], cfg.target, cfg.task, cfg.positive_label)
+    schema = infer_schema(df, cfg.target, list(cfg.drop))
+    findings = run_checks(df, schema, cfg.target, task, cfg.checks)
+    return {
+        "source": name,
+        "rows": int(len(df)),
+        "columns": schema.to_json(),
+        "target": cfg.target,
+        "task": task.to_json() if task else None,
+        "findings": [f.to_json() for f in findings],
+    }
+
+
+class Model:
+    """A trained model: the input schema, the fitted features and a blend of families.
+
+    Use :func:`takeoff.train` or :func:`takeoff.load` to get one.
+    """
+
+    def __init__(self, manifest: dict[str, Any], schema: Schema, task: Task, pipeline: FeaturePipeline, blend: Blend):
+        self.manifest, self.schema, self.task = manifest, schema, task
+        self.pipeline, self.blend = pipeline, blend
+        self.path: Path | None = None
+        self._attachments: dict[str, Path] = {}
+
+    # ----------------------------------------------------------------- info
+    @property
+    def threshold(self) -> float | None:
+        return self.manifest.get("threshold")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Validation metrics measured at training time."""
+        return self.manifest["metrics"]
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.task.classes)
+
+    def __repr__(self) -> str:
+        members = ", ".join(f"{m['family']}×{m['weight']:.2f}" for m in self.manifest["members"])
+        return f"<takeoff.Model {self.task.kind} target={self.task.target!r} [{members}]>"
+
+    # -------------------------------------------------------------- predict
+    def predict_outputs(self, df: pd.DataFrame, *, strict: bool = False, where: str = "the data",
+                        notes: ConformNotes | None = None, row_offset: int = 0) -> tuple[np.ndarray, ConformNotes]:
+        """Raw outputs for rows: probabilities (n, n_classes) or values (n,), with the notes of
+        what was coerced or ignored. The one path shared by predict, evaluate and the server."""
+        frame, notes = conform(df, self.schema, where=where, strict=strict, notes=notes,
+                               row_offset=row_offset, target=self.task.target)
+        return self.blend.predict(self.pipeline.transform(frame)), notes
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        """Labels (classification, using the tuned threshold) or values (regression)."""
+        from takeoff.evaluation.metrics import predicted_codes
+
+        if not self.task.is_classification:
+            return outputs
+        return self.task.decode(predicted_codes(self.task, outputs, self.threshold))
+
+    def predict_frame(self, df: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, ConformNotes]:
+        """Predictions as a table: ``prediction`` and, for classification, ``proba_<label>``."""
+        outputs, notes = self.predict_outputs(df, **kwargs)
+        out = pd.DataFrame({"prediction": self.decide(outputs)}, index=df.index)
+        if self.task.is_classification:
+            for i, label in enumerate(self.task.classes):
+                out[f"proba_{label}"] = outputs[:, i]
+        return out, notes
+
+    def predict(self, data, *, strict: bool = False) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for ``data`` (a DataFrame,
+        a dict of one row, a list of dicts, or a path)."""
+        df, name = self._frame(data)
+        outputs, notes = self.predict_outputs(df, strict=strict, where=name)
+        for message in notes.messages():
+            log.info("%s", message)
+        return self.decide(outputs)
+
+    def predict_proba(self, data, *, strict: bool = False) -> pd.DataFrame:
+        """Class probabilities, one column per label (classification only)."""
+        if not self.task.is_classification:
+            raise DataError(f"predict_proba is for classification; this model does {self.task.kind}. Use predict.")
+        df, name = self._frame(data)
+        outputs, _ = self.predict_outputs(df, strict=strict, where=name)
+        return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=df.index)
+
+    def evaluate(self, data, *, table=None, sql=None, encoding=None, report: str | Path | None = None) -> dict[str, Any]:
+        """Metrics on ``data``, which must hold the target column; optionally an HTML report."""
+        from takeoff.evaluation.metrics import compute_metrics
+        from takeoff.evaluation.report import write_report
+
+        df, name = self._frame(data, table=table, sql=sql, encoding=encoding)
+        target = self.task.target
+        require_columns(df, [target], name, role="target column")
+        df = df[df[target].notna()]
+        if df.empty:
+            raise DataError(f"{name} has no rows with a value in target '{target}'", column=target)
+        y = self.task.encode(df[target])
+        outputs, _ = self.predict_outputs(df, where=name)
+        metrics = compute_metrics(self.task, y, outputs, self.threshold)
+        if report is not None:
+            write_report(
+                report, title=f"{target} — evaluation on {name}", task=self.task, metrics=metrics,
+                y=y, pred=outputs, threshold=self.threshold, importance=self.manifest.get("importance"),
+                history=None, findings=None, model_info=self._model_info(), data_name=name,
+            )
+        return metrics
+
+    def _frame(self, data, **read) -> tuple[pd.DataFrame, str]:
+        if isinstance(data, dict):
+            return pd.DataFrame([data]), "the record"
+        if isinstance(data, list):
+            return pd.DataFrame(data), "the records"
+        return _read(data, **read)
+
+    # ---------------------------------------------------------------- bundle
+    def save(self, path: str | Path) -> Path:
+        """Write the model as a bundle directory (atomically: complete, or not at all)."""
+        def fill(tmp: Path) -> None:
+            bundle.write_json(tmp / "features.json", self.pipeline.state())
+            for member, family in zip(self.manifest["members"], self.blend.members):
+                directory = tmp / member["dir"]
+                directory.mkdir(parents=True)
+                family.save(directory)
+            for name, source in self._attachments.items():
+                shutil.copyfile(source, tmp / name)
+            bundle.write_json(tmp / "metrics.json", {"task": self.task.kind, "metrics": self.metrics})
+
+        manifest = {k: v for k, v in self.manifest.items() if k not in ("format", "format_version", "files")}
+        self.path = bundle.write(path, manifest, fill)
+        self._attachments = {n: self.path / n for n in self._attachments}
+        return self.path
+
+    @classmethod
+    def _load(cls, path: Path) -> Model:
+        manifest = bundle.read_manifest(path)
+        schema = Schema.from_json(manifest["schema"])
+        task = Task.from_json(manifest["task"])
+        pipeline = FeaturePipeline.from_state(schema, json.loads((path / "features.json").read_text()))
+        families = []
+        for member in manifest["members"]:
+            if member["family"] not in registry.FAMILIES:
+                raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
+            families.append(registry.get(member["family"]).load(path / member["dir"], task, member["params"]))
+        model = cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
+        model.path = path
+        model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}
+        return model
+
+    @classmethod
+    def _from_outcome(cls, outcome, cfg, source: str, seconds: float) -> Model:
+        prep = outcome.prepared
+        members = [
+            {"family": m.name, "dir": f"members/{m.name}", "weight": w, "params": m.params.model_dump(mode="json")}
+            for m, w in zip(outcome.blend.members, outcome.blend.weights)
+        ]
+        manifest = {
+            "takeoff_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "task": prep.task.to_json(),
+            "schema": prep.schema.to_json(),
+            "members": members,
+            "threshold": outcome.threshold,
+            "metrics": outcome.metrics,
+            "member_scores": outcome.member_scores,
+            "importance": outcome.importance,
+            "findings": [f.to_json() for f in prep.findings],
+            "training": {
+                "source": source,
+                "rows_train": len(prep.train),
+                "rows_valid": len(prep.valid),
+                "rows_dropped": prep.rows_dropped,
+                "seconds": round(seconds, 2),
+                **outcome.info,
+            },
+            "config": cfg.model_dump(mode="json"),
+            "libraries": _library_versions(),
+        }
+        return cls(manifest, prep.schema, prep.task, prep.pipeline, outcome.blend)
+
+    def _model_info(self) -> dict[str, Any]:
+        training = self.manifest.get("training", {})
+        return {
+            "members": {m["family"]: round(m["weight"], 3) for m in self.manifest["members"]},
+            "validation scores": {k: round(v, 5) for k, v in self.manifest.get("member_scores", {}).items()},
+            "refitted on all rows": ", ".join(training.get("refitted", [])) or "none",
+            "training seconds": training.get("seconds"),
+            "rows (train / valid)": f"{training.get('rows_train')} / {training.get('rows_valid')}",
+            "decision threshold": self.threshold,
+            "takeoff": self.manifest.get("takeoff_version"),
+            "libraries": ", ".join(f"{k} {v}" for k, v in self.manifest.get("libraries", {}).items()),
+        }
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "pandas", "scikit-learn", "lightgbm", "torch", "safetensors"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out

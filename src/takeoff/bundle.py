@@ -1,0 +1,149 @@
+"""The on-disk model: a versioned directory of JSON + safetensors (+ LightGBM's text format).
+
+``takeoff.json`` (the manifest) is written last and lists the sha256 of every other file, so a
+directory is a bundle only once it is complete, and a changed file is caught at load time.
+Loading never executes code from the bundle; nothing in it is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from takeoff.errors import BundleError
+
+FORMAT = "takeoff-bundle"
+FORMAT_VERSION = 1
+MANIFEST = "takeoff.json"
+RUN_STATE = "run.json"  # present while a training run is in progress or interrupted
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1, default=_json_default)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write(path: str | Path, manifest: dict[str, Any], fill: Callable[[Path], None]) -> Path:
+    """Write a bundle at ``path`` atomically.
+
+    ``fill(directory)`` writes the bundle's files into a fresh temporary directory beside
+    ``path``; then the manifest is written with every file's hash, and the directory is moved
+    into place. An existing bundle or training-run directory at ``path`` is replaced; any other
+    non-empty directory is refused.
+    """
+    path = Path(path)
+    if path.exists() and not _replaceable(path):
+        raise BundleError(
+            str(path), "exists and is neither a takeoff bundle nor a training run",
+            "choose another --out directory, or remove this one",
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        files = {
+            f.relative_to(tmp).as_posix(): sha256(f)
+            for f in sorted(tmp.rglob("*"))
+            if f.is_file()
+        }
+        write_json(tmp / MANIFEST, {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files})
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def _replaceable(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    return (path / MANIFEST).exists() or (path / RUN_STATE).exists() or not any(path.iterdir())
+
+
+def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
+    """Read and check a bundle's manifest: format, version, and (by default) every file's hash.
+
+    Raises:
+        BundleError: missing, unfinished, of an unknown or newer format, or tampered with.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(str(path), "does not exist", "pass the directory `takeoff train` wrote (it holds takeoff.json)")
+    if not path.is_dir():
+        raise BundleError(str(path), "is a file, not a bundle directory", "pass the directory that holds takeoff.json")
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        if (path / RUN_STATE).exists():
+            state = json.loads((path / RUN_STATE).read_text())
+            raise BundleError(
+                str(path), f"is an unfinished training run (status: {state.get('status', 'unknown')})",
+                f"finish it with `takeoff train --resume {path}`",
+            )
+        raise BundleError(str(path), f"has no {MANIFEST}, so it is not a takeoff bundle", "pass the directory `takeoff train` wrote")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(str(path), f"{MANIFEST} is not valid JSON ({exc})", "re-create the bundle") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(str(path), f"{MANIFEST} is not a takeoff bundle manifest", "pass a directory written by takeoff")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise BundleError(
+            str(path), f"has format version {version!r}; this takeoff reads versions up to {FORMAT_VERSION}",
+            "upgrade takeoff (pip install -U takeoff)",
+        )
+    if verify:
+        for name, expected in manifest.get("files", {}).items():
+            file = path / name
+            if ".." in Path(name).parts or Path(name).is_absolute():
+                raise BundleError(str(path), f"lists a file outside the bundle: {name}")
+            if not file.is_file():
+                raise BundleError(str(path), f"file {name} is missing", "re-copy the whole bundle directory")
+            if sha256(file) != expected:
+                raise BundleError(
+                    str(path), f"file {name} does not match its recorded sha256 (modified or corrupted)",
+                    "re-copy the bundle, or re-train",
+                )
+    return manifest

@@ -1,0 +1,272 @@
+"""The `takeoff` command: a thin Typer layer over :mod:`takeoff.api`.
+
+Each command parses its options, calls the API, and prints. Results go to stdout; progress,
+warnings and errors go to stderr, so `--json` output can be piped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from takeoff._version import __version__
+from takeoff.errors import TakeoffError
+
+app = typer.Typer(
+    name="takeoff",
+    help="From a table to a trained, evaluated model bundle in a few commands.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show the configuration schema and defaults.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+Data = Annotated[str, typer.Argument(help="CSV, TSV, Parquet, JSON lines or Excel file, or a SQLAlchemy URL.")]
+TableOpt = Annotated[Optional[str], typer.Option("--table", help="Database table (with a SQLAlchemy URL).")]
+SqlOpt = Annotated[Optional[str], typer.Option("--sql", help="SQL query (with a SQLAlchemy URL).")]
+EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of CSV/TSV files (default UTF-8).")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    logger = logging.getLogger("takeoff")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.propagate = False
+
+
+def _run(fn, *args, **kwargs):
+    """Call the API; turn our errors into one clear line and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except TakeoffError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"takeoff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress details.")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def _metrics_table(title: str, metrics: dict) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+def _per_class_table(metrics: dict) -> Table | None:
+    per_class = metrics.get("per_class")
+    if not per_class:
+        return None
+    table = Table(title="per class", title_justify="left")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for label, row in per_class.items():
+        table.add_row(str(label), *(f"{row[k]:.3f}" if k != "support" else str(row[k]) for k in ("precision", "recall", "f1", "support")))
+    return table
+
+
+@app.command()
+def train(
+    data: Annotated[Optional[str], typer.Argument(help="Training data (file or SQLAlchemy URL).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Bundle directory (default takeoff-runs/<time>-<name>).")] = None,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Seconds the whole run may take (default 120).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass or regression (default: inferred).")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Train a model and write it as a bundle directory."""
+    from takeoff import api
+
+    if resume is None and data is None:
+        err.print("[bold red]error:[/] give the training DATA (or --resume DIR)")
+        raise typer.Exit(2)
+    if resume is None and out_dir is None:
+        stem = Path(table or (data.rsplit("/", 1)[-1] if "://" in data else Path(data).stem) or "run").stem
+        out_dir = Path("takeoff-runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{stem}"
+    drops = [c.strip() for item in (drop or []) for c in item.split(",") if c.strip()] or None
+    try:
+        model = _run(
+            api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
+            drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
+        )
+    except KeyboardInterrupt:
+        where = resume or out_dir
+        err.print(f"\ninterrupted. The run directory is intact; resume with:\n  takeoff train --resume {where}")
+        raise typer.Exit(130) from None
+    _print_trained(model)
+
+
+def _print_trained(model) -> None:
+    training = model.manifest["training"]
+    out.print(_metrics_table(f"validation metrics ({model.task.kind}, target '{model.task.target}')", model.metrics))
+    members = ", ".join(f"{m['family']} ({m['weight']:.2f})" for m in model.manifest["members"])
+    out.print(f"model: {members}; trained in {training['seconds']:.1f}s on {training['rows_train']} rows")
+    out.print(f"bundle: {model.path}")
+    out.print(f"report: {model.path / 'report.html'}")
+
+
+@app.command()
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory.")],
+    data: Data,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML report here.")] = None,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Metrics of a bundle on DATA (which holds the target column)."""
+    from takeoff import api
+
+    model = _run(api.load, bundle)
+    metrics = _run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
+    if as_json:
+        sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
+        return
+    out.print(_metrics_table(f"metrics on {data}", metrics))
+    per_class = _per_class_table(metrics)
+    if per_class is not None:
+        out.print(per_class)
+    if report:
+        out.print(f"report: {report}")
+
+
+@app.command()
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory.")],
+    data: Data,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.csv, .tsv or .parquet).")],
+    id_column: Annotated[Optional[str], typer.Option("--id", help="Column of DATA to copy into the output.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail on values that do not parse.")] = False,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Predict every row of DATA (streamed in chunks) into OUTPUT."""
+    from takeoff import api
+    from takeoff.batch import predict_file
+
+    model = _run(api.load, bundle)
+    result = _run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding, strict=strict)
+    for note in result["notes"]:
+        err.print(f"note: {note}", highlight=False)
+    out.print(f"{result['rows']} predictions written to {output} ({result['rows_per_second']:,.0f} rows/s)")
+
+
+@app.command()
+def inspect(
+    data: Data,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when a check finds an error.")] = False,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Show the schema takeoff infers and the data findings."""
+    from takeoff import api
+
+    result = _run(api.inspect, data, target, table=table, sql=sql, encoding=encoding)
+    failed = strict and any(f["severity"] == "error" for f in result["findings"])
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        raise typer.Exit(1 if failed else 0)
+    task = result["task"]
+    title = f"{result['source']}: {result['rows']} rows"
+    if task:
+        title += f", target '{task['target']}' → {task['kind']}" + (f" {task['classes']}" if task["classes"] else "")
+    schema = Table(title=title, title_justify="left")
+    for col in ("column", "kind", "dtype", "missing", "unique", "note"):
+        schema.add_column(col, justify="right" if col in ("missing", "unique") else "left")
+    for c in result["columns"]:
+        note = "dropped" if c["kind"] in ("identifier", "constant", "empty") else ""
+        if c["bad_values"]:
+            note = f"{c['bad_values']} unparseable"
+        schema.add_row(c["name"], c["kind"], c["dtype"], str(c["n_missing"]), str(c["n_unique"]), note)
+    out.print(schema)
+    if result["findings"]:
+        findings = Table(title="findings", title_justify="left")
+        for col in ("severity", "check", "column", "finding", "fix"):
+            findings.add_column(col)
+        colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+        for f in result["findings"]:
+            findings.add_row(f"[{colours.get(f['severity'], 'white')}]{f['severity']}[/]", f["check"], f["column"] or "", f["message"], f["fix"])
+        out.print(findings)
+    else:
+        out.print("no findings")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where runs are written.")] = Path("takeoff-runs"),
+    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds for training.")] = 60.0,
+) -> None:
+    """Train, evaluate and report on the credit-risk table shipped with takeoff."""
+    from takeoff.demo import DEMO_TARGET, demo_data, run_demo
+
+    err.print(f"demo: credit risk ({demo_data().name}), target '{DEMO_TARGET}'; training on 80%, testing on 20%")
+    result = _run(run_demo, out_dir, time_budget)
+    out.print(_metrics_table("held-out test metrics (credit risk, 20% of rows)", result["metrics"]))
+    out.print(f"bundle: {result['bundle']}")
+    out.print(f"report: {result['report']}")
+    out.print(f"next: takeoff predict {result['bundle']} new_rows.csv -o predictions.csv")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A YAML config to resolve against the defaults.")] = None,
+) -> None:
+    """Print the resolved configuration (defaults included) as YAML."""
+    from takeoff.config import load_config, to_yaml
+
+    sys.stdout.write(to_yaml(_run(load_config, config)))
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the configuration's JSON Schema."""
+    from takeoff.config import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    app()

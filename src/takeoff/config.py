@@ -1,0 +1,144 @@
+"""The one declarative configuration schema (pydantic), YAML in and out, JSON Schema export.
+
+Every parameter is declared once, next to the code that uses it: families declare their
+``Params`` in their own file, features and checks theirs; this module assembles them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from takeoff import registry
+from takeoff.errors import ConfigError, closest
+
+CONFIG_VERSION = 1
+
+
+@lru_cache(maxsize=1)
+def _models_section() -> type[BaseModel]:
+    fields = {
+        name: (registry.get(name).Params, Field(default_factory=registry.get(name).Params))
+        for name in registry.names()
+    }
+    return create_model("ModelsConfig", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def _feature_params():
+    from takeoff.features.pipeline import FeatureParams
+
+    return FeatureParams
+
+
+def _check_params():
+    from takeoff.data.checks import CheckParams
+
+    return CheckParams
+
+
+@lru_cache(maxsize=1)
+def config_class() -> type[BaseModel]:
+    """The Config model class (built once: it pulls in every registered family's Params)."""
+
+    class Config(BaseModel):
+        """Everything a training run can be told; every field has a default."""
+
+        model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+        version: Literal[1] = Field(CONFIG_VERSION, description="Config format version.")
+        target: str | None = Field(None, description="Column to predict.")
+        task: Literal["binary", "multiclass", "regression"] | None = Field(
+            None, description="Learning task; inferred from the target when not set."
+        )
+        positive_label: str | int | bool | None = Field(
+            None, description="Binary tasks: the label counted as positive (default: a 'yes'-like label, else the minority class)."
+        )
+        drop: list[str] = Field(default_factory=list, description="Columns to ignore.")
+        family: str = Field("auto", description="Model family, or 'auto' to try several and keep the best or a blend.")
+        time_budget: float = Field(120.0, gt=0, description="Seconds the whole training run may take.")
+        seed: int = Field(0, ge=0, description="Random seed; same data, config and seed give the same model on the CPU.")
+        valid_fraction: float = Field(0.2, gt=0, lt=0.9, description="Share of rows held out for validation.")
+        refit: bool = Field(True, description="After choosing, refit on all rows (train + validation) when time allows.")
+        blend: bool = Field(True, description="auto: keep a weighted blend of families when it validates better.")
+        threshold_metric: Literal["macro_f1", "f1", "accuracy", "balanced_accuracy"] = Field(
+            "macro_f1", description="Binary tasks: metric the decision threshold is tuned for."
+        )
+        strict: bool = Field(False, description="Fail on data-check errors instead of warning.")
+        drop_rare_classes: bool = Field(
+            False, description="Drop rows of classes too small to split (instead of failing)."
+        )
+        device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'.")
+        features: _feature_params() = Field(default_factory=_feature_params())
+        checks: _check_params() = Field(default_factory=_check_params())
+        models: _models_section() = Field(default_factory=_models_section())
+
+    return Config
+
+
+def default_config(**overrides: Any):
+    """A Config with defaults, updated by ``overrides`` (validated)."""
+    return make_config(overrides)
+
+
+def make_config(data: dict[str, Any], source: str = "config") -> Any:
+    """Validate a dict into a Config, turning pydantic's errors into one clear ConfigError."""
+    cls = config_class()
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, cls, source), path=source) from None
+
+
+def load_config(path: str | Path | None = None, **overrides: Any):
+    """Read a YAML config file (if given) and apply ``overrides`` (None values are skipped).
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or a key or value is invalid.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    name = "options"
+    if path is not None:
+        path = Path(path)
+        name = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found. Fix: check the path, or print the defaults with `takeoff config show`.", path=name)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}", path=name) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values, got {type(data).__name__}", path=name)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return make_config(data, name)
+
+
+def to_yaml(config) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def json_schema() -> dict[str, Any]:
+    return config_class().model_json_schema()
+
+
+def _explain(exc: ValidationError, cls: type[BaseModel], source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            model = cls
+            for part in err["loc"][:-1]:
+                model = model.model_fields[part].annotation
+            valid = list(getattr(model, "model_fields", {}))
+            guess = closest(str(err["loc"][-1]), valid)
+            hint = f" Did you mean '{guess}'?" if guess else ""
+            lines.append(f"unknown key '{loc}'; valid keys here: {', '.join(valid)}.{hint}")
+        else:
+            lines.append(f"'{loc}': {err['msg']} (received: {err.get('input')!r})")
+    return f"invalid {source}: " + "; ".join(lines)

@@ -1,0 +1,132 @@
+"""Bring a table into the shape a schema expects: the one validation path shared by training,
+``takeoff predict`` and the server.
+
+Each feature column is parsed to its kind's type (numbers to float64, booleans to 0/1,
+datetimes to datetime64, categories and text to strings). What cannot be parsed becomes
+missing and is counted; in strict mode it is an error naming the rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from takeoff.data.schema import _FALSE, _TRUE, Kind, Schema, parse_numeric
+from takeoff.errors import DataError, SchemaMismatchError, preview
+
+
+@dataclass
+class ConformNotes:
+    """What conforming changed, for the user: coerced values, ignored columns."""
+
+    extra_columns: list[str] = field(default_factory=list)
+    coerced: dict[str, int] = field(default_factory=dict)  # column -> values set to missing
+
+    def messages(self) -> list[str]:
+        out = []
+        if self.extra_columns:
+            out.append(f"ignored column(s) the model does not use: {preview(self.extra_columns)}")
+        for column, count in self.coerced.items():
+            out.append(f"column '{column}': {count} value(s) could not be parsed and were treated as missing")
+        return out
+
+
+def conform(
+    df: pd.DataFrame,
+    schema: Schema,
+    where: str = "the data",
+    strict: bool = False,
+    notes: ConformNotes | None = None,
+    row_offset: int = 0,
+    target: str | None = None,
+) -> tuple[pd.DataFrame, ConformNotes]:
+    """Select and parse the schema's feature columns of ``df``.
+
+    Args:
+        df: the incoming rows.
+        schema: the schema decided at training time.
+        where: how to name the data in messages (a file name, "the request").
+        strict: raise on values that do not parse instead of treating them as missing.
+        notes: notes to add to (when conforming a stream of chunks).
+        row_offset: index of ``df``'s first row in the whole input, for messages.
+        target: the target column, if present (not reported as ignored).
+
+    Returns:
+        The parsed feature columns, in schema order, and the notes.
+
+    Raises:
+        SchemaMismatchError: a feature column is missing.
+        DataError: strict mode and a value does not parse (names the rows).
+    """
+    notes = notes or ConformNotes()
+    expected = schema.names()
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise SchemaMismatchError(missing, expected, where)
+    known = {c.name for c in schema.columns} | {target}
+    for extra in df.columns:
+        if str(extra) not in known and str(extra) not in notes.extra_columns:
+            notes.extra_columns.append(str(extra))
+    out = {}
+    for column in schema.features:
+        series = df[column.name]
+        parsed, failed = parse_column(series, column.kind)
+        if failed.any():
+            rows = (np.flatnonzero(failed) + row_offset).tolist()
+            if strict:
+                bad = series[failed].astype(str).head(5).tolist()
+                raise DataError(
+                    f"column '{column.name}' expects {column.kind.value} values; {len(rows)} "
+                    f"row(s) do not parse, e.g. rows {preview(rows, 5)} with values "
+                    f"{preview([repr(b) for b in bad], 5)}. Fix: correct or blank those values.",
+                    column=column.name,
+                    rows=rows,
+                )
+            notes.coerced[column.name] = notes.coerced.get(column.name, 0) + len(rows)
+        out[column.name] = parsed
+    return pd.DataFrame(out, index=df.index), notes
+
+
+def parse_column(series: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
+    """Parse one column to its kind's type; return it and a mask of values that failed."""
+    present = series.notna().to_numpy()
+    if kind == Kind.NUMERIC:
+        values, _ = parse_numeric(series)
+        return values, present & values.isna().to_numpy()
+    if kind == Kind.BOOLEAN:
+        if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            values = pd.to_numeric(series, errors="coerce").astype("float64")
+            values[~values.isin([0.0, 1.0])] = np.nan
+        else:
+            lowered = series.astype("string").str.strip().str.lower()
+            values = pd.Series(np.nan, index=series.index, dtype="float64")
+            values[lowered.isin(_TRUE).fillna(False).to_numpy(dtype=bool)] = 1.0
+            values[lowered.isin(_FALSE).fillna(False).to_numpy(dtype=bool)] = 0.0
+        return values, present & values.isna().to_numpy()
+    if kind == Kind.DATETIME:
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = series
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                values = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert(None)
+        return values, present & values.isna().to_numpy()
+    # categorical and text: strings, with integral floats shown as ints ("3", not "3.0")
+    return as_strings(series), np.zeros(len(series), dtype=bool)
+
+
+def as_strings(series: pd.Series) -> pd.Series:
+    """Values as strings (missing stays missing); 3.0 becomes "3" so that a column read as
+    floats at predict time matches the same column read as integers at training time."""
+    if pd.api.types.is_float_dtype(series):
+        finite = series.dropna()
+        if len(finite) and np.all(np.mod(finite.to_numpy(), 1) == 0):
+            series = series.astype("Int64")
+    elif pd.api.types.is_bool_dtype(series):
+        series = series.astype("boolean")
+    return series.astype("string").str.strip()

@@ -1,0 +1,113 @@
+"""The model family contract.
+
+A family turns :class:`~takeoff.features.Features` into outputs for one :class:`Task`:
+
+* classification: ``predict`` returns probabilities, shape (n_rows, n_classes), columns in
+  the order of ``task.classes`` (for binary, column 1 is the positive class);
+* regression: ``predict`` returns values, shape (n_rows,).
+
+A family is one file in ``models/`` holding the family class and its ``Params`` (a small
+pydantic model; each field declared once with type, range, default and description), plus one
+line in :mod:`takeoff.registry`. Heavy libraries are imported inside methods so that reading
+the registry stays cheap.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from takeoff.data.schema import Task
+from takeoff.features.block import Features
+from takeoff.training.context import FitContext
+
+
+class Params(BaseModel):
+    """Base of every family's hyperparameters: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass
+class Dataset:
+    """Features with their encoded target (class codes, or float values for regression)."""
+
+    X: Features
+    y: np.ndarray
+    weight: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass
+class FitReport:
+    """What a fit learned about itself, for refitting and the report.
+
+    Attributes:
+        best_iteration: boosting rounds / epochs at the best validation score (for refit).
+        history: learning curves, e.g. {"train_loss": [...], "valid_loss": [...]}.
+        stopped_by: why the fit ended: "converged", "early_stopping", "time_budget", "max".
+    """
+
+    best_iteration: int | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    stopped_by: str = "max"
+    seconds: float = 0.0
+
+
+class Family(ABC):
+    """One kind of model, behind the small interface the trainer, bundle and server use."""
+
+    name: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
+        if task.kind not in self.tasks:
+            from takeoff.errors import ConfigError
+
+            raise ConfigError(
+                f"model family '{self.name}' does not support task '{task.kind}'; "
+                f"it supports: {', '.join(self.tasks)}"
+            )
+        self.task = task
+        if isinstance(params, dict) or params is None:
+            params = self.Params(**(params or {}))
+        self.params = params
+        self.report = FitReport()
+
+    @abstractmethod
+    def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
+        """Fit on ``train``; early-stop on ``valid`` when given. Return before ``ctx.deadline``.
+
+        With ``valid=None`` (a refit on all the data) the family trains for the number of
+        iterations its params fix (see :meth:`refit_params`).
+        """
+
+    @abstractmethod
+    def predict(self, X: Features) -> np.ndarray:
+        """Probabilities (n, n_classes) for classification, values (n,) for regression."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the fitted model into ``directory`` (JSON + safetensors or a native text format)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> Family:
+        """Read a model written by :meth:`save`. Never executes code from the directory."""
+
+    def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
+        """Params for refitting on train+valid without a validation split, or None if the
+        family should not be refitted. ``n_rows_ratio`` is full rows / train rows."""
+        return None
+
+    def feature_importance(self, X: Features) -> np.ndarray | None:
+        """Importance per feature column of ``X`` (numeric then categorical), if cheap to get."""
+        return None

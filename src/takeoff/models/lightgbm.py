@@ -1,0 +1,176 @@
+"""Gradient-boosted trees with LightGBM: native categoricals, early stopping on the validation
+split, and a hard stop at the time budget. Saved in LightGBM's own text format."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from takeoff.data.schema import Task
+from takeoff.features.block import Features
+from takeoff.models.base import Dataset, Family, FitReport, Params
+from takeoff.training.context import FitContext
+
+
+SMALL_ROWS = 20_000
+
+
+class LightGBMParams(Params):
+    """LightGBM hyperparameters (the rest keep LightGBM's defaults)."""
+
+    learning_rate: float = Field(0.05, gt=0, le=1, description="Shrinkage per boosting round.")
+    num_leaves: int = Field(31, ge=2, le=4096, description="Leaves per tree.")
+    min_child_samples: int = Field(20, ge=1, description="Rows a leaf needs at least.")
+    feature_fraction: float = Field(0.9, gt=0, le=1, description="Share of features tried per tree.")
+    bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows sampled per tree.")
+    lambda_l2: float = Field(1.0, ge=0, description="L2 regularisation of leaf values.")
+    cat_smooth: float = Field(10.0, ge=0, description="Smoothing of categorical splits.")
+    max_rounds: int = Field(5000, ge=1, description="Most boosting rounds (early stopping ends sooner).")
+    early_stopping_rounds: int = Field(100, ge=1, description="Rounds without improvement before stopping.")
+    rounds: int | None = Field(None, ge=1, description="Fixed round count (refit on all data; no early stopping).")
+    threads: int = Field(
+        0, ge=0, description="CPU threads; 0 = one for small tables (threads cost more than they give there), else all cores."
+    )
+
+
+class LightGBMFamily(Family):
+    """LightGBM on the numeric block plus categorical codes as native categoricals."""
+
+    name = "lightgbm"
+    Params = LightGBMParams
+
+    def __init__(self, task: Task, params: LightGBMParams | dict[str, Any] | None = None):
+        super().__init__(task, params)
+        self.booster = None
+
+    def _objective(self) -> dict[str, Any]:
+        if self.task.kind == "binary":
+            return {"objective": "binary", "metric": "binary_logloss"}
+        if self.task.kind == "multiclass":
+            return {"objective": "multiclass", "num_class": len(self.task.classes), "metric": "multi_logloss"}
+        return {"objective": "regression", "metric": "l2"}
+
+    def _dataset(self, lgb, data: Dataset, reference=None):
+        X = data.X
+        n_num = X.numeric.shape[1]
+        return lgb.Dataset(
+            X.dense(),
+            label=data.y,
+            weight=data.weight,
+            feature_name=[f"f{i}" for i in range(len(X.names))],
+            categorical_feature=list(range(n_num, n_num + X.categorical.shape[1])),
+            reference=reference,
+            free_raw_data=True,
+        )
+
+    def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
+        import lightgbm as lgb
+
+        started = time.monotonic()
+        p = self.params
+        config = {
+            **self._objective(),
+            "learning_rate": p.learning_rate,
+            "num_leaves": p.num_leaves,
+            "min_child_samples": min(p.min_child_samples, max(1, len(train) // 10)),
+            "feature_fraction": p.feature_fraction,
+            "bagging_fraction": p.bagging_fraction,
+            "bagging_freq": 1 if p.bagging_fraction < 1 else 0,
+            "lambda_l2": p.lambda_l2,
+            "cat_smooth": p.cat_smooth,
+            "max_cat_to_onehot": 8,
+            "num_threads": p.threads or (1 if len(train) < SMALL_ROWS else 0),
+            "seed": ctx.seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbosity": -1,
+        }
+        train_set = self._dataset(lgb, train)
+        sets, names = [train_set], ["train"]
+        if valid is not None and p.rounds is None:
+            sets.append(self._dataset(lgb, valid, reference=train_set))
+            names.append("valid")
+        watcher = _Watcher(ctx, early_stopping=p.early_stopping_rounds if len(sets) > 1 else None)
+        self.booster = lgb.train(
+            config,
+            train_set,
+            num_boost_round=p.rounds or p.max_rounds,
+            valid_sets=sets,
+            valid_names=names,
+            callbacks=[watcher],
+        )
+        best = self.booster.best_iteration or self.booster.current_iteration()
+        self.report = FitReport(
+            best_iteration=int(best),
+            history=watcher.history,
+            stopped_by=watcher.stopped_by,
+            seconds=time.monotonic() - started,
+        )
+        return self.report
+
+    def _best_rounds(self) -> int:
+        return int(self.report.best_iteration or self.booster.current_iteration())
+
+    def predict(self, X: Features) -> np.ndarray:
+        out = self.booster.predict(X.dense(), num_iteration=self._best_rounds())
+        if self.task.kind == "binary":
+            return np.column_stack([1.0 - out, out])
+        return np.asarray(out, dtype=np.float64)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        self.booster.save_model(str(directory / "lightgbm.txt"), num_iteration=self._best_rounds())
+        meta = {"best_iteration": self._best_rounds(), "history": self.report.history}
+        (directory / "lightgbm.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> LightGBMFamily:
+        import lightgbm as lgb
+
+        family = cls(task, params)
+        family.booster = lgb.Booster(model_file=str(Path(directory) / "lightgbm.txt"))
+        meta = json.loads((Path(directory) / "lightgbm.json").read_text())
+        family.report = FitReport(best_iteration=meta["best_iteration"], history=meta["history"])
+        return family
+
+    def refit_params(self, n_rows_ratio: float) -> dict[str, Any]:
+        # More rows support a few more rounds at the same learning rate.
+        return {"rounds": max(1, round(self._best_rounds() * n_rows_ratio))}
+
+    def feature_importance(self, X: Features) -> np.ndarray:
+        return self.booster.feature_importance(importance_type="gain").astype(np.float64)
+
+
+class _Watcher:
+    """LightGBM callback: learning curves, early stopping and the time budget in one place."""
+
+    order = 30
+
+    def __init__(self, ctx: FitContext, early_stopping: int | None):
+        self.ctx, self.patience = ctx, early_stopping
+        self.history: dict[str, list[float]] = {}
+        self.best, self.best_iter, self.best_result = float("inf"), 0, []
+        self.stopped_by = "max"
+
+    def __call__(self, env) -> None:
+        import lightgbm as lgb
+
+        for data_name, _metric, value, _higher in env.evaluation_result_list:
+            self.history.setdefault(f"{data_name}_loss", []).append(float(value))
+        valid = [r for r in env.evaluation_result_list if r[0] == "valid"]
+        if valid:
+            if valid[0][2] < self.best - 1e-12:
+                self.best, self.best_iter, self.best_result = valid[0][2], env.iteration, valid
+            elif self.patience and env.iteration - self.best_iter >= self.patience:
+                self.stopped_by = "early_stopping"
+                raise lgb.callback.EarlyStopException(self.best_iter, self.best_result)
+        else:
+            self.best_iter, self.best_result = env.iteration, env.evaluation_result_list
+        if self.ctx.expired():
+            self.stopped_by = "time_budget"
+            raise lgb.callback.EarlyStopException(self.best_iter, self.best_result)

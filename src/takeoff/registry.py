@@ -1,0 +1,37 @@
+"""Model families by name.
+
+Adding a family: write ``models/<name>.py`` (the class and its ``Params``) and its test, then
+add one line to ``FAMILIES``. Entries are import paths, so nothing heavy is imported until a
+family is used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from takeoff.errors import UnknownNameError
+
+FAMILIES: dict[str, str] = {
+    "lightgbm": "takeoff.models.lightgbm:LightGBMFamily",
+    "mlp": "takeoff.models.mlp:MLPFamily",
+}
+
+# What `auto` tries, in order (the cheapest first, so a tiny budget still yields a model).
+AUTO = ("lightgbm", "mlp")
+
+
+def names() -> list[str]:
+    """Registered family names."""
+    return list(FAMILIES)
+
+
+def get(name: str):
+    """The family class registered as ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (lists the valid names).
+    """
+    if name not in FAMILIES:
+        raise UnknownNameError("model family", name, [*FAMILIES, "auto"])
+    module, _, attr = FAMILIES[name].partition(":")
+    return getattr(import_module(module), attr)

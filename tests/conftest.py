@@ -1,0 +1,37 @@
+"""Shared fixtures: the real datasets beside the repository, and small samples of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("TAKEOFF_DATASETS", REPO.parent / "shared" / "datasets"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def datasets() -> Path:
+    if not DATASETS.is_dir():
+        pytest.skip(f"real datasets not found at {DATASETS} (set TAKEOFF_DATASETS)")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def credit(datasets) -> pd.DataFrame:
+    """The credit-risk table (4,454 rows, target Status good/bad)."""
+    return pd.read_csv(datasets / "credit_risk.csv")
+
+
+@pytest.fixture(scope="session")
+def credit_small(credit) -> pd.DataFrame:
+    """1,200 rows of the credit-risk table: enough signal, fast to train."""
+    return credit.sample(1200, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> Path:
+    return FIXTURES

@@ -1,0 +1,98 @@
+"""Every registered model family passes the same contract, automatically.
+
+Fit on tiny real data for each task it declares, predict the right shapes, round-trip through
+save/load with identical predictions, and refit without a validation split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from takeoff import registry
+from takeoff.data.conform import conform
+from takeoff.data.schema import infer_schema, infer_task
+from takeoff.features.pipeline import FeaturePipeline
+from takeoff.models.base import Dataset, Family, FitReport
+from takeoff.training.context import FitContext
+
+# Small, fast settings per family so the contract runs in seconds.
+FAST = {"lightgbm": {"max_rounds": 30}, "mlp": {"max_epochs": 3, "hidden_sizes": [16]}}
+
+
+def _dataset(df: pd.DataFrame, target: str, task_kind: str | None = None):
+    schema = infer_schema(df, target)
+    task = infer_task(df[target], target, task_kind)
+    frame, _ = conform(df, schema)
+    features = FeaturePipeline(schema).fit(frame).transform(frame)
+    y = task.encode(df[target])
+    n = len(df)
+    cut = int(n * 0.8)
+    return task, Dataset(features.take(np.arange(cut)), y[:cut]), Dataset(features.take(np.arange(cut, n)), y[cut:])
+
+
+@pytest.fixture(scope="module")
+def tasks(credit):
+    sample = credit.sample(400, random_state=1).reset_index(drop=True)
+    multi = sample.copy()
+    multi["Home"] = multi["Home"].fillna("other")
+    return {
+        "binary": _dataset(sample, "Status"),
+        "multiclass": _dataset(multi, "Home", "multiclass"),
+        "regression": _dataset(sample, "Amount", "regression"),
+    }
+
+
+def _params(cls, name):
+    fields = cls.Params.model_fields
+    return {k: v for k, v in FAST.get(name, {}).items() if k in fields}
+
+
+@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_family_contract(name, kind, tasks, tmp_path):
+    cls = registry.get(name)
+    assert issubclass(cls, Family) and cls.name == name
+    if kind not in cls.tasks:
+        pytest.skip(f"{name} does not declare {kind}")
+    task, train, valid = tasks[kind]
+    family = cls(task, _params(cls, name))
+    report = family.fit(train, valid, FitContext(seed=0, progress=False))
+    assert isinstance(report, FitReport) and report.best_iteration and report.best_iteration >= 1
+
+    pred = family.predict(valid.X)
+    if task.is_classification:
+        assert pred.shape == (len(valid), len(task.classes))
+        np.testing.assert_allclose(pred.sum(axis=1), 1.0, atol=1e-5)
+        assert (pred >= 0).all()
+    else:
+        assert pred.shape == (len(valid),)
+        assert np.isfinite(pred).all()
+
+    family.save(tmp_path)
+    loaded = cls.load(tmp_path, task, family.params.model_dump())
+    np.testing.assert_allclose(loaded.predict(valid.X), pred, rtol=1e-6, atol=1e-6)
+
+    overrides = family.refit_params(1.25)
+    if overrides is not None:
+        refit = cls(task, {**family.params.model_dump(), **overrides})
+        refit.fit(train, None, FitContext(seed=0, progress=False))
+        assert refit.predict(valid.X).shape == pred.shape
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_family_params_are_declared_once_with_descriptions(name):
+    cls = registry.get(name)
+    for field_name, field in cls.Params.model_fields.items():
+        assert field.description, f"{name}.{field_name} has no description"
+    with pytest.raises(Exception):
+        cls.Params(not_a_param=1)
+
+
+def test_unknown_family_lists_valid_names():
+    from takeoff.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="lightgbm") as info:
+        registry.get("lightgbn")
+    assert "Did you mean 'lightgbm'" in str(info.value)
