@@ -30,8 +30,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show the configuration schema and defaults.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 Data = Annotated[str, typer.Argument(help="CSV, TSV, Parquet, JSON lines or Excel file, or a SQLAlchemy URL.")]
 TableOpt = Annotated[Optional[str], typer.Option("--table", help="Database table (with a SQLAlchemy URL).")]
