@@ -77,6 +77,12 @@ def write(path: str | Path, manifest: dict[str, Any], fill: Callable[[Path], Non
     tmp.mkdir()
     try:
         fill(tmp)
+        # Some writers (safetensors, mkstemp) create private files; a bundle is meant to be
+        # copied and served, so it gets the permissions of any other file written here.
+        umask = os.umask(0)
+        os.umask(umask)
+        for item in [tmp, *tmp.rglob("*")]:
+            item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
         files = {
             f.relative_to(tmp).as_posix(): sha256(f)
             for f in sorted(tmp.rglob("*"))
