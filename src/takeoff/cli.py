@@ -1,7 +1,8 @@
 """The `takeoff` command: a thin Typer layer over :mod:`takeoff.api`.
 
 Each command parses its options, calls the API, and prints. Results go to stdout; progress,
-warnings and errors go to stderr, so `--json` output can be piped.
+warnings and errors go to stderr (``--quiet`` keeps only warnings and errors), so `--json`
+output can be piped.
 """
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show progress details.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only show warnings and errors.")] = False,
 ) -> None:
-    _setup_logging(verbose)
+    _setup_logging(not quiet)
 
 
 def _metrics_table(title: str, metrics: dict) -> Table:

@@ -72,6 +72,7 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     from takeoff.data.split import train_valid_split
 
     target = config.target
+    log.info("read %s: %d rows, %d columns", source, len(df), df.shape[1])
     require_columns(df, [target], source, role="target column")
     require_columns(df, list(config.drop), source, role="column to drop")
     missing = df[target].isna()
@@ -79,6 +80,10 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         raise TargetError(f"target '{target}' is empty in {source}: every row is missing. Fix: choose another target column.", target)
     schema = infer_schema(df, target, list(config.drop))
     task = infer_task(df[target], target, config.task, config.positive_label)
+    log.info(
+        "task: %s on '%s'%s; %d feature columns",
+        task.kind, target, f" (classes {preview(task.classes)})" if task.is_classification else "", len(schema.features),
+    )
     findings = run_checks(df, schema, target, task, config.checks)
     errors = [f for f in findings if f.severity == "error"]
     if config.strict and errors:
@@ -163,6 +168,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         share = 1.0 / (len(names) - i)
         ctx = base_ctx.with_share(share, run_dir / "checkpoints" / name if run_dir else None)
         family = cls(task, params)
+        log.info("%s: training (up to %.0fs)", name, max(ctx.remaining(), 0.0))
         report = family.fit(prep.train, prep.valid, ctx)
         log.info("%s: fitted in %.1fs (%s, best iteration %s)", name, report.seconds, report.stopped_by, report.best_iteration)
         members[name] = family
@@ -189,6 +195,11 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         if blend_score > member_scores[best] + 1e-9:
             weights = dict(zip(order, blend_w))
     kept = [n for n in members if weights[n] > 0]
+    log.info(
+        "validation scores: %s; kept %s",
+        ", ".join(f"{n} {v:.4f}" for n, v in member_scores.items()),
+        " + ".join(f"{n} ({weights[n]:.2f})" for n in kept),
+    )
     valid_pred = sum(valid_preds[n] * weights[n] for n in kept) / sum(weights[n] for n in kept)
     threshold = None
     if task.kind == "binary":
@@ -234,6 +245,7 @@ def _refit(members: dict[str, Family], kept: list[str], prep: Prepared, config, 
         params = {**old.params.model_dump(), **overrides}
         family = type(old)(prep.task, params)
         ctx = FitContext(deadline=deadline, seed=config.seed, device=config.device, warn=log.warning)
+        log.info("%s: refitting on all %d rows", name, len(full))
         report = family.fit(full, None, ctx)
         if report.stopped_by == "time_budget":
             log.info("%s: refit cut by the time budget; keeping the validated model", name)
