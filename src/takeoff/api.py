@@ -223,6 +223,31 @@ class Model:
     def classes(self) -> list[Any]:
         return list(self.task.classes)
 
+    @property
+    def version(self) -> str:
+        """A short content hash of the manifest (which lists every file's hash)."""
+        import hashlib
+
+        text = json.dumps(self.manifest, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def input_fields(self, max_categories: int = 100) -> list[dict[str, Any]]:
+        """The model's inputs, for request schemas and forms: name, kind, JSON type, and a hint
+        (known categories, most frequent first; the training median of a number)."""
+        json_type = {"numeric": "number", "boolean": "boolean"}
+        fields = []
+        for column in self.schema.features:
+            kind = column.kind.value
+            field: dict[str, Any] = {"name": column.name, "kind": kind, "type": json_type.get(kind, "string")}
+            if kind == "categorical":
+                field["categories"] = self.pipeline.categories.get(column.name, [])[:max_categories]
+            elif kind == "numeric":
+                field["median"] = self.pipeline.numeric[column.name]["median"]
+            elif kind == "datetime":
+                field["format"] = "date-time"
+            fields.append(field)
+        return fields
+
     def __repr__(self) -> str:
         members = ", ".join(f"{m['family']}×{m['weight']:.2f}" for m in self.manifest["members"])
         return f"<takeoff.Model {self.task.kind} target={self.task.target!r} [{members}]>"
