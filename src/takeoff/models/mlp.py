@@ -28,6 +28,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from takeoff.bundle import write_json
 from takeoff.data.schema import Task
 from takeoff.errors import BudgetError, BundleError, DataError, DataSourceError
 from takeoff.features.block import Features
@@ -434,7 +435,7 @@ class MLPFamily(Family):
             "best_epoch": self.best_epoch,
             "params": self.params.model_dump(mode="json"),
         }
-        _write_json_atomic(directory / SPEC_FILE, document)
+        write_json(directory / SPEC_FILE, document)
 
     @classmethod
     def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> MLPFamily:
@@ -523,15 +524,3 @@ def _fingerprint(train: Dataset, valid: Dataset | None) -> str:
             digest.update(f"{array.dtype}{array.shape}".encode())
             digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def _write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, allow_nan=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
