@@ -36,7 +36,8 @@ def predict_file(
     Returns:
         {"rows": n, "seconds": s, "rows_per_second": r, "notes": [...]}.
     """
-    from takeoff.data.sources import TableWriter, iter_chunks, source_name
+    from takeoff.data.sources import iter_chunks, source_name
+    from takeoff.data.writer import TableWriter
 
     name = source_name(data, table=table, sql=sql)
     notes = ConformNotes()

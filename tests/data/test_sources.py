@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from takeoff.data.sources import TableWriter, iter_chunks, read_table, source_name
+from takeoff.data.sources import iter_chunks, read_table, source_name
+from takeoff.data.writer import TableWriter
 from takeoff.errors import DataError, DataSourceError, MissingDependencyError, SourceNotFoundError
 
 CREDIT = "/work/shared/datasets/credit_risk.csv"
