@@ -88,6 +88,8 @@ def test_inspect_json_and_strict(credit_csv, tmp_path):
     leaky.to_csv(tmp_path / "leaky.csv", index=False)
     result = run("inspect", str(tmp_path / "leaky.csv"), "--target", "Status", "--strict")
     assert result.exit_code == 1 and "leak" in result.output
+    result = run("train", str(tmp_path / "leaky.csv"), "--target", "Status", "--strict", "--out", str(tmp_path / "m"))
+    assert result.exit_code == 2 and "'leak'" in result.output and not (tmp_path / "m").exists()
 
 
 def test_sqlite_table_and_query(credit_small, tmp_path):

@@ -72,6 +72,7 @@ def train(
     sql: str | None = None,
     encoding: str | None = None,
     resume: str | Path | None = None,
+    strict: bool | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -83,7 +84,7 @@ def train(
         config: a YAML path, a dict, or a Config; the keyword arguments override it.
         out: bundle directory to write; also holds checkpoints while training, so that an
             interrupted run can be resumed.
-        seed, drop, task, family: see ``takeoff config show``.
+        seed, drop, task, family, strict: see ``takeoff config show``.
         resume: an interrupted run directory to finish (``data`` and options are taken from it).
 
     Returns:
@@ -102,7 +103,8 @@ def train(
         src = state["source"]
         data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
     else:
-        cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family)
+        cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family,
+                      strict=strict)
     if cfg.target is None:
         raise ConfigError("no target column given. Fix: pass --target COLUMN (or target: in the config).")
     started = time.monotonic()

@@ -107,6 +107,7 @@ def train(
     task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass or regression (default: inferred).")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -125,6 +126,7 @@ def train(
         model = _run(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
+            strict=strict,
         )
     except KeyboardInterrupt:
         where = resume or out_dir
