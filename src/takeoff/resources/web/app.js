@@ -1,0 +1,812 @@
+/* takeoff model server page: pick a model, fill its inputs, get a prediction.
+ * Plain DOM, no dependencies. Every value from the server goes in through textContent. */
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "takeoff.apiKey";
+  const OTHER = "__other__";
+  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", regression: "Regression" };
+  const PRIMARY_METRIC = { binary: "roc_auc", multiclass: "log_loss", regression: "rmse" };
+  const METRICS = { // name -> [display name, what it means]; same words as the bundle's report
+    roc_auc: ["ROC AUC", "ranking quality; 0.5 is chance"],
+    pr_auc: ["PR AUC", "average precision, positive class"],
+    accuracy: ["Accuracy", "share of rows predicted right"],
+    balanced_accuracy: ["Balanced accuracy", "mean recall over classes"],
+    f1: ["F1", "positive class"],
+    macro_f1: ["Macro F1", "F1 averaged over classes"],
+    log_loss: ["Log loss", "quality of the probabilities; lower is better"],
+    brier: ["Brier score", "squared probability error; lower is better"],
+    rmse: ["RMSE", "root mean squared error; lower is better"],
+    mae: ["MAE", "mean absolute error; lower is better"],
+    r2: ["R²", "share of variance explained"],
+  };
+  const FAMILY_NAMES = { lightgbm: "LightGBM", xgboost: "XGBoost", catboost: "CatBoost", mlp: "Neural net (MLP)", linear: "Linear" };
+  const KIND_HINTS = { numeric: "number", categorical: "category", boolean: "yes / no", datetime: "date & time", text: "text" };
+  const MAX_BARS = 12;
+
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, attrs = {}, ...children) => {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") node.className = value;
+      else if (name === "text") node.textContent = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined && child !== false) {
+        node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+      }
+    }
+    return node;
+  };
+
+  const state = {
+    key: sessionStorage.getItem(KEY_STORAGE),
+    models: [],
+    model: null, // the picked model's details
+    fields: new Map(), // input name -> control
+    loadToken: 0,
+    hasResult: false,
+    busy: false,
+  };
+
+  /* ------------------------------------------------------------------ API */
+
+  class ApiError extends Error {
+    constructor(status, code, message, fields = []) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.fields = fields;
+    }
+  }
+
+  // Any call that meets a 401 waits here until the user gives a key, then is retried.
+  let keyWaiters = [];
+
+  async function api(path, { method = "GET", body } = {}) {
+    for (;;) {
+      const headers = { Accept: "application/json" };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (state.key) headers.Authorization = `Bearer ${state.key}`;
+      let response;
+      try {
+        response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      } catch (error) {
+        throw new ApiError(0, "network", "Could not reach the server. Check that `takeoff serve` is still running, then try again.");
+      }
+      const text = await response.text();
+      let data = null;
+      try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+      if (response.status === 401) {
+        await askForKey(state.key ? "The server did not accept that key. Check it and enter it again." : null);
+        continue;
+      }
+      if (!response.ok) throw toApiError(response, data, text);
+      return data;
+    }
+  }
+
+  function toApiError(response, data, text) {
+    const error = data && data.error;
+    if (error && typeof error === "object") {
+      return new ApiError(response.status, error.code, error.message || `The server answered ${response.status}.`,
+        Array.isArray(error.fields) ? error.fields : []);
+    }
+    // FastAPI's own validation errors: {"detail": [{"loc": [...], "msg": "..."}]} or {"detail": "..."}
+    if (data && Array.isArray(data.detail)) {
+      const fields = data.detail.map((d) => ({
+        field: (d.loc || []).filter((part) => part !== "body").map((p, i) => (typeof p === "number" ? `[${p}]` : (i ? `.${p}` : p))).join(""),
+        problem: d.msg || "is not valid",
+      }));
+      return new ApiError(response.status, "invalid_request", "The request was not valid.", fields);
+    }
+    if (data && typeof data.detail === "string") return new ApiError(response.status, "error", data.detail);
+    const snippet = (text || "").trim().slice(0, 200);
+    return new ApiError(response.status, "http_error", `The server answered ${response.status} ${response.statusText}${snippet ? `: ${snippet}` : "."}`);
+  }
+
+  /* ------------------------------------------------------------------ API key */
+
+  function askForKey(message) {
+    showKeyPanel(message, true);
+    setStatus("locked", "API key needed");
+    return new Promise((resolve) => keyWaiters.push(resolve));
+  }
+
+  function showKeyPanel(message, focus) {
+    const panel = $("key-panel");
+    const text = $("key-message");
+    if (!text.dataset.default) text.dataset.default = text.innerHTML;
+    if (message) {
+      text.textContent = message;
+      text.classList.add("is-error");
+    } else {
+      text.innerHTML = text.dataset.default; // our own markup, restored
+      text.classList.remove("is-error");
+    }
+    $("key-forget").hidden = !state.key;
+    panel.hidden = false;
+    const input = $("api-key");
+    if (focus) {
+      input.focus();
+      input.select();
+    }
+  }
+
+  function onKeySubmit(event) {
+    event.preventDefault();
+    const input = $("api-key");
+    const key = input.value.trim();
+    if (!key) {
+      showKeyPanel("Enter a key to continue.", true);
+      return;
+    }
+    state.key = key;
+    sessionStorage.setItem(KEY_STORAGE, key);
+    $("key-panel").hidden = true;
+    $("key-button").hidden = false;
+    const waiters = keyWaiters;
+    keyWaiters = [];
+    if (waiters.length) {
+      setStatus("loading", "Connecting…");
+      waiters.forEach((resolve) => resolve());
+    } else if (!state.models.length) {
+      loadModels();
+    }
+  }
+
+  function forgetKey() {
+    state.key = null;
+    sessionStorage.removeItem(KEY_STORAGE);
+    $("api-key").value = "";
+    $("key-button").hidden = true;
+    showKeyPanel(null, true);
+    $("key-forget").hidden = true;
+  }
+
+  /* ------------------------------------------------------------------ formatting */
+
+  function fmtNumber(value) {
+    if (typeof value !== "number" || !Number.isFinite(value)) return String(value);
+    const abs = Math.abs(value);
+    if (abs !== 0 && (abs >= 1e15 || abs < 1e-4)) return value.toExponential(3);
+    if (Number.isInteger(value)) return value.toLocaleString();
+    if (abs >= 1000) return value.toLocaleString(undefined, { maximumFractionDigits: 0 });
+    if (abs >= 1) return value.toLocaleString(undefined, { maximumFractionDigits: 2 });
+    return value.toLocaleString(undefined, { maximumSignificantDigits: 4 });
+  }
+
+  function fmtMetric(name, value) {
+    const abs = Math.abs(value);
+    if (["rmse", "mae"].includes(name) || abs >= 10) return fmtNumber(value);
+    return value.toFixed(3);
+  }
+
+  // Server messages start in lower case ("required field is missing"); sentences here do not.
+  const sentence = (text) => { const t = String(text || ""); return t.charAt(0).toUpperCase() + t.slice(1); };
+
+  const fmtPercent = (p) => `${(p * 100).toFixed(1)}%`;
+
+  // 85.36500000000001 -> 85.365: a median as a person would type it.
+  const tidy = (value) => (typeof value === "number" && Number.isFinite(value) ? String(Number(value.toPrecision(6))) : "");
+
+  function fmtDate(text) {
+    const date = new Date(text);
+    if (Number.isNaN(date.getTime())) return String(text);
+    return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  const metricName = (name) => (METRICS[name] && METRICS[name][0]) || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+  const familyName = (name) => FAMILY_NAMES[name] || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+
+  /* ------------------------------------------------------------------ status + page errors */
+
+  function setStatus(kind, text) {
+    const status = $("server-status");
+    status.dataset.state = kind;
+    status.querySelector(".status-text").textContent = text;
+  }
+
+  const ICON_ALERT = () => {
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.setAttribute("viewBox", "0 0 20 20");
+    svg.setAttribute("class", "banner-icon");
+    svg.setAttribute("aria-hidden", "true");
+    svg.innerHTML = '<circle cx="10" cy="10" r="8.5" fill="none" stroke="currentColor" stroke-width="1.6"/>'
+      + '<path d="M10 5.6v5.2" stroke="currentColor" stroke-width="1.8" stroke-linecap="round"/>'
+      + '<circle cx="10" cy="14" r="1.1" fill="currentColor"/>';
+    return svg;
+  };
+
+  function showPageError(message, retry) {
+    const box = $("page-error");
+    box.replaceChildren(ICON_ALERT(), el("div", { class: "banner-body" },
+      el("b", { text: "Something went wrong. " }), message, " ",
+      retry ? el("button", { class: "btn btn-ghost btn-small", type: "button", onclick: retry, text: "Try again" }) : null));
+    box.hidden = false;
+  }
+
+  const hidePageError = () => { $("page-error").hidden = true; };
+
+  /* ------------------------------------------------------------------ models */
+
+  async function loadModels() {
+    hidePageError();
+    setStatus("loading", "Connecting…");
+    try {
+      const data = await api("/v1/models");
+      state.models = (data && data.models) || [];
+    } catch (error) {
+      setStatus("error", "Offline");
+      showPageError(error.message, loadModels);
+      $("model-select").replaceChildren(el("option", { text: "No models" }));
+      $("fields").replaceChildren(el("p", { class: "muted", text: "The inputs appear once the server answers." }));
+      $("fields").removeAttribute("aria-busy");
+      $("model-info").replaceChildren(el("p", { class: "muted", text: "No model loaded." }));
+      return;
+    }
+    const count = state.models.length;
+    setStatus("ok", `Connected · ${count} model${count === 1 ? "" : "s"}`);
+    if (state.key) $("key-button").hidden = false;
+    const select = $("model-select");
+    if (!count) {
+      select.replaceChildren(el("option", { text: "No models served" }));
+      showPageError("The server is running but serves no models. Start it with `takeoff serve BUNDLE_OR_DIR`.");
+      return;
+    }
+    select.replaceChildren(...state.models.map((m) => el("option", {
+      value: m.name,
+      text: m.default && count > 1 ? `${m.name}  (default)` : m.name,
+    })));
+    const wanted = decodeURIComponent(location.hash.slice(1));
+    const pick = state.models.find((m) => m.name === wanted) || state.models.find((m) => m.default) || state.models[0];
+    select.value = pick.name;
+    select.disabled = false;
+    await loadModel(pick.name);
+  }
+
+  async function loadModel(name) {
+    const token = ++state.loadToken;
+    hidePageError();
+    const previous = currentValues();
+    $("fields").setAttribute("aria-busy", "true");
+    setFormEnabled(false);
+    renderSummary(state.models.find((m) => m.name === name));
+    let model;
+    try {
+      model = await api(`/v1/models/${encodeURIComponent(name)}`);
+    } catch (error) {
+      if (token !== state.loadToken) return;
+      showPageError(`Could not load model “${name}”: ${error.message}`, () => loadModel(name));
+      return;
+    }
+    if (token !== state.loadToken) return; // the user picked another model meanwhile
+    state.model = model;
+    if (location.hash.slice(1) !== encodeURIComponent(name)) {
+      history.replaceState(null, "", `#${encodeURIComponent(name)}`);
+    }
+    document.title = `${model.name} · takeoff`;
+    renderSummary(model);
+    renderForm(model, previous);
+    renderModelInfo(model);
+    resetResult();
+    updateCurl(exampleRecord(model));
+    $("footer-version").textContent = model.takeoff_version ? ` ${model.takeoff_version}` : "";
+    setFormEnabled(true);
+  }
+
+  function renderSummary(model) {
+    const box = $("model-summary");
+    if (!model) { box.replaceChildren(); return; }
+    const chips = [el("span", { class: "chip chip-accent", text: TASK_NAMES[model.task] || model.task })];
+    if (model.target) chips.push(el("span", { class: "chip" }, "predicts ", el("b", { text: model.target })));
+    if (Array.isArray(model.classes) && model.classes.length) {
+      const shown = model.classes.slice(0, 4).map(String).join(" · ");
+      chips.push(el("span", { class: "chip", text: model.classes.length > 4 ? `${shown} · +${model.classes.length - 4}` : shown }));
+    }
+    box.replaceChildren(...chips);
+  }
+
+  /* ------------------------------------------------------------------ the form */
+
+  function renderForm(model, previous) {
+    state.fields = new Map();
+    const inputs = model.inputs || [];
+    const nodes = inputs.map((spec, index) => {
+      const control = makeControl(spec, `f${index}`);
+      state.fields.set(spec.name, control);
+      if (previous.has(spec.name)) control.set(previous.get(spec.name));
+      return control.node;
+    });
+    const fields = $("fields");
+    fields.replaceChildren(...nodes);
+    if (!inputs.length) fields.append(el("p", { class: "muted", text: "This model takes no inputs." }));
+    fields.removeAttribute("aria-busy");
+    const count = $("input-count");
+    count.textContent = `${inputs.length} field${inputs.length === 1 ? "" : "s"}`;
+    count.hidden = false;
+  }
+
+  function makeControl(spec, id) {
+    const kind = spec.kind || (spec.type === "number" ? "numeric" : spec.type === "boolean" ? "boolean" : "text");
+    const errorId = `${id}-error`;
+    const error = el("div", { class: "field-error", id: errorId, "aria-live": "polite" });
+    const hint = el("span", { class: "kind", "aria-hidden": "true", text: KIND_HINTS[kind] || kind });
+    const wrap = el("div", { class: `field field-${kind}${kind === "text" ? " field-wide" : ""}`, "data-field": spec.name });
+    const control = { spec, kind, node: wrap };
+    const changed = () => { clearFieldError(control); markStale(); };
+
+    if (kind === "numeric") {
+      const input = el("input", {
+        id, type: "number", step: "any", inputmode: "decimal", name: spec.name,
+        placeholder: spec.median !== undefined && spec.median !== null ? tidy(spec.median) : "",
+        "aria-describedby": errorId,
+        title: spec.median !== undefined && spec.median !== null ? `Typical value (training median): ${tidy(spec.median)}` : null,
+      });
+      input.addEventListener("input", changed);
+      wrap.append(el("div", { class: "field-label" }, el("label", { for: id, text: spec.name }), hint), input, error);
+      control.focus = () => input.focus();
+      control.get = () => {
+        if (input.validity.badInput) throw new FieldProblem("enter a number, or leave it empty");
+        return input.value.trim() === "" ? null : Number(input.value);
+      };
+      control.set = (v) => { input.value = typeof v === "number" ? String(v) : v === null || v === undefined ? "" : String(v); };
+      control.example = () => (tidy(spec.median) === "" ? null : Number(tidy(spec.median)));
+      control.inputs = [input];
+    } else if (kind === "categorical") {
+      const categories = (spec.categories || []).map(String);
+      const select = el("select", { id, name: spec.name, "aria-describedby": errorId },
+        el("option", { value: "", text: "— not set —" }),
+        categories.map((c) => el("option", { value: c, text: c })),
+        el("option", { value: OTHER, text: "Other…" }));
+      const other = el("input", {
+        type: "text", class: "other-input", hidden: true, "aria-label": `Other value for ${spec.name}`,
+        placeholder: "Type a value", autocomplete: "off", "aria-describedby": errorId,
+      });
+      const sync = () => {
+        select.classList.toggle("is-empty", select.value === "");
+        other.hidden = select.value !== OTHER;
+      };
+      select.addEventListener("change", () => {
+        sync();
+        if (select.value === OTHER) other.focus();
+        changed();
+      });
+      other.addEventListener("input", changed);
+      wrap.append(el("div", { class: "field-label" }, el("label", { for: id, text: spec.name }), hint), select, other, error);
+      control.focus = () => (select.value === OTHER ? other : select).focus();
+      control.get = () => {
+        if (select.value === OTHER) return other.value.trim() === "" ? null : other.value.trim();
+        return select.value === "" ? null : select.value;
+      };
+      control.set = (v) => {
+        if (v === null || v === undefined || v === "") { select.value = ""; other.value = ""; }
+        else if (categories.includes(String(v))) { select.value = String(v); other.value = ""; }
+        else { select.value = OTHER; other.value = String(v); }
+        sync();
+      };
+      control.example = () => (categories.length ? categories[0] : null);
+      control.inputs = [select, other];
+      sync();
+    } else if (kind === "boolean") {
+      const labelId = `${id}-label`;
+      const radios = [["true", "Yes"], ["false", "No"], ["", "Not set"]].map(([value, text]) => {
+        const radio = el("input", { type: "radio", name: id, value, "aria-describedby": errorId });
+        radio.addEventListener("change", changed);
+        return { radio, node: el("label", {}, radio, el("span", { text })) };
+      });
+      radios[2].radio.checked = true;
+      const group = el("div", { class: "segmented", role: "radiogroup", "aria-labelledby": labelId, id },
+        radios.map((r) => r.node));
+      wrap.append(el("div", { class: "field-label" }, el("span", { class: "label", id: labelId, text: spec.name }), hint), group, error);
+      const checked = () => radios.find((r) => r.radio.checked) || radios[2];
+      control.focus = () => checked().radio.focus();
+      control.get = () => ({ true: true, false: false })[checked().radio.value] ?? null;
+      control.set = (v) => {
+        const value = v === true || v === "true" ? "true" : v === false || v === "false" ? "false" : "";
+        radios.forEach((r) => { r.radio.checked = r.radio.value === value; });
+      };
+      control.example = () => null;
+      control.inputs = radios.map((r) => r.radio);
+    } else {
+      const isDate = kind === "datetime";
+      const input = isDate
+        ? el("input", { id, type: "datetime-local", step: "1", name: spec.name, "aria-describedby": errorId })
+        : el("textarea", { id, name: spec.name, rows: "3", placeholder: "Type or paste the text", "aria-describedby": errorId });
+      input.addEventListener("input", changed);
+      wrap.append(el("div", { class: "field-label" }, el("label", { for: id, text: spec.name }), hint), input, error);
+      control.focus = () => input.focus();
+      control.get = () => {
+        if (input.validity && input.validity.badInput) throw new FieldProblem("enter a complete date and time, or leave it empty");
+        return input.value.trim() === "" ? null : input.value;
+      };
+      control.set = (v) => {
+        if (v === null || v === undefined) { input.value = ""; return; }
+        // datetime-local takes "YYYY-MM-DDTHH:MM[:SS]"; an ISO string with a zone is cut to that
+        input.value = isDate ? String(v).replace(" ", "T").slice(0, 19) : String(v);
+      };
+      control.example = () => null;
+      control.inputs = [input];
+    }
+    control.error = error;
+    return control;
+  }
+
+  class FieldProblem extends Error {}
+
+  function currentValues() {
+    const values = new Map();
+    for (const [name, control] of state.fields) {
+      try {
+        const value = control.get();
+        if (value !== null) values.set(name, value);
+      } catch { /* an unparsable entry is not carried over */ }
+    }
+    return values;
+  }
+
+  function exampleRecord(model) {
+    const record = {};
+    for (const spec of model.inputs || []) {
+      const control = state.fields.get(spec.name);
+      record[spec.name] = control ? control.example() : null;
+    }
+    return record;
+  }
+
+  function fillExample() {
+    for (const control of state.fields.values()) {
+      control.set(control.example());
+      clearFieldError(control);
+    }
+    markStale();
+    const first = state.fields.values().next().value;
+    if (first) first.focus();
+  }
+
+  function clearForm() {
+    for (const control of state.fields.values()) {
+      control.set(null);
+      clearFieldError(control);
+    }
+    resetResult();
+  }
+
+  function setFormEnabled(enabled) {
+    $("fill-example").disabled = !enabled;
+    $("clear-form").disabled = !enabled;
+    $("predict").disabled = !enabled || state.busy;
+    $("model-select").disabled = state.models.length === 0;
+  }
+
+  function setFieldError(control, problem) {
+    control.node.classList.add("is-invalid");
+    control.error.textContent = sentence(problem);
+    control.inputs.forEach((input) => input.setAttribute("aria-invalid", "true"));
+  }
+
+  function clearFieldError(control) {
+    if (!control.node.classList.contains("is-invalid")) return;
+    control.node.classList.remove("is-invalid");
+    control.error.textContent = "";
+    control.inputs.forEach((input) => input.removeAttribute("aria-invalid"));
+  }
+
+  const clearAllFieldErrors = () => state.fields.forEach(clearFieldError);
+
+  // "records[0].Income" -> "Income"; names may hold dots or spaces, so only the prefix is cut.
+  function fieldNameOf(path) {
+    const text = String(path || "");
+    const name = text.replace(/^(body\.)?records\[\d+\]\.?/, "");
+    if (state.fields.has(name)) return name;
+    if (state.fields.has(text)) return text;
+    return null;
+  }
+
+  /* ------------------------------------------------------------------ predict */
+
+  async function predict(event) {
+    if (event) event.preventDefault();
+    if (state.busy || !state.model) return;
+    clearAllFieldErrors();
+    const record = {};
+    const problems = [];
+    for (const [name, control] of state.fields) {
+      try {
+        record[name] = control.get();
+      } catch (problem) {
+        setFieldError(control, problem.message);
+        problems.push(control);
+      }
+    }
+    if (problems.length) {
+      showResultError(`${problems.length === 1 ? "One field needs" : `${problems.length} fields need`} fixing before predicting.`, []);
+      problems[0].focus();
+      return;
+    }
+    const model = state.model;
+    setBusy(true);
+    updateCurl(record);
+    const started = performance.now();
+    try {
+      const data = await api(`/v1/models/${encodeURIComponent(model.name)}/predict`, { method: "POST", body: { records: [record] } });
+      if (state.model !== model) return;
+      renderResult(model, data, Math.round(performance.now() - started));
+      revealResult();
+    } catch (error) {
+      if (state.model !== model) return;
+      const unplaced = [];
+      let firstInvalid = null;
+      for (const item of error.fields || []) {
+        const name = fieldNameOf(item.field);
+        if (name) {
+          const control = state.fields.get(name);
+          setFieldError(control, item.problem || "is not valid");
+          firstInvalid = firstInvalid || control;
+        } else {
+          unplaced.push(item);
+        }
+      }
+      showResultError(error.message, unplaced, error.status, Boolean(firstInvalid));
+      if (firstInvalid) firstInvalid.focus();
+      else revealResult();
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    const button = $("predict");
+    button.classList.toggle("is-busy", busy);
+    button.disabled = busy || !state.model;
+    button.setAttribute("aria-busy", String(busy));
+    button.querySelector(".btn-label").textContent = busy ? "Predicting…" : "Predict";
+    const result = $("result");
+    result.setAttribute("aria-busy", String(busy));
+    if (busy) result.dataset.state = "loading";
+  }
+
+  let emptyResult = null; // the page's own empty state, kept to put back
+
+  function resetResult() {
+    state.hasResult = false;
+    $("result-meta").textContent = "";
+    const result = $("result");
+    result.dataset.state = "empty";
+    result.replaceChildren(emptyResult.cloneNode(true));
+  }
+
+  function markStale() {
+    const result = $("result");
+    if (!state.hasResult || result.dataset.state === "stale") return;
+    result.dataset.state = "stale";
+    result.querySelector(".answer")?.after(el("p", { class: "stale-note", text: "Inputs changed — press Predict to update." }));
+  }
+
+  function showResultError(message, unplaced, status, marked) {
+    state.hasResult = false;
+    $("result-meta").textContent = status ? `HTTP ${status}` : "";
+    const result = $("result");
+    result.dataset.state = "error";
+    const list = unplaced.length
+      ? el("ul", {}, unplaced.map((f) => el("li", {}, f.field ? el("code", { text: f.field }) : null, f.field ? ": " : "", f.problem || "")))
+      : null;
+    result.replaceChildren(el("div", { class: "banner banner-error", role: "alert" }, ICON_ALERT(),
+      el("div", { class: "banner-body" }, el("div", { text: sentence(message) }), list)),
+      marked ? el("p", { class: "result-hint", text: "The fields marked in red say what to change. Fix them and press Predict again." }) : null);
+  }
+
+  function renderResult(model, data, ms) {
+    const prediction = (data && data.predictions && data.predictions[0]) || {};
+    const task = data.task || model.task;
+    const value = prediction.prediction;
+    const probabilities = prediction.probabilities || null;
+    const version = data.version ?? model.version;
+    $("result-meta").textContent = [version !== undefined && version !== null ? (/^\d+(\.\d+)*$/.test(String(version)) ? `v${version}` : `version ${version}`) : null, `${ms} ms`].filter(Boolean).join(" · ");
+
+    const parts = [];
+    const isRegression = task === "regression";
+    const shown = isRegression && typeof value === "number" ? fmtNumber(value) : value === null || value === undefined ? "—" : String(value);
+    let note = null;
+    if (!isRegression && probabilities && value !== null && value !== undefined && probabilities[String(value)] !== undefined) {
+      note = `${fmtPercent(probabilities[String(value)])} probability`;
+    }
+    parts.push(el("div", { class: "answer", "data-testid": "prediction" },
+      el("div", { class: "answer-caption", text: model.target ? `Predicted ${model.target}` : "Prediction" }),
+      el("div", { class: "answer-value", id: "prediction-value", title: String(value), text: shown }),
+      note ? el("div", { class: "answer-note", text: note }) : null));
+
+    if (probabilities) {
+      const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
+      const top = entries.slice(0, MAX_BARS);
+      const rest = entries.slice(MAX_BARS);
+      const rows = top.map(([label, p]) => barRow(label, p, label === String(value)));
+      if (rest.length) {
+        rows.push(barRow(`${rest.length} other classes`, rest.reduce((sum, [, p]) => sum + p, 0), false));
+      }
+      parts.push(el("ul", { class: "bars", "aria-label": "Probability of each class" }, rows));
+      if (task === "binary" && typeof model.threshold === "number" && Array.isArray(model.classes) && model.classes.length === 2) {
+        parts.push(el("p", { class: "threshold-note" },
+          "“", String(model.classes[1]), "” is predicted when its probability is at least ",
+          el("b", { text: fmtPercent(model.threshold).replace(".0%", "%") }), " (the threshold tuned in training)."));
+      }
+    }
+
+    const warnings = (data.warnings || []).map((w) => (typeof w === "string" ? w : w && (w.message || JSON.stringify(w))));
+    if (warnings.length) {
+      parts.push(el("div", { class: "warnings", role: "status" },
+        el("div", { class: "warnings-title", text: warnings.length === 1 ? "Warning" : `${warnings.length} warnings` }),
+        el("ul", {}, warnings.map((w) => el("li", { text: w })))));
+    }
+    const result = $("result");
+    result.dataset.state = "done";
+    result.replaceChildren(...parts);
+    state.hasResult = true;
+    // let the bars grow from zero
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      result.querySelectorAll(".bar-fill[data-width]").forEach((fill) => { fill.style.width = fill.dataset.width; });
+    }));
+  }
+
+  // On one-column layouts the answer sits below the form: bring it into view.
+  function revealResult() {
+    const card = $("result-card");
+    const box = card.getBoundingClientRect();
+    if (box.top < 0 || box.top > window.innerHeight - 120) {
+      const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+      card.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
+    }
+  }
+
+  function barRow(label, p, predicted) {
+    const pct = fmtPercent(p);
+    return el("li", { class: `bar-row${predicted ? " is-predicted" : ""}`, "data-label": label, "data-probability": String(p) },
+      el("span", { class: "bar-label", title: label, text: label }),
+      el("span", {
+        class: "bar-track", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100",
+        "aria-valuenow": (p * 100).toFixed(1), "aria-label": `${label}${predicted ? " (predicted)" : ""}`,
+      }, el("span", { class: "bar-fill", "data-width": `${Math.max(0, Math.min(1, p)) * 100}%` })),
+      el("span", { class: "bar-pct", text: pct }));
+  }
+
+  /* ------------------------------------------------------------------ code snippet */
+
+  function updateCurl(record) {
+    const model = state.model;
+    if (!model) return;
+    const url = `${location.origin}/v1/models/${encodeURIComponent(model.name)}/predict`;
+    const body = JSON.stringify({ records: [record] }, null, 2).replace(/'/g, "'\\''");
+    const lines = [`curl -X POST ${url} \\`, "  -H 'Content-Type: application/json' \\"];
+    if (state.key) lines.push("  -H \"Authorization: Bearer $TAKEOFF_API_KEY\" \\");
+    lines.push(`  -d '${body}'`);
+    $("curl-code").textContent = lines.join("\n");
+    $("curl").hidden = false;
+  }
+
+  async function copyCurl() {
+    const button = $("copy-curl");
+    const text = $("curl-code").textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents($("curl-code"));
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      button.textContent = "Selected";
+    }
+    setTimeout(() => { button.textContent = "Copy"; }, 1600);
+  }
+
+  /* ------------------------------------------------------------------ model panel */
+
+  function renderModelInfo(model) {
+    const facts = [
+      ["Task", TASK_NAMES[model.task] || model.task],
+      ["Target", model.target],
+      ["Version", model.version],
+      ["Created", model.created ? fmtDate(model.created) : null],
+    ];
+    if (typeof model.threshold === "number") facts.push(["Decision threshold", model.threshold.toFixed(3)]);
+    if (model.takeoff_version) facts.push(["Trained with", `takeoff ${model.takeoff_version}`]);
+    const parts = [el("dl", { class: "facts" }, facts.filter(([, v]) => v !== null && v !== undefined && v !== "")
+      .map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: String(v) }))))];
+
+    const metrics = Object.entries(model.metrics || {})
+      .filter(([name, v]) => typeof v === "number" && Number.isFinite(v) && name !== "threshold");
+    if (metrics.length) {
+      const primary = PRIMARY_METRIC[model.task];
+      metrics.sort((a, b) => (b[0] === primary) - (a[0] === primary));
+      parts.push(el("div", {},
+        el("div", { class: "section-label", text: "Validation metrics" }),
+        el("div", { class: "metrics" }, metrics.map(([name, v]) => el("div", {
+          class: `metric${name === primary ? " is-primary" : ""}`, title: `${metricName(name)}: ${v}${METRICS[name] ? ` (${METRICS[name][1]})` : ""}`,
+        }, el("div", { class: "metric-name", text: metricName(name) }), el("div", { class: "metric-value", text: fmtMetric(name, v) }))))));
+    }
+
+    const members = model.members || [];
+    if (members.length) {
+      parts.push(el("div", {},
+        el("div", { class: "section-label", text: members.length > 1 ? "Blend of models" : "Model family" }),
+        el("ul", { class: "members" }, members.map((m) => {
+          const weight = typeof m.weight === "number" ? m.weight : null;
+          return el("li", { class: "member" },
+            el("span", { class: "member-name", text: familyName(String(m.family)) }),
+            el("span", { class: "bar-track", "aria-hidden": "true" },
+              el("span", { class: "bar-fill", style: `width:${weight === null ? 0 : weight * 100}%` })),
+            el("span", { class: "member-weight", text: weight === null ? "" : `${Math.round(weight * 100)}%` }));
+        }))));
+    }
+
+    if (model.report_url) {
+      const link = el("a", { class: "report-link", href: model.report_url, target: "_blank", rel: "noopener" }, "Open full report");
+      const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+      svg.setAttribute("viewBox", "0 0 16 16");
+      svg.setAttribute("aria-hidden", "true");
+      svg.innerHTML = '<path d="M6 3H3v10h10v-3M9 2h5v5M14 2 7.5 8.5" fill="none" stroke="currentColor" stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round"/>';
+      link.append(svg, el("span", { class: "sr-only", text: " (opens in a new tab)" }));
+      link.addEventListener("click", (event) => openReport(event, model.report_url));
+      parts.push(link);
+    }
+    $("model-info").replaceChildren(...parts);
+  }
+
+  // A plain link cannot send the API key, so with a key the report is fetched here and shown
+  // from a blob URL. The tab is opened first, while the click still counts as the user's.
+  async function openReport(event, url) {
+    if (!state.key) return; // the link works as it is
+    event.preventDefault();
+    const tab = window.open("about:blank", "_blank");
+    try {
+      const response = await fetch(url, { headers: { Authorization: `Bearer ${state.key}` } });
+      if (!response.ok) throw new Error(`the server answered ${response.status}`);
+      const blob = new Blob([await response.text()], { type: "text/html" });
+      const blobUrl = URL.createObjectURL(blob);
+      if (tab) tab.location.href = blobUrl;
+      else window.location.href = blobUrl;
+      setTimeout(() => URL.revokeObjectURL(blobUrl), 60_000);
+    } catch (error) {
+      if (tab) tab.close();
+      showPageError(`Could not open the report: ${error.message}`);
+    }
+  }
+
+  /* ------------------------------------------------------------------ start */
+
+  function start() {
+    emptyResult = $("result").firstElementChild.cloneNode(true);
+    $("predict-form").addEventListener("submit", predict);
+    $("predict-form").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) predict(event);
+    });
+    $("fill-example").addEventListener("click", fillExample);
+    $("clear-form").addEventListener("click", clearForm);
+    $("model-select").addEventListener("change", (event) => loadModel(event.target.value));
+    $("key-form").addEventListener("submit", onKeySubmit);
+    $("key-forget").addEventListener("click", forgetKey);
+    $("key-button").addEventListener("click", () => {
+      const panel = $("key-panel");
+      if (!panel.hidden && !keyWaiters.length) { panel.hidden = true; return; }
+      $("api-key").value = state.key || "";
+      showKeyPanel(null, true);
+    });
+    $("copy-curl").addEventListener("click", copyCurl);
+    window.addEventListener("hashchange", () => {
+      const name = decodeURIComponent(location.hash.slice(1));
+      if (state.models.some((m) => m.name === name) && (!state.model || state.model.name !== name)) {
+        $("model-select").value = name;
+        loadModel(name);
+      }
+    });
+    loadModels();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

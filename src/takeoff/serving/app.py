@@ -1,0 +1,432 @@
+"""The REST API over bundles: ``create_app(source, settings) -> FastAPI``.
+
+Routes (see docs/serving.md): ``POST /v1/predict``, ``POST /v1/models/{name}/predict``,
+``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/report``,
+``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` and ``GET /static/{file}``
+(the page), ``GET /docs`` and ``GET /openapi.json``.
+
+Example:
+    >>> from takeoff.serving import ServeSettings, create_app
+    >>> app = create_app("runs/", ServeSettings(default_model="credit"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Path as PathParam, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartParser
+from starlette.requests import ClientDisconnect
+from starlette.responses import FileResponse, HTMLResponse, Response
+
+from takeoff._version import __version__
+from takeoff.data.conform import conform
+from takeoff.errors import DataError, TakeoffError
+from takeoff.serving.batching import MicroBatcher
+from takeoff.serving.errors import ApiError, error_response, from_data_error
+from takeoff.serving.metrics import Metrics
+from takeoff.serving.middleware import AuthMiddleware, CatchAllMiddleware, MetricsMiddleware
+from takeoff.serving.requests import Parsed, RequestSchema, schema_name
+from takeoff.serving.settings import ServeSettings
+from takeoff.serving.store import ModelStore, load_store
+
+log = logging.getLogger("takeoff.serving")
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "resources" / "web"
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+WHERE = "the request"
+PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>takeoff</title></head>
+<body><h1>takeoff</h1><p>The models are served at <a href="/v1/models">/v1/models</a>;
+the API is described at <a href="/docs">/docs</a>.</p></body></html>"""
+
+
+# ------------------------------------------------------------------ documented response shapes
+class Prediction(BaseModel):
+    prediction: Any = Field(description="The predicted label (classification) or value (regression).")
+    probabilities: dict[str, float] | None = Field(None, description="Classification only: the probability of each label.")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: str = Field(description="Content hash of the bundle's manifest.")
+    task: str = Field(description="binary, multiclass or regression.")
+    predictions: list[Prediction] = Field(description="One per record, in request order.")
+    warnings: list[str] = Field(description="Ignored fields, values treated as missing, ...")
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="e.g. records[3].Income (batch) or Income (single record).")
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    fields: list[FieldProblem]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 504)}
+
+
+# ------------------------------------------------------------------ one served model
+class Entry:
+    """A served model: its request schema and how its rows are predicted."""
+
+    def __init__(self, name: str, model, settings: ServeSettings, metrics: Metrics):
+        self.name, self.model, self.settings, self.metrics = name, model, settings, metrics
+        self.schema = RequestSchema(name, model)
+        self.neural = any(m["family"] != "lightgbm" for m in model.manifest["members"])
+        self.batcher = None
+        if self.neural:
+            self.batcher = MicroBatcher(self._predict_rows, settings.batch_max_size, settings.batch_max_wait_ms / 1000,
+                                        on_batch=metrics.batch_rows.labels(name).observe)
+
+    def _predict_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.model.predict_frame(frame, strict=self.settings.strict, where=WHERE)[0]
+
+    def check(self, parsed: Parsed) -> list[str]:
+        """Validate the rows the way prediction will (before batching); return the notes."""
+        try:
+            _, notes = conform(parsed.frame, self.model.schema, where=WHERE, strict=self.settings.strict,
+                               target=self.model.task.target)
+        except DataError as exc:
+            raise from_data_error(exc, parsed.single, self.schema.kinds) from None
+        return notes.messages()
+
+    def predict_direct(self, parsed: Parsed) -> tuple[pd.DataFrame, list[str]]:
+        try:
+            out, notes = self.model.predict_frame(parsed.frame, strict=self.settings.strict, where=WHERE)
+        except DataError as exc:
+            raise from_data_error(exc, parsed.single, self.schema.kinds) from None
+        return out, notes.messages()
+
+    def respond(self, out: pd.DataFrame, warnings: list[str]) -> Response:
+        """The predictions as JSON bytes (built in a worker thread: 10,000 rows take a while)."""
+        task = self.model.task
+        labels = [_native(v) for v in out["prediction"].tolist()]
+        if task.is_classification:
+            keys = [str(c) for c in task.classes]
+            probas = out[[f"proba_{c}" for c in task.classes]].to_numpy(dtype=float)
+            predictions = [{"prediction": label, "probabilities": dict(zip(keys, map(_finite, row)))}
+                           for label, row in zip(labels, probas.tolist())]
+        else:
+            predictions = [{"prediction": _finite(v)} for v in labels]
+        if any(p["prediction"] is None for p in predictions) and not task.is_classification:
+            warnings = [*warnings, "some predictions are not finite numbers and are given as null"]
+        self.metrics.rows.labels(self.name).inc(len(out))
+        body = {"model": self.name, "version": self.model.version, "task": task.kind,
+                "predictions": predictions, "warnings": warnings}
+        return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+
+    def summary(self, default: str | None) -> dict[str, Any]:
+        m = self.model
+        return {"name": self.name, "task": m.task.kind, "target": m.task.target, "classes": _clean(m.classes),
+                "version": m.version, "created": m.manifest.get("created"), "default": self.name == default}
+
+    def detail(self) -> dict[str, Any]:
+        m = self.model
+        return _clean({
+            "name": self.name, "version": m.version, "task": m.task.kind, "target": m.task.target,
+            "classes": m.classes, "threshold": m.threshold, "created": m.manifest.get("created"),
+            "format_version": m.manifest.get("format_version"), "takeoff_version": m.manifest.get("takeoff_version"),
+            "metrics": m.metrics, "inputs": m.input_fields(),
+            "members": [{"family": x["family"], "weight": x["weight"]} for x in m.manifest["members"]],
+            "report_url": f"/v1/models/{self.name}/report" if "report.html" in m._attachments else None,
+        })
+
+
+# ------------------------------------------------------------------ the app
+def create_app(source: Path | str | dict, settings: ServeSettings | None = None) -> FastAPI:
+    """The REST API over the bundles in ``source``.
+
+    Args:
+        source: a bundle directory, a directory of bundle directories (each served under its
+            name), or a dict of name → :class:`takeoff.Model`.
+        settings: limits, auth, CORS, batching (default :class:`ServeSettings`).
+
+    Raises:
+        BundleError: a bundle is missing or cannot be loaded; UnknownNameError: the default
+            model names no model.
+    """
+    settings = settings or ServeSettings()
+    store = load_store(source, settings.default_model)
+    metrics = Metrics()
+    entries = {name: Entry(name, model, settings, metrics) for name, model in store.models.items()}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        log.info("serving %d model(s): %s (default: %s)", len(entries), ", ".join(entries) or "none", store.default)
+        yield
+        for entry in entries.values():
+            if entry.batcher is not None:
+                await entry.batcher.close()
+
+    app = FastAPI(
+        title="takeoff", version=__version__, lifespan=lifespan, redoc_url=None,
+        description="Predictions from takeoff model bundles. Every error is JSON: "
+                    '{"error": {"code", "message", "fields": [{"field", "problem"}]}}.',
+    )
+    app.state.settings, app.state.store, app.state.metrics, app.state.entries = settings, store, metrics, entries
+    _install_error_handlers(app)
+    _add_routes(app, store, entries, settings)
+    _install_openapi(app, entries, settings)
+    # add_middleware wraps: the last added is the outermost.
+    if settings.api_key:
+        app.add_middleware(AuthMiddleware, api_key=settings.api_key)
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    return app
+
+
+def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Entry], settings: ServeSettings) -> None:
+    def entry_for(name: str) -> Entry:
+        if name not in entries:
+            raise ApiError(404, f"no model named '{name}'; the models are: {', '.join(entries) or 'none'}",
+                           code="model_not_found", extra={"models": list(entries)})
+        return entries[name]
+
+    def predict_route(name: str | None):
+        async def predict(request: Request) -> Response:
+            if name is None:
+                raise ApiError(404, "there is no default model; POST to /v1/models/{name}/predict with one of: "
+                               f"{', '.join(entries) or 'none'}", code="no_default_model", extra={"models": list(entries)})
+            return await _predict(request, entry_for(name), settings)
+        return predict
+
+    model_name = PathParam(description=f"A model name: {', '.join(entries) or 'none'}", examples=list(entries)[:3] or ["model"])
+    predict_doc = "One record, `{\"records\": [...]}`, or a CSV file (multipart field `file`). "
+    tags = ["predict"]
+    default = store.default
+    app.add_api_route(
+        "/v1/predict", predict_route(default), methods=["POST"], tags=tags, operation_id="predict_default",
+        summary=f"Predict with the default model ({default})" if default else "Predict with the default model (none set)",
+        description=predict_doc, responses={200: {"model": PredictResponse}, **ERRORS},
+        openapi_extra=entries[default].schema.request_body() if default else None,
+    )
+    for name, entry in entries.items():
+        if SAFE_NAME.fullmatch(name):  # documented with its own input schema
+            app.add_api_route(
+                f"/v1/models/{name}/predict", predict_route(name), methods=["POST"], tags=tags,
+                operation_id=f"predict_{schema_name(name)}", summary=f"Predict with model '{name}'",
+                description=predict_doc, responses={200: {"model": PredictResponse}, **ERRORS},
+                openapi_extra=entry.schema.request_body(),
+            )
+
+    @app.post("/v1/models/{name}/predict", include_in_schema=False)
+    async def predict_any(name: str, request: Request) -> Response:
+        return await _predict(request, entry_for(name), settings)
+
+    @app.get("/v1/models", tags=["models"], summary="The models served")
+    async def list_models() -> dict:
+        return {"models": [e.summary(store.default) for e in entries.values()]}
+
+    @app.get("/v1/models/{name}", tags=["models"], summary="A model's metadata, metrics and inputs",
+             responses={404: {"model": ErrorResponse}})
+    async def model_detail(name: str = model_name) -> dict:
+        return entry_for(name).detail()
+
+    @app.get("/v1/models/{name}/report", tags=["models"], summary="A model's HTML validation report",
+             response_class=HTMLResponse, responses={404: {"model": ErrorResponse}})
+    async def model_report(name: str = model_name) -> Response:
+        entry = entry_for(name)
+        report = entry.model._attachments.get("report.html")
+        if report is None or not Path(report).is_file():
+            raise ApiError(404, f"model '{name}' has no report", code="report_not_found")
+        return FileResponse(report, media_type="text/html")
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: models are loaded (503 otherwise)",
+             responses={503: {"model": ErrorResponse}})
+    async def readyz() -> dict:
+        if not entries:
+            raise ApiError(503, "no models are loaded", code="not_ready")
+        return {"status": "ready", "models": list(entries)}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics of this process",
+             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+    async def prometheus() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> Response:
+        index = WEB_DIR / "index.html"
+        return FileResponse(index, media_type="text/html") if index.is_file() else HTMLResponse(PLACEHOLDER)
+
+    @app.get("/static/{path:path}", include_in_schema=False)
+    async def static(path: str) -> Response:
+        base = WEB_DIR.resolve()
+        target = (base / path).resolve()
+        if base not in target.parents or not target.is_file():
+            raise ApiError(404, f"no static file '{path}'")
+        return FileResponse(target)
+
+
+async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> Response:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        kind = "json"
+    elif media in ("multipart/form-data", "text/csv"):
+        kind = "csv"
+    else:
+        raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json "
+                       "(a record, or {\"records\": [...]}), multipart/form-data with a CSV file in field 'file', or text/csv")
+
+    async def work() -> Response:
+        body = await _read_body(request, settings.max_body_bytes)
+        if media == "multipart/form-data":
+            body = await _csv_upload(request, body)
+        if kind == "json":
+            parsed = await asyncio.to_thread(entry.schema.parse_json, body, settings.max_records)
+        else:
+            parsed = await asyncio.to_thread(entry.schema.parse_csv, body, settings.max_records)
+        if entry.batcher is not None and len(parsed.frame) <= settings.batch_max_size:
+            notes = await asyncio.to_thread(entry.check, parsed)
+            try:
+                out = await entry.batcher.predict(parsed.frame)
+            except DataError as exc:
+                raise from_data_error(exc, parsed.single, entry.schema.kinds) from None
+        else:
+            out, notes = await asyncio.to_thread(entry.predict_direct, parsed)
+        return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)
+
+    try:
+        return await asyncio.wait_for(work(), timeout=settings.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"the prediction took longer than {settings.timeout_s:g}s. Fix: send fewer records "
+                       "per request, or raise --timeout", code="timeout") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) past ``limit`` bytes: by Content-Length first, then as it streams."""
+    too_large = ApiError(413, f"the request body is larger than the limit of {limit:,} bytes. Fix: send "
+                         "smaller batches", code="payload_too_large")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "the client disconnected before sending the whole body", code="client_disconnected") from None
+    return b"".join(chunks)
+
+
+async def _csv_upload(request: Request, body: bytes) -> bytes:
+    async def stream():
+        yield body
+
+    try:
+        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=20).parse()
+    except Exception as exc:  # noqa: BLE001 (python-multipart raises several kinds on malformed bodies)
+        raise ApiError(400, f"the multipart body cannot be read: {exc}", code="invalid_multipart") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(422, "no file in the upload; send the CSV as the multipart field 'file'",
+                       fields=[{"field": "file", "problem": "required field is missing"}])
+    try:
+        return await upload.read()
+    finally:
+        await form.close()
+
+
+# ------------------------------------------------------------------ errors and OpenAPI
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(request.scope, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}; the API is described at /docs"
+        elif exc.status_code == 405:
+            message = f"method {request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(request.scope, ApiError(exc.status_code, message, headers=exc.headers))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fields = [{"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "problem": e["msg"]} for e in exc.errors()]
+        return error_response(request.scope, ApiError(422, "the request is not valid", fields=fields))
+
+    @app.exception_handler(TakeoffError)
+    async def takeoff_error(request: Request, exc: TakeoffError) -> Response:
+        if isinstance(exc, DataError):
+            return error_response(request.scope, from_data_error(exc, single=False))
+        log.error("unexpected takeoff error answering %s %s: %s", request.method, request.url.path, exc)
+        return error_response(request.scope, ApiError(500, "internal error; the server logged the details"))
+
+
+def _install_openapi(app: FastAPI, entries: dict[str, Entry], settings: ServeSettings) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {})
+            for entry in entries.values():
+                components.setdefault("schemas", {}).update(entry.schema.components(settings.max_records))
+            if settings.api_key:
+                components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+                schema["security"] = [{"bearer": []}]
+                for path in ("/healthz", "/readyz"):
+                    for operation in schema["paths"].get(path, {}).values():
+                        operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+# ------------------------------------------------------------------ JSON helpers
+def _native(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _finite(value: Any) -> Any:
+    value = _native(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready: numpy scalars to Python, non-finite floats to None, recursively."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _clean(obj.tolist())
+    return _finite(obj)

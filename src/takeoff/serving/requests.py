@@ -1,0 +1,189 @@
+"""Request bodies of one model: a pydantic record model built from the bundle's inputs, the
+OpenAPI pieces that show it, and parsing of JSON and CSV bodies into a DataFrame.
+
+Every input field is required but nullable: send ``null`` for an unknown value (it is imputed
+as in training). Unknown fields are ignored and reported as warnings, as ``takeoff predict``
+ignores extra columns. The rows then go through ``Model.predict_frame`` like any other data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Optional
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from takeoff.errors import preview
+from takeoff.serving.errors import ApiError, field_path
+
+_PYTHON_TYPES: dict[str, Any] = {
+    "numeric": Optional[Annotated[float, Field(allow_inf_nan=False)]],
+    "boolean": Optional[bool],
+    "datetime": Optional[datetime | str],
+    "categorical": Optional[str],
+    "text": Optional[str],
+}
+
+
+@dataclass
+class Parsed:
+    """A request's rows, in the model's input columns, and what was ignored on the way."""
+
+    frame: pd.DataFrame
+    single: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+def schema_name(name: str) -> str:
+    """A component-schema-safe spelling of a model name."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def _describe(f: dict[str, Any]) -> tuple[str, list[Any]]:
+    kind = f["kind"]
+    if kind == "numeric":
+        median = f.get("median")
+        hint = f" (training median {median:g})" if isinstance(median, (int, float)) and math.isfinite(median) else ""
+        return f"A number{hint}. null when unknown (imputed).", [median if isinstance(median, (int, float)) and math.isfinite(median) else 0.0]
+    if kind == "categorical":
+        cats = [str(c) for c in f.get("categories", [])]
+        known = f" Known values: {preview(cats, 20)}; other values are treated as unseen." if cats else ""
+        return f"A category.{known} null when unknown.", [cats[0] if cats else "a"]
+    if kind == "boolean":
+        return "true or false (also 'yes'/'no', 1/0). null when unknown.", [True]
+    if kind == "datetime":
+        return "A date or date-time (ISO 8601 preferred). null when unknown.", ["2024-01-31T12:00:00"]
+    return "Free text. null when unknown.", ["text"]
+
+
+class RequestSchema:
+    """How one model reads requests: validation, OpenAPI schemas, JSON and CSV parsing."""
+
+    def __init__(self, name: str, model):
+        self.name, self.model = name, model
+        self.fields = model.input_fields()
+        self.names = [f["name"] for f in self.fields]
+        self.kinds = {f["name"]: f["kind"] for f in self.fields}
+        self.target = model.task.target
+        prefix = schema_name(name)
+        self.record_ref, self.batch_ref = f"{prefix}.Record", f"{prefix}.Batch"
+        definitions = {}
+        for i, f in enumerate(self.fields):
+            description, examples = _describe(f)
+            # Python names f0, f1, ... with the column name as alias: columns need not be identifiers.
+            definitions[f"f{i}"] = (_PYTHON_TYPES.get(f["kind"], Optional[str]),
+                                    Field(alias=f["name"], title=f["name"], description=description, examples=examples))
+        self.record: type[BaseModel] = create_model(
+            self.record_ref,
+            __config__=ConfigDict(extra="ignore", coerce_numbers_to_str=True, json_schema_extra={"additionalProperties": True}),
+            __doc__=f"One input row of model '{name}'. Every field is required; send null for an unknown value. "
+                    "Unknown fields are ignored (and reported in warnings).",
+            **definitions,
+        )
+        self.adapter = TypeAdapter(list[self.record])
+
+    # ------------------------------------------------------------------ OpenAPI
+    def components(self, max_records: int) -> dict[str, Any]:
+        record = self.record.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+        batch = {
+            "title": self.batch_ref, "type": "object", "required": ["records"],
+            "description": f"Several input rows of model '{self.name}' (at most {max_records}).",
+            "properties": {"records": {"type": "array", "minItems": 1, "maxItems": max_records,
+                                       "items": {"$ref": f"#/components/schemas/{self.record_ref}"}}},
+        }
+        return {self.record_ref: record, self.batch_ref: batch}
+
+    def request_body(self) -> dict[str, Any]:
+        refs = [{"$ref": f"#/components/schemas/{self.batch_ref}"}, {"$ref": f"#/components/schemas/{self.record_ref}"}]
+        csv = {"type": "object", "required": ["file"], "properties": {
+            "file": {"type": "string", "format": "binary", "description": "A CSV file with a header row naming the input fields."}}}
+        return {"requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"anyOf": refs}},
+            "multipart/form-data": {"schema": csv},
+        }}}
+
+    # ------------------------------------------------------------------ parsing
+    def parse_json(self, body: bytes, max_records: int) -> Parsed:
+        """A JSON body (one record, or ``{"records": [...]}``) as rows; raises ApiError."""
+        try:
+            data = json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise ApiError(422, 'the body must be a JSON object: one record, or {"records": [record, ...]}')
+        warnings = []
+        if "records" in data and ("records" not in self.kinds or isinstance(data["records"], list)):
+            records, single = data["records"], False
+            if not isinstance(records, list):
+                raise ApiError(422, "'records' must be a list of objects", fields=[{"field": "records", "problem": "not a list"}])
+            if not records:
+                raise ApiError(422, "'records' is empty; send at least one record", fields=[{"field": "records", "problem": "empty list"}])
+            others = [k for k in data if k != "records"]
+            if others:
+                warnings.append(f"ignored top-level field(s): {preview(others)}")
+        else:
+            records, single = [data], True
+        if len(records) > max_records:
+            raise ApiError(413, f"{len(records)} records in one request; the limit is {max_records}. Fix: send smaller batches.",
+                           code="too_many_records")
+        try:
+            rows = self.adapter.dump_python(self.adapter.validate_python(records), by_alias=True)
+        except ValidationError as exc:
+            raise ApiError(422, f"the request does not match the inputs of model '{self.name}'",
+                           fields=_field_problems(exc, single)) from None
+        extras = set().union(*(r.keys() for r in records)) - set(self.names) - {self.target}
+        if extras:
+            warnings.insert(0, f"ignored field(s) the model does not use: {preview(sorted(extras))}")
+        return Parsed(pd.DataFrame(rows, columns=self.names), single, warnings)
+
+    def parse_csv(self, content: bytes, max_records: int) -> Parsed:
+        """A CSV file with a header row as rows; raises ApiError."""
+        try:
+            df = pd.read_csv(io.BytesIO(content), sep=",", encoding="utf-8", low_memory=False)
+        except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ApiError(400, f"the file is not a readable UTF-8 CSV with a header row: {_first_line(exc)}", code="invalid_csv") from None
+        if len(df) > max_records:
+            raise ApiError(413, f"{len(df)} rows in one request; the limit is {max_records}. Fix: send smaller files, "
+                           "or use `takeoff predict` for large ones.", code="too_many_records")
+        if df.empty:
+            raise ApiError(422, "the CSV has a header but no rows", fields=[{"field": "file", "problem": "no rows"}])
+        columns = [str(c) for c in df.columns]
+        missing = [n for n in self.names if n not in columns]
+        if missing:
+            raise ApiError(422, f"column(s) {preview([repr(m) for m in missing])} missing in the CSV; the model was trained "
+                           f"with: {preview(self.names, 40)}. Fix: add them (empty values are allowed).",
+                           fields=[{"field": m, "problem": "required column is missing"} for m in missing])
+        df.columns = columns
+        extras = [c for c in columns if c not in self.kinds and c != self.target]
+        warnings = [f"ignored column(s) the model does not use: {preview(extras)}"] if extras else []
+        return Parsed(df[self.names].reset_index(drop=True), False, warnings)
+
+
+def _reject_constant(token: str):
+    raise ValueError(f"{token} is not valid JSON; send null for a missing number")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+_PROBLEMS = {"missing": "required field is missing (send null when the value is unknown)"}
+
+
+def _field_problems(exc: ValidationError, single: bool) -> list[dict[str, str]]:
+    problems: dict[str, list[str]] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = error["loc"]
+        row = loc[0] if loc and isinstance(loc[0], int) else None
+        column = str(loc[1]) if len(loc) > 1 else None
+        path = field_path(row, column, single) or "body"
+        message = _PROBLEMS.get(error["type"], error["msg"])
+        if message not in problems.setdefault(path, []):
+            problems[path].append(message)
+    return [{"field": path, "problem": "; ".join(msgs)} for path, msgs in problems.items()]

@@ -1,0 +1,121 @@
+"""Run the REST API with uvicorn: one process, or ``workers`` processes sharing the port.
+
+On SIGTERM or Ctrl-C, uvicorn stops accepting connections, finishes the requests in flight
+(for at most the request timeout plus a margin) and exits cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from takeoff.bundle import MANIFEST
+from takeoff.errors import BundleError, ConfigError
+from takeoff.serving.settings import ServeSettings
+
+ENV_CONFIG = "TAKEOFF_SERVE_CONFIG"  # how worker processes receive the source and settings
+SHUTDOWN_MARGIN_S = 5.0
+
+
+def serve(source: Path | str | dict, settings: ServeSettings | None = None, *,
+          on_ready: Callable[[str], None] | None = None, log_level: str = "info") -> None:
+    """Serve ``source`` over HTTP until SIGTERM or Ctrl-C.
+
+    Args:
+        source: a bundle directory, a directory of bundles, or a dict of name → Model (one
+            worker only).
+        settings: host, port, workers, limits, auth (default :class:`ServeSettings`).
+        on_ready: called with the base URL once the models are loaded.
+        log_level: uvicorn's log level.
+
+    Raises:
+        BundleError: nothing to serve at ``source``; ConfigError: several workers asked for
+            models given as objects.
+
+    Example:
+        >>> serve("runs/", ServeSettings(port=8000, workers=2))
+    """
+    import uvicorn
+
+    settings = settings or ServeSettings()
+    url = f"http://{settings.host}:{settings.port}"
+    graceful = settings.timeout_s + SHUTDOWN_MARGIN_S
+    if settings.workers > 1:
+        if isinstance(source, dict):
+            raise ConfigError("several workers load the models from a path; pass a bundle directory, not Model objects")
+        path = _check_source(Path(source))
+        os.environ[ENV_CONFIG] = json.dumps({"source": str(path), "settings": settings.model_dump(mode="json")})
+        if on_ready:
+            on_ready(url)
+        config = uvicorn.Config("takeoff.serving.server:app_from_env", factory=True, host=settings.host, port=settings.port,
+                                workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=graceful)
+        _run_workers(config)
+        return
+    from takeoff.serving.app import create_app
+
+    app = create_app(source, settings)
+    if on_ready:
+        on_ready(url)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
+                                           timeout_graceful_shutdown=graceful))
+    with _clean_exit(server):
+        server.run()
+
+
+def _run_workers(config) -> None:
+    """uvicorn's multi-process mode (what ``uvicorn.run(..., workers=N)`` does), with one fix.
+
+    uvicorn binds the shared socket with ``socket.socket(family)``, whose ``proto`` reads 0;
+    asyncio then skips TCP_NODELAY on every accepted connection, and each response waits
+    ~40 ms for a delayed ACK. Re-wrapping the descriptor lets the kernel report IPPROTO_TCP.
+    """
+    import inspect
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    bound = config.bind_socket()
+    sock = socket.socket(fileno=bound.detach())  # family, type and proto read back from the descriptor
+    sock.set_inheritable(True)
+    extra = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
+    Multiprocess(config, sockets=[sock], **extra).run()
+
+
+def app_from_env():
+    """The app of one worker process, from the JSON that :func:`serve` put in the environment."""
+    from takeoff.serving.app import create_app
+
+    config = json.loads(os.environ[ENV_CONFIG])
+    return create_app(config["source"], ServeSettings(**config["settings"]))
+
+
+def _check_source(path: Path) -> Path:
+    """Fail in the parent, with a clear message, before starting workers that would each fail."""
+    if path.is_dir() and ((path / MANIFEST).exists() or any((p / MANIFEST).exists() for p in path.iterdir() if p.is_dir())):
+        return path.resolve()
+    raise BundleError(str(path), "is not a bundle and holds no bundles", "pass a directory written by `takeoff train --out`, or a directory of them")
+
+
+@contextmanager
+def _clean_exit(server):
+    """After a graceful shutdown uvicorn re-raises the signal it caught (to whatever handler was
+    there before it); make that handler a clean exit (code 0) instead of a kill or a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(*_):
+        server.should_exit = True  # also covers a signal arriving before uvicorn installs its own handlers
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,39 @@
+"""Settings of ``takeoff serve``: every knob of the server, declared once with its default."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _env_api_key() -> str | None:
+    return os.environ.get("TAKEOFF_API_KEY") or None
+
+
+class ServeSettings(BaseModel):
+    """How the REST server listens, authenticates, limits and batches.
+
+    Example:
+        >>> ServeSettings(port=9000, api_key="s3cret", max_records=1000)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on; 0.0.0.0 for every interface.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Worker processes (each loads every model).")
+    api_key: str | None = Field(
+        default_factory=_env_api_key, repr=False,
+        description="Bearer token required on every route but /healthz, /readyz and the page (default: env TAKEOFF_API_KEY).",
+    )
+    default_model: str | None = Field(
+        None, description="Model answering POST /v1/predict (default: the only model, when there is one)."
+    )
+    max_body_bytes: int = Field(10_000_000, ge=1, description="Largest request body accepted (413 above).")
+    max_records: int = Field(10_000, ge=1, description="Most records in one request (413 above).")
+    timeout_s: float = Field(30.0, gt=0, description="Seconds a prediction request may take (504 after).")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty turns CORS off.")
+    batch_max_size: int = Field(64, ge=1, description="Most rows predicted together by the micro-batcher (neural families).")
+    batch_max_wait_ms: float = Field(2.0, ge=0, description="How long the micro-batcher waits for more requests to join a batch.")
+    strict: bool = Field(True, description="Reject values that do not parse (like `takeoff predict --strict`) instead of imputing them.")

@@ -1,0 +1,274 @@
+"""The web page at ``GET /``, driven in real headless Chromium against a real ``takeoff`` server.
+
+Servers come from ``tests/serving/conftest.py`` (two credit-risk bundles, ``credit`` the
+default). Screenshots land in ``tests/serving/artifacts/`` for a person to look at.
+Skipped only when Playwright or a Chromium binary is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the web page tests need Playwright for Python")
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+
+
+def _chromium() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("the web page tests need Chromium (/usr/bin/chromium or `chromium` on PATH)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh tab (own sessionStorage) at desktop size; fails the test on any uncaught JS error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = context.new_page()
+    js_errors: list[str] = []
+    tab.on("pageerror", lambda error: js_errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not js_errors, f"uncaught JavaScript errors on the page: {js_errors}"
+
+
+def _open(page, url: str) -> None:
+    page.goto(url + "/")
+    page.get_by_label("Income", exact=True).wait_for()
+
+
+def _shot(page, name: str) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def _predict(page) -> dict:
+    """Click Predict; return the JSON body the page sent."""
+    with page.expect_request(re.compile(r"/v1/models/[^/]+/predict$")) as sent:
+        page.get_by_role("button", name="Predict").click()
+    return json.loads(sent.value.post_data)
+
+
+def _bars(page) -> dict[str, float]:
+    """The probability bars as {label: percent shown}."""
+    rows = page.locator(".bars .bar-row")
+    rows.first.wait_for()
+    shown = {}
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        shown[row.locator(".bar-label").inner_text()] = float(row.locator(".bar-pct").inner_text().rstrip("%"))
+    return shown
+
+
+def test_page_predicts_with_the_default_model(page, server_url):
+    _open(page, server_url)
+
+    # the stylesheet and script came from /static
+    assert page.evaluate("getComputedStyle(document.querySelector('.card')).borderRadius") == "14px"
+
+    picker = page.get_by_label("Model", exact=True)
+    names = picker.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert set(names) == {"credit", "credit-mlp"}
+    assert picker.input_value() == "credit"  # the server's default is pre-selected
+
+    income = page.get_by_label("Income", exact=True)
+    assert income.get_attribute("type") == "number"
+    median = income.get_attribute("placeholder")
+    assert median and float(median) > 0
+    home = page.get_by_label("Home", exact=True)
+    assert home.evaluate("node => node.tagName") == "SELECT"
+    categories = home.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert {"owner", "rent"} <= set(categories)
+
+    page.get_by_role("button", name="Fill example").click()
+    assert float(income.input_value()) == float(median)
+    assert home.input_value() == categories[1]  # the most frequent category, after "not set"
+
+    sent = _predict(page)
+    record = sent["records"][0]
+    assert set(record) >= {"Income", "Home"} and record["Home"] == home.input_value()
+
+    prediction = page.locator("#prediction-value")
+    prediction.wait_for()
+    label = prediction.inner_text()
+    assert label in {"good", "bad"}
+    bars = _bars(page)
+    assert set(bars) == {"good", "bad"}
+    assert sum(bars.values()) == pytest.approx(100, abs=0.2)
+    assert page.locator(".bar-row.is-predicted .bar-label").inner_text() == label
+
+    # the page shows what the API answers for the same record
+    headers = {"Content-Type": "application/json"}
+    answer = httpx.post(f"{server_url}/v1/models/credit/predict", content=json.dumps(sent), headers=headers).json()
+    expected = answer["predictions"][0]
+    assert expected["prediction"] == label
+    for cls, p in expected["probabilities"].items():
+        assert bars[cls] == pytest.approx(100 * p, abs=0.051)
+
+    # the model panel: metrics from the bundle, and the report link when the server offers one
+    details = httpx.get(f"{server_url}/v1/models/credit").json()
+    panel = page.locator("#model-info")
+    assert "ROC AUC" in panel.inner_text()
+    report = panel.get_by_role("link", name=re.compile("Open full report"))
+    if details.get("report_url"):
+        assert report.get_attribute("href") == details["report_url"]
+        assert httpx.get(httpx.URL(server_url).join(details["report_url"])).status_code == 200
+    else:
+        assert report.count() == 0
+    _shot(page, "page.png")
+
+    # a phone-wide window: one column, nothing wider than the screen
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    _shot(page, "page-phone.png")
+
+
+def test_page_switches_to_the_mlp_model(page, server_url):
+    _open(page, server_url)
+    page.get_by_label("Model", exact=True).select_option("credit-mlp")
+    page.locator("#model-info .member-name", has_text="MLP").wait_for()
+    assert page.url.endswith("#credit-mlp")
+
+    page.get_by_role("button", name="Fill example").click()
+    # a category the model never saw goes through "Other…"; a yes/no field as a JSON boolean
+    page.get_by_label("Home", exact=True).select_option(label="Other…")
+    page.get_by_label("Other value for Home").fill("houseboat")
+    page.locator('.field[data-field="Records"]').get_by_role("radio", name="Yes").check()
+
+    # an extra field the model does not use comes back as a warning from the server
+    def add_field(route):
+        body = route.request.post_data_json
+        body["records"][0]["Nickname"] = "Ada"
+        route.continue_(post_data=json.dumps(body))
+
+    page.route(re.compile(r"/v1/models/[^/]+/predict$"), add_field)
+    sent = _predict(page)
+    assert sent["records"][0]["Home"] == "houseboat"
+    assert sent["records"][0]["Records"] is True
+    page.locator("#prediction-value").wait_for()
+    assert "Nickname" in page.locator("#result .warnings").inner_text()
+    assert page.locator("#prediction-value").inner_text() in {"good", "bad"}
+    assert sum(_bars(page).values()) == pytest.approx(100, abs=0.2)
+    assert page.locator("#page-error").is_hidden()
+
+    # the hash picks the model on a fresh load too
+    page.reload()
+    page.locator("#model-info .member-name", has_text="MLP").wait_for()
+    assert page.get_by_label("Model", exact=True).input_value() == "credit-mlp"
+
+
+def test_page_marks_the_fields_the_server_rejects(page, server_url):
+    # The form always sends every field, so drop one on the way out: the real server then
+    # answers its real 422, naming the field, and the page must mark it.
+    def drop_income(route):
+        body = route.request.post_data_json
+        del body["records"][0]["Income"]
+        route.continue_(post_data=json.dumps(body))
+
+    _open(page, server_url)
+    page.route(re.compile(r"/v1/models/[^/]+/predict$"), drop_income)
+    page.get_by_role("button", name="Fill example").click()
+    with page.expect_response(re.compile(r"/predict$")) as answered:
+        page.get_by_role("button", name="Predict").click()
+    response = answered.value
+    assert response.status == 422
+    error = response.json()["error"]
+    assert any(f["field"].endswith("Income") for f in error["fields"])
+
+    field = page.locator('.field[data-field="Income"]')
+    page.wait_for_function("document.querySelector('.field[data-field=\"Income\"]').classList.contains('is-invalid')")
+    income = page.get_by_label("Income", exact=True)
+    assert income.get_attribute("aria-invalid") == "true"
+    problem = next(f["problem"] for f in error["fields"] if f["field"].endswith("Income"))
+    assert field.locator(".field-error").inner_text().lower() == problem.lower()
+    alert = page.locator("#result [role=alert]")
+    assert error["message"].lower() in alert.inner_text().lower()
+    assert page.evaluate("document.activeElement.name") == "Income"  # focus moved to the field
+    assert page.locator('.field.is-invalid').count() == 1
+    _shot(page, "error.png")
+
+    # editing the field clears its mark; without the interception the prediction goes through
+    page.unroute(re.compile(r"/v1/models/[^/]+/predict$"))
+    income.fill("150")
+    assert income.get_attribute("aria-invalid") is None
+    _predict(page)
+    page.locator("#prediction-value").wait_for()
+    assert page.locator('.field.is-invalid').count() == 0
+
+
+def test_page_asks_for_the_api_key(browser, start_server, model_dir):
+    key = "test-key-7f3a"
+    url = start_server(model_dir, default_model="credit", api_key=key)
+    assert httpx.get(f"{url}/v1/models").status_code == 401
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    js_errors: list[str] = []
+    page.on("pageerror", lambda e: js_errors.append(str(e)))
+    try:
+        page.goto(url + "/")
+        key_input = page.get_by_label("API key", exact=True)
+        key_input.wait_for()
+        assert page.evaluate("document.activeElement.id") == "api-key"
+        assert "API key needed" in page.locator("#server-status").inner_text()
+        _shot(page, "api-key.png")
+
+        key_input.fill("wrong-key")
+        key_input.press("Enter")
+        page.locator("#key-message.is-error").wait_for()
+        assert "did not accept" in page.locator("#key-message").inner_text()
+
+        key_input.fill(key)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_label("Income", exact=True).wait_for()
+        assert page.locator("#key-panel").is_hidden()
+        assert page.evaluate("sessionStorage.getItem('takeoff.apiKey')") == key
+
+        page.get_by_role("button", name="Fill example").click()
+        with page.expect_request(re.compile(r"/predict$")) as sent:
+            page.get_by_role("button", name="Predict").click()
+        assert sent.value.headers.get("authorization") == f"Bearer {key}"
+        page.locator("#prediction-value").wait_for()
+        assert page.locator("#prediction-value").inner_text() in {"good", "bad"}
+
+        # the report sits behind the key too: the page fetches it with the key into a new tab
+        with context.expect_page() as opened:
+            page.get_by_role("link", name=re.compile("Open full report")).click()
+        report = opened.value
+        report.wait_for_url(re.compile(r"^blob:"))
+        assert "report" in report.title().lower()
+        report.close()
+
+        # a reload in the same tab keeps the key: no prompt
+        page.reload()
+        page.get_by_label("Income", exact=True).wait_for()
+        assert page.locator("#key-panel").is_hidden()
+    finally:
+        context.close()
+    assert not js_errors, f"uncaught JavaScript errors on the page: {js_errors}"
