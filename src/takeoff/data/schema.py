@@ -177,6 +177,11 @@ def parse_numeric(series: pd.Series) -> tuple[pd.Series, int]:
     """
     if pd.api.types.is_bool_dtype(series):
         return series.astype("float64"), 0
+    if pd.api.types.is_numeric_dtype(series):  # fast path: no parsing needed
+        array = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        inf = np.isinf(array)
+        array[inf] = np.nan
+        return pd.Series(array, index=series.index, name=series.name), int(inf.sum())
     values = pd.to_numeric(series, errors="coerce").astype("float64")
     inf = np.isinf(values.to_numpy())
     if inf.any():

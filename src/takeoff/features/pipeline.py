@@ -44,7 +44,7 @@ class FeaturePipeline:
         self.numeric: dict[str, dict[str, float]] = {}  # name -> {median, mean, std, indicator}
         self.categories: dict[str, list[str]] = {}  # name -> vocabulary, code = index + 2
         self.datetime_parts: dict[str, list[str]] = {}  # name -> parts that vary in training
-        self._lookup: dict[str, pd.Index] = {}
+        self._lookup: dict[str, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ fit
     def fit(self, df: pd.DataFrame) -> FeaturePipeline:
@@ -68,7 +68,8 @@ class FeaturePipeline:
         return self
 
     def _build_lookups(self) -> None:
-        self._lookup = {name: pd.Index(vocab) for name, vocab in self.categories.items()}
+        # vocabulary value -> code (known categories start at 2)
+        self._lookup = {name: {v: i + 2 for i, v in enumerate(vocab)} for name, vocab in self.categories.items()}
 
     # ------------------------------------------------------------ transform
     def transform(self, df: pd.DataFrame) -> Features:
@@ -120,9 +121,13 @@ class FeaturePipeline:
             sources.append(source)
 
     def _codes(self, series: pd.Series, name: str) -> np.ndarray:
-        codes = self._lookup[name].get_indexer(series.astype(object).where(series.notna(), None))
-        codes = np.where(codes < 0, 1, codes + 2)
-        return np.where(series.isna().to_numpy(), 0, codes)
+        """0 for missing, 1 for rare or unseen, 2.. for known categories."""
+        lookup = self._lookup[name]
+        raw = series.to_numpy(dtype=object)
+        missing = pd.isna(raw)
+        return np.fromiter(
+            (0 if m else lookup.get(v, 1) for v, m in zip(raw, missing)), dtype=np.int64, count=len(raw)
+        )
 
     def _hash_text(self, series: pd.Series) -> np.ndarray:
         from sklearn.feature_extraction.text import HashingVectorizer

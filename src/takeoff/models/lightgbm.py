@@ -117,7 +117,9 @@ class LightGBMFamily(Family):
         return int(self.report.best_iteration or self.booster.current_iteration())
 
     def predict(self, X: Features) -> np.ndarray:
-        out = self.booster.predict(X.dense(), num_iteration=self._best_rounds())
+        # threads cost more than they give on small batches (a request of a few rows)
+        threads = 1 if len(X) < SMALL_ROWS else self.params.threads
+        out = self.booster.predict(X.dense(), num_iteration=self._best_rounds(), num_threads=threads)
         if self.task.kind == "binary":
             return np.column_stack([1.0 - out, out])
         return np.asarray(out, dtype=np.float64)

@@ -299,22 +299,32 @@ async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> R
         raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json "
                        "(a record, or {\"records\": [...]}), multipart/form-data with a CSV file in field 'file', or text/csv")
 
+    def parse(body: bytes):
+        if kind == "json":
+            return entry.schema.parse_json(body, settings.max_records)
+        return entry.schema.parse_csv(body, settings.max_records)
+
+    def direct(body: bytes) -> Response:
+        # one hop to a worker thread for the whole request: each hop costs a context switch
+        parsed = parse(body)
+        out, notes = entry.predict_direct(parsed)
+        return entry.respond(out, parsed.warnings + notes)
+
     async def work() -> Response:
         body = await _read_body(request, settings.max_body_bytes)
         if media == "multipart/form-data":
             body = await _csv_upload(request, body)
-        if kind == "json":
-            parsed = await asyncio.to_thread(entry.schema.parse_json, body, settings.max_records)
-        else:
-            parsed = await asyncio.to_thread(entry.schema.parse_csv, body, settings.max_records)
-        if entry.batcher is not None and len(parsed.frame) <= settings.batch_max_size:
-            notes = await asyncio.to_thread(entry.check, parsed)
-            try:
-                out = await entry.batcher.predict(parsed.frame)
-            except DataError as exc:
-                raise from_data_error(exc, parsed.single, entry.schema.kinds) from None
-        else:
+        if entry.batcher is None:
+            return await asyncio.to_thread(direct, body)
+        parsed = await asyncio.to_thread(parse, body)
+        if len(parsed.frame) > settings.batch_max_size:
             out, notes = await asyncio.to_thread(entry.predict_direct, parsed)
+            return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)
+        notes = await asyncio.to_thread(entry.check, parsed)
+        try:
+            out = await entry.batcher.predict(parsed.frame)
+        except DataError as exc:
+            raise from_data_error(exc, parsed.single, entry.schema.kinds) from None
         return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)
 
     try:
