@@ -18,6 +18,11 @@ from takeoff.data.schema import _FALSE, _TRUE, Kind, Schema, parse_numeric
 from takeoff.errors import DataError, SchemaMismatchError, preview
 
 
+# Up to this many rows, plain Python beats pandas' per-call overhead; past it, vectorised
+# pandas wins. Both give the same values (tests/data/test_conform.py checks it).
+SMALL_FRAME = 1000
+
+
 @dataclass
 class ConformNotes:
     """What conforming changed, for the user: coerced values, ignored columns."""
@@ -100,9 +105,13 @@ def parse_column(series: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
         if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             values = series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
             values[(values != 0.0) & (values != 1.0)] = np.nan
+        elif len(series) > SMALL_FRAME:
+            lowered = series.astype("string").str.strip().str.lower()
+            values = np.full(len(series), np.nan)
+            values[lowered.isin(_TRUE).fillna(False).to_numpy(dtype=bool)] = 1.0
+            values[lowered.isin(_FALSE).fillna(False).to_numpy(dtype=bool)] = 0.0
         else:
-            # plain Python over the values: far cheaper than pandas string methods on the
-            # few-row frames a server sees, and still linear on big files
+            # plain Python over a few values: pandas string methods cost ~100 us per call
             words = {**dict.fromkeys(_TRUE, 1.0), **dict.fromkeys(_FALSE, 0.0)}
             raw = series.to_numpy(dtype=object)
             values = np.array(
@@ -132,7 +141,10 @@ def as_strings(series: pd.Series) -> pd.Series:
         finite = series.dropna()
         if len(finite) and np.all(np.mod(finite.to_numpy(), 1) == 0):
             series = series.astype("Int64")
-    raw = series.to_numpy(dtype=object)
-    missing = pd.isna(raw)
-    values = np.array([None if m else str(v).strip() for v, m in zip(raw, missing)], dtype=object)
+    if len(series) > SMALL_FRAME:  # vectorised string methods win on big chunks
+        values = series.astype("string").str.strip().to_numpy(dtype=object, na_value=None)
+    else:  # ... and plain Python on the few rows of a request
+        raw = series.to_numpy(dtype=object)
+        missing = pd.isna(raw)
+        values = np.array([None if m else str(v).strip() for v, m in zip(raw, missing)], dtype=object)
     return pd.Series(values, index=series.index, name=series.name, dtype=object)
