@@ -77,3 +77,12 @@ def test_integers_read_as_floats_match_their_category():
     as_float = pd.DataFrame({"zone": [1.0, 2.0, np.nan]})
     codes = pipe.transform(conform(as_float, schema)[0]).categorical[:, 0]
     assert codes[0] >= 2 and codes[1] >= 2 and codes[2] == 0
+
+
+def test_absurd_numbers_stay_finite():
+    df = frame()
+    schema, pipe = fitted(df)
+    new = df.head(2).copy()
+    new["age"] = [1e300, -1e300]
+    X = pipe.transform(conform(new, schema)[0])
+    assert np.isfinite(X.numeric).all()

@@ -16,6 +16,7 @@ from takeoff.data.schema import Kind, Schema
 from takeoff.features.block import Features
 
 STATE_VERSION = 1
+CLIP = 1e6  # standard deviations; far beyond any real value, well inside float32
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "dayofyear", "hour", "epoch_days")
 
 
@@ -112,7 +113,9 @@ class FeaturePipeline:
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
         missing = np.isnan(values)
         values = np.where(missing, stats["median"], values)
-        blocks.append((values - stats["mean"]) / stats["std"])
+        # clipped so that absurd inputs (1e300) stay finite in float32; monotone, so trees
+        # split the same way
+        blocks.append(np.clip((values - stats["mean"]) / stats["std"], -CLIP, CLIP))
         names.append(name)
         sources.append(source)
         if stats["indicator"]:
