@@ -34,9 +34,6 @@ from takeoff.models.blend import Blend
 
 log = logging.getLogger("takeoff")
 
-Source = "str | Path | pd.DataFrame"
-
-
 def _config(config, **overrides):
     from takeoff.config import config_class, load_config, make_config
 
@@ -122,10 +119,7 @@ def train(
         created = True
         state = {
             "status": "running",
-            "source": {
-                "data": str(Path(data).resolve()) if isinstance(data, (str, Path)) and "://" not in str(data) else (data if isinstance(data, str) else None),
-                "table": table, "sql": sql, "encoding": encoding,
-            },
+            "source": {"data": _rereadable(data), "table": table, "sql": sql, "encoding": encoding},
             "config": cfg.model_dump(mode="json"),
             "elapsed": 0.0,
         }
@@ -154,6 +148,15 @@ def train(
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     return model
+
+
+def _rereadable(data) -> str | None:
+    """How a resumed run finds its data again: an absolute path, a URL, or None (a DataFrame)."""
+    if isinstance(data, str) and "://" in data:
+        return data
+    if isinstance(data, (str, Path)):
+        return str(Path(data).resolve())
+    return None
 
 
 def _resume_state(path: Path) -> dict[str, Any]:
@@ -261,7 +264,11 @@ class Model:
         what was coerced or ignored. The one path shared by predict, evaluate and the server."""
         frame, notes = conform(df, self.schema, where=where, strict=strict, notes=notes,
                                row_offset=row_offset, target=self.task.target)
-        return self.blend.predict(self.pipeline.transform(frame)), notes
+        return self.predict_conformed(frame), notes
+
+    def predict_conformed(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw outputs for rows already conformed to the schema (see ``predict_outputs``)."""
+        return self.blend.predict(self.pipeline.transform(frame))
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         """Labels (classification, using the tuned threshold) or values (regression)."""
@@ -274,11 +281,15 @@ class Model:
     def predict_frame(self, df: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, ConformNotes]:
         """Predictions as a table: ``prediction`` and, for classification, ``proba_<label>``."""
         outputs, notes = self.predict_outputs(df, **kwargs)
-        out = pd.DataFrame({"prediction": self.decide(outputs)}, index=df.index)
+        return self.output_frame(outputs, df.index), notes
+
+    def output_frame(self, outputs: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """Raw outputs as the prediction table of :meth:`predict_frame`."""
+        out = pd.DataFrame({"prediction": self.decide(outputs)}, index=index)
         if self.task.is_classification:
             for i, label in enumerate(self.task.classes):
                 out[f"proba_{label}"] = outputs[:, i]
-        return out, notes
+        return out
 
     def predict(self, data, *, strict: bool = False) -> np.ndarray:
         """Predicted labels (classification) or values (regression) for ``data`` (a DataFrame,

@@ -277,13 +277,13 @@ def test_openapi_shows_the_real_inputs(server_url):
 def test_concurrent_single_records_are_batched(start_server, mlp_bundle, credit_rows):
     model = takeoff.load(mlp_bundle)
     calls: list[int] = []
-    real = model.predict_frame
+    real = model.predict_conformed  # what a batch calls, once per batch
 
-    def spy(df, **kwargs):
-        calls.append(len(df))
-        return real(df, **kwargs)
+    def spy(frame):
+        calls.append(len(frame))
+        return real(frame)
 
-    model.predict_frame = spy
+    model.predict_conformed = spy
     url = start_server({"spy": model}, batch_max_wait_ms=100, batch_max_size=64)
     rows = records(credit_rows.head(12))
     bad = {k: v for k, v in rows[0].items() if k != "Age"}
@@ -292,7 +292,7 @@ def test_concurrent_single_records_are_batched(start_server, mlp_bundle, credit_
         responses = [f.result() for f in futures]
     assert [r.status_code for r in responses] == [200] * 12 + [422]  # one bad request fails alone
     assert sum(calls) == 12 and len(calls) < 12 and max(calls) > 1, calls
-    model.predict_frame = real
+    model.predict_conformed = real
     expected = model.predict_proba(credit_rows.head(12))
     for i, response in enumerate(responses[:12]):
         got = response.json()["predictions"][0]["probabilities"]

@@ -100,16 +100,18 @@ class Entry:
                                         on_batch=metrics.batch_rows.labels(name).observe)
 
     def _predict_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self.model.predict_frame(frame, strict=self.settings.strict, where=WHERE)[0]
+        """Predict a batch of rows already conformed by :meth:`check`."""
+        return self.model.output_frame(self.model.predict_conformed(frame), frame.index)
 
-    def check(self, parsed: Parsed) -> list[str]:
-        """Validate the rows the way prediction will (before batching); return the notes."""
+    def check(self, parsed: Parsed) -> tuple[pd.DataFrame, list[str]]:
+        """Conform one request's rows (before batching, so a bad request fails alone); return
+        the conformed rows, which the batch predicts without conforming again, and the notes."""
         try:
-            _, notes = conform(parsed.frame, self.model.schema, where=WHERE, strict=self.settings.strict,
-                               target=self.model.task.target)
+            frame, notes = conform(parsed.frame, self.model.schema, where=WHERE, strict=self.settings.strict,
+                                   target=self.model.task.target)
         except DataError as exc:
             raise from_data_error(exc, parsed.single, self.schema.kinds) from None
-        return notes.messages()
+        return frame, notes.messages()
 
     def predict_direct(self, parsed: Parsed) -> tuple[pd.DataFrame, list[str]]:
         try:
@@ -320,9 +322,9 @@ async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> R
         if len(parsed.frame) > settings.batch_max_size:
             out, notes = await asyncio.to_thread(entry.predict_direct, parsed)
             return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)
-        notes = await asyncio.to_thread(entry.check, parsed)
+        frame, notes = await asyncio.to_thread(entry.check, parsed)
         try:
-            out = await entry.batcher.predict(parsed.frame)
+            out = await entry.batcher.predict(frame)
         except DataError as exc:
             raise from_data_error(exc, parsed.single, entry.schema.kinds) from None
         return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)

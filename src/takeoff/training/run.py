@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,12 +270,11 @@ def permutation_importance(model: Blend, prep: Prepared, seed: int) -> dict[str,
     out = {}
     for column in dict.fromkeys(X.sources):
         cols = np.flatnonzero(sources == column)
-        shuffled = X.take(np.arange(len(X)))
         perm = rng.permutation(len(X))
         num_cols, cat_cols = cols[cols < n_num], cols[cols >= n_num] - n_num
-        shuffled.numeric = X.numeric.copy()
-        shuffled.categorical = X.categorical.copy()
-        shuffled.numeric[:, num_cols] = X.numeric[perm][:, num_cols]
-        shuffled.categorical[:, cat_cols] = X.categorical[perm][:, cat_cols]
+        numeric, categorical = X.numeric.copy(), X.categorical.copy()
+        numeric[:, num_cols] = X.numeric[perm][:, num_cols]
+        categorical[:, cat_cols] = X.categorical[perm][:, cat_cols]
+        shuffled = replace(X, numeric=numeric, categorical=categorical)
         out[column] = float(base - score(prep.task, y, model.predict(shuffled)))
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
