@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import platform
@@ -26,9 +27,10 @@ import pandas as pd
 
 from takeoff import bundle, registry
 from takeoff._version import __version__
-from takeoff.data.conform import ConformNotes, conform
+from takeoff.data.conform import SMALL_FRAME, ConformNotes, conform, conform_records
 from takeoff.data.schema import Schema, Task, infer_schema, infer_task, require_columns
 from takeoff.errors import BundleError, ConfigError, DataError
+from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
 from takeoff.models.blend import Blend
 
@@ -228,7 +230,7 @@ class Model:
     def classes(self) -> list[Any]:
         return list(self.task.classes)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """A short content hash of the manifest (which lists every file's hash)."""
         import hashlib
@@ -262,13 +264,29 @@ class Model:
                         notes: ConformNotes | None = None, row_offset: int = 0) -> tuple[np.ndarray, ConformNotes]:
         """Raw outputs for rows: probabilities (n, n_classes) or values (n,), with the notes of
         what was coerced or ignored. The one path shared by predict, evaluate and the server."""
-        frame, notes = conform(df, self.schema, where=where, strict=strict, notes=notes,
-                               row_offset=row_offset, target=self.task.target)
-        return self.predict_conformed(frame), notes
+        features, notes = self.features(df, strict=strict, where=where, notes=notes, row_offset=row_offset)
+        return self.predict_features(features), notes
 
-    def predict_conformed(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw outputs for rows already conformed to the schema (see ``predict_outputs``)."""
-        return self.blend.predict(self.pipeline.transform(frame))
+    def features(self, data: pd.DataFrame | list[dict[str, Any]], *, strict: bool = False, where: str = "the data",
+                 notes: ConformNotes | None = None, row_offset: int = 0) -> tuple[Features, ConformNotes]:
+        """Validate rows against the schema and turn them into model features.
+
+        ``data`` is a DataFrame, or a list of records (dicts); a few clean, typed records (the
+        server's requests) skip pandas, which costs milliseconds per call; any other records go
+        through the same :func:`~takeoff.data.conform.conform` as a DataFrame.
+        """
+        if not isinstance(data, pd.DataFrame):
+            columns = conform_records(data, self.schema, self.task.target) if len(data) <= SMALL_FRAME else None
+            if columns is not None:
+                return self.pipeline.transform(columns), notes or ConformNotes()
+            data = pd.DataFrame.from_records(data)
+        frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
+                               row_offset=row_offset, target=self.task.target)
+        return self.pipeline.transform(frame), notes
+
+    def predict_features(self, features: Features) -> np.ndarray:
+        """Raw outputs for features made by :meth:`features`."""
+        return self.blend.predict(features)
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         """Labels (classification, using the tuned threshold) or values (regression)."""
@@ -294,19 +312,29 @@ class Model:
     def predict(self, data, *, strict: bool = False) -> np.ndarray:
         """Predicted labels (classification) or values (regression) for ``data`` (a DataFrame,
         a dict of one row, a list of dicts, or a path)."""
-        df, name = self._frame(data)
-        outputs, notes = self.predict_outputs(df, strict=strict, where=name)
-        for message in notes.messages():
-            log.info("%s", message)
+        outputs, _ = self._outputs(data, strict)
         return self.decide(outputs)
 
     def predict_proba(self, data, *, strict: bool = False) -> pd.DataFrame:
         """Class probabilities, one column per label (classification only)."""
         if not self.task.is_classification:
             raise DataError(f"predict_proba is for classification; this model does {self.task.kind}. Use predict.")
-        df, name = self._frame(data)
-        outputs, _ = self.predict_outputs(df, strict=strict, where=name)
-        return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=df.index)
+        outputs, index = self._outputs(data, strict)
+        return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=index)
+
+    def _outputs(self, data, strict: bool) -> tuple[np.ndarray, pd.Index]:
+        if isinstance(data, (dict, list)):  # records: no DataFrame unless they need one
+            records = [data] if isinstance(data, dict) else data
+            where = "the record" if isinstance(data, dict) else "the records"
+            features, notes = self.features(records, strict=strict, where=where)
+            outputs, index = self.predict_features(features), pd.RangeIndex(len(records))
+        else:
+            df, name = self._frame(data)
+            outputs, notes = self.predict_outputs(df, strict=strict, where=name)
+            index = df.index
+        for message in notes.messages():
+            log.info("%s", message)
+        return outputs, index
 
     def evaluate(self, data, *, table=None, sql=None, encoding=None, report: str | Path | None = None) -> dict[str, Any]:
         """Metrics on ``data``, which must hold the target column; optionally an HTML report."""

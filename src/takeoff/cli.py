@@ -264,13 +264,14 @@ def serve(
     max_records: Annotated[Optional[int], typer.Option("--max-records", min=1, help="Most records per request (default 10000).")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per request (default 30).")] = None,
     cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed by CORS (repeat).")] = None,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log a line per request.")] = True,
 ) -> None:
     """Serve bundles over HTTP: a REST API (docs at /docs) and a page at /."""
     from takeoff.serving import ServeSettings
     from takeoff.serving import serve as run_server
 
     given = {"max_records": max_records, "timeout_s": timeout, "api_key": api_key, "default_model": default}
-    settings = ServeSettings(host=host, port=port, workers=workers, cors_origins=cors_origin or [],
+    settings = ServeSettings(host=host, port=port, workers=workers, cors_origins=cors_origin or [], access_log=access_log,
                              **{k: v for k, v in given.items() if v is not None})
 
     def ready(url: str) -> None:

@@ -277,13 +277,13 @@ def test_openapi_shows_the_real_inputs(server_url):
 def test_concurrent_single_records_are_batched(start_server, mlp_bundle, credit_rows):
     model = takeoff.load(mlp_bundle)
     calls: list[int] = []
-    real = model.predict_conformed  # what a batch calls, once per batch
+    real = model.predict_features  # what a batch calls, once per batch
 
-    def spy(frame):
-        calls.append(len(frame))
-        return real(frame)
+    def spy(features):
+        calls.append(len(features))
+        return real(features)
 
-    model.predict_conformed = spy
+    model.predict_features = spy
     url = start_server({"spy": model}, batch_max_wait_ms=100, batch_max_size=64)
     rows = records(credit_rows.head(12))
     bad = {k: v for k, v in rows[0].items() if k != "Age"}
@@ -292,7 +292,7 @@ def test_concurrent_single_records_are_batched(start_server, mlp_bundle, credit_
         responses = [f.result() for f in futures]
     assert [r.status_code for r in responses] == [200] * 12 + [422]  # one bad request fails alone
     assert sum(calls) == 12 and len(calls) < 12 and max(calls) > 1, calls
-    model.predict_conformed = real
+    model.predict_features = real
     expected = model.predict_proba(credit_rows.head(12))
     for i, response in enumerate(responses[:12]):
         got = response.json()["predictions"][0]["probabilities"]
@@ -300,22 +300,27 @@ def test_concurrent_single_records_are_batched(start_server, mlp_bundle, credit_
 
 
 def test_batcher_isolates_a_failing_request():
-    def predict(df: pd.DataFrame) -> pd.DataFrame:
-        if (df["x"] < 0).any():
+    batches: list[int] = []
+
+    def predict(parts: list[np.ndarray]) -> list[np.ndarray]:
+        batches.append(len(parts))
+        rows = np.concatenate(parts)
+        if (rows < 0).any():
             raise ValueError("negative")
-        return pd.DataFrame({"y": df["x"] * 2})
+        return np.split(rows * 2, np.cumsum([len(p) for p in parts])[:-1])
 
     async def main():
         batcher = MicroBatcher(predict, max_size=64, max_wait_s=0.05)
-        frames = [pd.DataFrame({"x": [i, i + 0.5]}) for i in range(4)] + [pd.DataFrame({"x": [-1]})]
-        results = await asyncio.gather(*(batcher.predict(f) for f in frames), return_exceptions=True)
+        parts = [np.array([i, i + 0.5]) for i in range(4)] + [np.array([-1.0])]
+        results = await asyncio.gather(*(batcher.predict(p) for p in parts), return_exceptions=True)
         await batcher.close()
         return results
 
     results = asyncio.run(main())
     for i in range(4):
-        assert results[i]["y"].tolist() == [2 * i, 2 * i + 1]
+        assert results[i].tolist() == [2 * i, 2 * i + 1]
     assert isinstance(results[4], ValueError)
+    assert batches[0] == 5 and batches[1:] == [1] * 5  # one batch, then each part alone
 
 
 # ----------------------------------------------------------------------------- processes

@@ -8,8 +8,11 @@ missing and is counted; in strict mode it is an error naming the rows.
 
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from takeoff.errors import DataError, SchemaMismatchError, preview
 # Up to this many rows, plain Python beats pandas' per-call overhead; past it, vectorised
 # pandas wins. Both give the same values (tests/data/test_conform.py checks it).
 SMALL_FRAME = 1000
+_WORDS = {**dict.fromkeys(_TRUE, 1.0), **dict.fromkeys(_FALSE, 0.0)}  # boolean words
 
 
 @dataclass
@@ -112,10 +116,9 @@ def parse_column(series: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
             values[lowered.isin(_FALSE).fillna(False).to_numpy(dtype=bool)] = 0.0
         else:
             # plain Python over a few values: pandas string methods cost ~100 us per call
-            words = {**dict.fromkeys(_TRUE, 1.0), **dict.fromkeys(_FALSE, 0.0)}
             raw = series.to_numpy(dtype=object)
             values = np.array(
-                [words.get(str(v).strip().lower(), np.nan) if p else np.nan for v, p in zip(raw, present)],
+                [_WORDS.get(str(v).strip().lower(), np.nan) if p else np.nan for v, p in zip(raw, present)],
                 dtype=np.float64,
             )
         return pd.Series(values, index=series.index, name=series.name), present & np.isnan(values)
@@ -148,3 +151,59 @@ def as_strings(series: pd.Series) -> pd.Series:
         missing = pd.isna(raw)
         values = np.array([None if m else str(v).strip() for v, m in zip(raw, missing)], dtype=object)
     return pd.Series(values, index=series.index, name=series.name, dtype=object)
+
+
+# ------------------------------------------------------------------ records (a few dicts)
+def conform_records(records: Sequence[dict[str, Any]], schema: Schema,
+                    target: str | None = None) -> dict[str, np.ndarray] | None:
+    """The schema's feature columns of a few already-typed records, without building a
+    DataFrame (the server's single-record path: pandas costs milliseconds per call).
+
+    Only values whose parse is trivial are taken: numbers (finite floats and ints) for numeric
+    columns, bools or 0/1 for boolean ones, strings for categories and text, and None for
+    missing. Anything else (a number given as a string, a datetime column, a value that would
+    not parse, a field the schema does not know) returns None, and the caller goes through
+    :func:`conform`, which gives every message and note. So both paths give the same values
+    (tests/data/test_conform.py checks it).
+    """
+    known = {c.name for c in schema.columns} | {target}
+    if not all(isinstance(r, dict) and r.keys() <= known for r in records):
+        return None
+    out: dict[str, np.ndarray] = {}
+    for column in schema.features:
+        name, kind = column.name, column.kind
+        try:
+            raw = [r[name] for r in records]
+        except KeyError:
+            return None  # conform names the missing column
+        if kind == Kind.NUMERIC:
+            values = []
+            for v in raw:
+                if v is None:
+                    values.append(math.nan)
+                elif type(v) in (float, int) and math.isfinite(v):
+                    values.append(float(v))
+                else:
+                    return None
+            out[name] = np.array(values, dtype=np.float64)
+        elif kind == Kind.BOOLEAN:
+            values = []
+            for v in raw:
+                if v is None:
+                    values.append(math.nan)
+                elif type(v) in (bool, int, float) and v in (0, 1):
+                    values.append(float(v))
+                elif type(v) is str and v.strip().lower() in _WORDS:
+                    values.append(_WORDS[v.strip().lower()])
+                else:
+                    return None
+            out[name] = np.array(values, dtype=np.float64)
+        elif kind in (Kind.CATEGORICAL, Kind.TEXT):
+            if not all(v is None or type(v) is str for v in raw):
+                return None
+            array = np.empty(len(raw), dtype=object)
+            array[:] = [None if v is None else v.strip() for v in raw]
+            out[name] = array
+        else:  # datetimes: pandas parses them
+            return None
+    return out

@@ -6,6 +6,8 @@ features at training, predict and serve time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,7 @@ class FeaturePipeline:
         self.categories: dict[str, list[str]] = {}  # name -> vocabulary, code = index + 2
         self.datetime_parts: dict[str, list[str]] = {}  # name -> parts that vary in training
         self._lookup: dict[str, dict[str, int]] = {}
+        self._layout: _Layout | None = None  # built on first transform, from the fitted state
 
     # ------------------------------------------------------------------ fit
     def fit(self, df: pd.DataFrame) -> FeaturePipeline:
@@ -69,67 +72,105 @@ class FeaturePipeline:
         return self
 
     def _build_lookups(self) -> None:
-        # vocabulary value -> code (known categories start at 2)
+        # vocabulary value -> code (known categories start at 2); the layout follows the state
+        self._layout = None
         self._lookup = {name: {v: i + 2 for i, v in enumerate(vocab)} for name, vocab in self.categories.items()}
 
     # ------------------------------------------------------------ transform
-    def transform(self, df: pd.DataFrame) -> Features:
-        """Features for conformed rows (same columns as at fit time)."""
-        n = len(df)
-        numeric_blocks, numeric_names, sources = [], [], []
+    def transform(self, df: pd.DataFrame | Mapping[str, np.ndarray]) -> Features:
+        """Features for conformed rows (same columns as at fit time): a DataFrame from
+        :func:`~takeoff.data.conform.conform`, or the column arrays of
+        :func:`~takeoff.data.conform.conform_records`.
+
+        Numbers, booleans and datetime parts are imputed, standardised and clipped together as
+        one matrix (a few numpy calls whatever the column count: a one-row request costs
+        microseconds); hashed text fills its own block; categories become codes.
+        """
+        n = len(df) if isinstance(df, pd.DataFrame) else len(next(iter(df.values()), ()))
+        layout = self._layout or self._build_layout()
+        raw = np.empty((n, len(layout.keys)), dtype=np.float64)
+        text_blocks = {}
         for column in self.schema.features:
+            name = column.name
             if column.kind == Kind.DATETIME:
-                parts = _datetime_parts(df[column.name])
-                for part in self.datetime_parts[column.name]:
-                    name = f"{column.name}__{part}"
-                    self._scale(parts[part], name, numeric_blocks, numeric_names, sources, column.name)
+                parts = _datetime_parts(pd.Series(df[name]))
+                for part in self.datetime_parts[name]:
+                    raw[:, layout.index[f"{name}__{part}"]] = parts[part].to_numpy(dtype=np.float64)
             elif column.kind in (Kind.NUMERIC, Kind.BOOLEAN):
-                self._scale(df[column.name], column.name, numeric_blocks, numeric_names, sources, column.name)
+                raw[:, layout.index[name]] = _floats(df[name])
             elif column.kind == Kind.TEXT:
-                block = self._hash_text(df[column.name])
-                numeric_blocks.append(block)
-                numeric_names += [f"{column.name}__h{i}" for i in range(block.shape[1])]
-                sources += [column.name] * block.shape[1]
-        cat_names = self.schema.names(Kind.CATEGORICAL)
+                text_blocks[name] = self._hash_text(df[name])
+        missing = np.isnan(raw)
+        if missing.any():
+            raw = np.where(missing, layout.median, raw)
+        scaled = (raw - layout.mean) / layout.std
+        # clipped so that absurd inputs (1e300) stay finite in float32; monotone, so trees
+        # split the same way
+        np.clip(scaled, -CLIP, CLIP, out=scaled)
+        numeric = np.empty((n, len(layout.names)), dtype=np.float32)
+        numeric[:, layout.value_at] = scaled
+        numeric[:, layout.indicator_at] = missing[:, layout.indicator_of]
+        for name, block in text_blocks.items():
+            start = layout.text_at[name]
+            numeric[:, start:start + block.shape[1]] = block
+        cat_names = layout.categorical
         categorical = np.zeros((n, len(cat_names)), dtype=np.int64)
         for j, name in enumerate(cat_names):
             categorical[:, j] = self._codes(df[name], name)
-        numeric = (
-            np.column_stack(numeric_blocks).astype(np.float32, copy=False)
-            if numeric_blocks
-            else np.zeros((n, 0), dtype=np.float32)
-        )
         return Features(
             numeric=numeric,
             categorical=categorical,
-            numeric_names=numeric_names,
-            categorical_names=cat_names,
+            numeric_names=list(layout.names),
+            categorical_names=list(cat_names),
             cardinalities=[len(self.categories[c]) + 2 for c in cat_names],
-            sources=sources + cat_names,
+            sources=layout.sources + list(cat_names),
         )
 
-    def _scale(self, series, name, blocks, names, sources, source) -> None:
-        stats = self.numeric[name]
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-        missing = np.isnan(values)
-        values = np.where(missing, stats["median"], values)
-        # clipped so that absurd inputs (1e300) stay finite in float32; monotone, so trees
-        # split the same way
-        blocks.append(np.clip((values - stats["mean"]) / stats["std"], -CLIP, CLIP))
-        names.append(name)
-        sources.append(source)
-        if stats["indicator"]:
-            blocks.append(missing.astype(np.float32))
-            names.append(f"{name}__missing")
-            sources.append(source)
+    def _build_layout(self) -> _Layout:
+        """Where each numeric feature goes, in the order features have always had: per input
+        column, its value then its missing indicator (datetime: per part), or its hashed text."""
+        layout = _Layout(categorical=self.schema.names(Kind.CATEGORICAL))
+        for column in self.schema.features:
+            if column.kind == Kind.DATETIME:
+                keys = [f"{column.name}__{part}" for part in self.datetime_parts[column.name]]
+            elif column.kind in (Kind.NUMERIC, Kind.BOOLEAN):
+                keys = [column.name]
+            elif column.kind == Kind.TEXT:
+                layout.text_at[column.name] = len(layout.names)
+                width = self.params.text_hash_features
+                layout.names += [f"{column.name}__h{i}" for i in range(width)]
+                layout.sources += [column.name] * width
+                continue
+            else:
+                continue
+            for key in keys:
+                stats = self.numeric[key]
+                layout.index[key] = len(layout.keys)
+                layout.keys.append(key)
+                layout.value_at.append(len(layout.names))
+                layout.names.append(key)
+                layout.sources.append(column.name)
+                for stat in ("median", "mean", "std"):
+                    getattr(layout, stat).append(stats[stat])
+                if stats["indicator"]:
+                    layout.indicator_of.append(layout.index[key])
+                    layout.indicator_at.append(len(layout.names))
+                    layout.names.append(f"{key}__missing")
+                    layout.sources.append(column.name)
+        for stat in ("median", "mean", "std"):
+            setattr(layout, stat, np.asarray(getattr(layout, stat), dtype=np.float64))
+        for where in ("value_at", "indicator_at", "indicator_of"):
+            setattr(layout, where, np.asarray(getattr(layout, where), dtype=np.intp))
+        self._layout = layout
+        return layout
 
-    def _codes(self, series: pd.Series, name: str) -> np.ndarray:
+    def _codes(self, series: pd.Series | np.ndarray, name: str) -> np.ndarray:
         """0 for missing, 1 for rare or unseen, 2.. for known categories."""
         lookup = self._lookup[name]
-        raw = series.to_numpy(dtype=object)
-        missing = pd.isna(raw)
+        raw = series.to_numpy(dtype=object) if isinstance(series, pd.Series) else series
+        # conformed values are strings or None; ``v != v`` also catches a NaN
         return np.fromiter(
-            (0 if m else lookup.get(v, 1) for v, m in zip(raw, missing)), dtype=np.int64, count=len(raw)
+            (0 if v is None or v != v else lookup.get(v, 1) for v in raw), dtype=np.int64, count=len(raw)
         )
 
     def _hash_text(self, series: pd.Series) -> np.ndarray:
@@ -138,7 +179,8 @@ class FeaturePipeline:
         vectorizer = HashingVectorizer(
             n_features=self.params.text_hash_features, alternate_sign=False, norm="l2"
         )
-        return vectorizer.transform(series.fillna("").astype(str)).toarray().astype(np.float32)
+        texts = pd.Series(series, dtype=object).fillna("").astype(str)
+        return vectorizer.transform(texts).toarray().astype(np.float32)
 
     # -------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
@@ -163,6 +205,31 @@ class FeaturePipeline:
         pipeline.datetime_parts = state["datetime_parts"]
         pipeline._build_lookups()
         return pipeline
+
+
+@dataclass
+class _Layout:
+    """The numeric block's columns: scaled inputs (``keys``, with their statistics) and where
+    their values, missing indicators and hashed-text blocks sit among ``names``."""
+
+    keys: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    median: Any = field(default_factory=list)
+    mean: Any = field(default_factory=list)
+    std: Any = field(default_factory=list)
+    value_at: Any = field(default_factory=list)
+    indicator_at: Any = field(default_factory=list)
+    indicator_of: Any = field(default_factory=list)
+    text_at: dict[str, int] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+
+
+def _floats(values: pd.Series | np.ndarray) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(values, dtype=np.float64)
 
 
 def _numeric_stats(series: pd.Series) -> dict[str, float]:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -34,8 +33,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from takeoff._version import __version__
-from takeoff.data.conform import conform
 from takeoff.errors import DataError, TakeoffError
+from takeoff.features.block import Features
 from takeoff.serving.batching import MicroBatcher
 from takeoff.serving.errors import ApiError, error_response, from_data_error
 from takeoff.serving.metrics import Metrics
@@ -49,6 +48,7 @@ log = logging.getLogger("takeoff.serving")
 WEB_DIR = Path(__file__).resolve().parent.parent / "resources" / "web"
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 WHERE = "the request"
+INLINE_BYTES = 16_384  # JSON bodies up to this size are answered on the event loop
 PLACEHOLDER = """<!doctype html><html><head><meta charset="utf-8"><title>takeoff</title></head>
 <body><h1>takeoff</h1><p>The models are served at <a href="/v1/models">/v1/models</a>;
 the API is described at <a href="/docs">/docs</a>.</p></body></html>"""
@@ -96,44 +96,40 @@ class Entry:
         self.neural = any(m["family"] != "lightgbm" for m in model.manifest["members"])
         self.batcher = None
         if self.neural:
-            self.batcher = MicroBatcher(self._predict_rows, settings.batch_max_size, settings.batch_max_wait_ms / 1000,
+            self.batcher = MicroBatcher(self._predict_parts, settings.batch_max_size, settings.batch_max_wait_ms / 1000,
                                         on_batch=metrics.batch_rows.labels(name).observe)
 
-    def _predict_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predict a batch of rows already conformed by :meth:`check`."""
-        return self.model.output_frame(self.model.predict_conformed(frame), frame.index)
+    def _predict_parts(self, parts: list[Features]) -> list[np.ndarray]:
+        """Predict the features of several requests in one call; split the outputs back."""
+        outputs = self.model.predict_features(Features.concat(parts) if len(parts) > 1 else parts[0])
+        return np.split(outputs, np.cumsum([len(p) for p in parts])[:-1])
 
-    def check(self, parsed: Parsed) -> tuple[pd.DataFrame, list[str]]:
-        """Conform one request's rows (before batching, so a bad request fails alone); return
-        the conformed rows, which the batch predicts without conforming again, and the notes."""
+    def features(self, parsed: Parsed) -> tuple[Features, list[str]]:
+        """Validate one request's rows and make their features (before batching, so a bad
+        request fails alone); return them with the notes of what was coerced."""
         try:
-            frame, notes = conform(parsed.frame, self.model.schema, where=WHERE, strict=self.settings.strict,
-                                   target=self.model.task.target)
+            features, notes = self.model.features(parsed.rows, where=WHERE, strict=self.settings.strict)
         except DataError as exc:
             raise from_data_error(exc, parsed.single, self.schema.kinds) from None
-        return frame, notes.messages()
+        return features, notes.messages()
 
-    def predict_direct(self, parsed: Parsed) -> tuple[pd.DataFrame, list[str]]:
-        try:
-            out, notes = self.model.predict_frame(parsed.frame, strict=self.settings.strict, where=WHERE)
-        except DataError as exc:
-            raise from_data_error(exc, parsed.single, self.schema.kinds) from None
-        return out, notes.messages()
+    def predict_direct(self, parsed: Parsed) -> Response:
+        features, notes = self.features(parsed)
+        return self.respond(self.model.predict_features(features), parsed.warnings + notes)
 
-    def respond(self, out: pd.DataFrame, warnings: list[str]) -> Response:
-        """The predictions as JSON bytes (built in a worker thread: 10,000 rows take a while)."""
+    def respond(self, outputs: np.ndarray, warnings: list[str]) -> Response:
+        """The predictions as JSON bytes."""
         task = self.model.task
-        labels = [_native(v) for v in out["prediction"].tolist()]
+        labels = [_native(v) for v in self.model.decide(outputs).tolist()]
         if task.is_classification:
             keys = [str(c) for c in task.classes]
-            probas = out[[f"proba_{c}" for c in task.classes]].to_numpy(dtype=float)
             predictions = [{"prediction": label, "probabilities": dict(zip(keys, map(_finite, row)))}
-                           for label, row in zip(labels, probas.tolist())]
+                           for label, row in zip(labels, outputs.tolist())]
         else:
             predictions = [{"prediction": _finite(v)} for v in labels]
         if any(p["prediction"] is None for p in predictions) and not task.is_classification:
             warnings = [*warnings, "some predictions are not finite numbers and are given as null"]
-        self.metrics.rows.labels(self.name).inc(len(out))
+        self.metrics.rows.labels(self.name).inc(len(labels))
         body = {"model": self.name, "version": self.model.version, "task": task.kind,
                 "predictions": predictions, "warnings": warnings}
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")
@@ -301,33 +297,33 @@ async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> R
         raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json "
                        "(a record, or {\"records\": [...]}), multipart/form-data with a CSV file in field 'file', or text/csv")
 
-    def parse(body: bytes):
+    def parse(body: bytes) -> Parsed:
         if kind == "json":
             return entry.schema.parse_json(body, settings.max_records)
         return entry.schema.parse_csv(body, settings.max_records)
 
     def direct(body: bytes) -> Response:
-        # one hop to a worker thread for the whole request: each hop costs a context switch
-        parsed = parse(body)
-        out, notes = entry.predict_direct(parsed)
-        return entry.respond(out, parsed.warnings + notes)
+        return entry.predict_direct(parse(body))
 
     async def work() -> Response:
         body = await _read_body(request, settings.max_body_bytes)
         if media == "multipart/form-data":
             body = await _csv_upload(request, body)
+        # A few JSON records take well under a millisecond: a hop to a worker thread would cost
+        # more than it frees the event loop. Bigger bodies are worked on in a thread.
+        inline = kind == "json" and len(body) <= INLINE_BYTES
+
+        async def run(fn, *args):
+            return fn(*args) if inline else await asyncio.to_thread(fn, *args)
+
         if entry.batcher is None:
-            return await asyncio.to_thread(direct, body)
-        parsed = await asyncio.to_thread(parse, body)
-        if len(parsed.frame) > settings.batch_max_size:
-            out, notes = await asyncio.to_thread(entry.predict_direct, parsed)
-            return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)
-        frame, notes = await asyncio.to_thread(entry.check, parsed)
-        try:
-            out = await entry.batcher.predict(frame)
-        except DataError as exc:
-            raise from_data_error(exc, parsed.single, entry.schema.kinds) from None
-        return await asyncio.to_thread(entry.respond, out, parsed.warnings + notes)
+            return await run(direct, body)  # one hop for the whole request
+        parsed = await run(parse, body)
+        if len(parsed) > settings.batch_max_size:
+            return await run(entry.predict_direct, parsed)
+        features, notes = await run(entry.features, parsed)
+        outputs = await entry.batcher.predict(features)
+        return await run(entry.respond, outputs, parsed.warnings + notes)
 
     try:
         return await asyncio.wait_for(work(), timeout=settings.timeout_s)

@@ -23,6 +23,9 @@ PUBLIC_PREFIXES = ("/static/",)
 
 def route_template(scope: Scope) -> str:
     """The route a request matches (``/v1/models/{name}``), or "unmatched": a bounded label set."""
+    route = scope.get("route")  # set by the router as it dispatches (Starlette >= 0.47)
+    if route is not None and hasattr(route, "path"):
+        return route.path
     app = scope.get("app")
     for route in getattr(getattr(app, "router", None), "routes", []):
         match, _ = route.matches(scope)

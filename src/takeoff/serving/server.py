@@ -54,7 +54,8 @@ def serve(source: Path | str | dict, settings: ServeSettings | None = None, *,
         if on_ready:
             on_ready(url)
         config = uvicorn.Config("takeoff.serving.server:app_from_env", factory=True, host=settings.host, port=settings.port,
-                                workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=graceful)
+                                workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=graceful,
+                                access_log=settings.access_log)
         _run_workers(config)
         return
     from takeoff.serving.app import create_app
@@ -63,7 +64,7 @@ def serve(source: Path | str | dict, settings: ServeSettings | None = None, *,
     if on_ready:
         on_ready(url)
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
-                                           timeout_graceful_shutdown=graceful))
+                                           timeout_graceful_shutdown=graceful, access_log=settings.access_log))
     with _clean_exit(server):
         server.run()
 

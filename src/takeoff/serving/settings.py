@@ -36,4 +36,5 @@ class ServeSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty turns CORS off.")
     batch_max_size: int = Field(64, ge=1, description="Most rows predicted together by the micro-batcher (neural families).")
     batch_max_wait_ms: float = Field(2.0, ge=0, description="How long the micro-batcher waits for more requests to join a batch.")
+    access_log: bool = Field(True, description="Log one line per request (uvicorn's access log); /metrics counts requests either way.")
     strict: bool = Field(True, description="Reject values that do not parse (like `takeoff predict --strict`) instead of imputing them.")
