@@ -72,6 +72,11 @@ def train(
     encoding: str | None = None,
     resume: str | Path | None = None,
     strict: bool | None = None,
+    user: str | None = None,
+    item: str | None = None,
+    rating: str | None = None,
+    time_column: str | None = None,
+    items: str | Path | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -85,9 +90,13 @@ def train(
             interrupted run can be resumed.
         seed, drop, task, family, strict: see ``takeoff config show``.
         resume: an interrupted run directory to finish (``data`` and options are taken from it).
+        user, item, rating, time_column, items: recommendation (``task="recommend"``, also
+            inferred from ``user`` + ``item``): the interaction log's columns and an optional
+            item feature table; see :mod:`takeoff.recommender`.
 
     Returns:
-        The trained :class:`Model`.
+        The trained :class:`Model` (a :class:`~takeoff.recommender.RecommenderModel` for
+        recommendation).
 
     Raises:
         DataSourceError, DataError, ConfigError, BudgetError: nothing is written then.
@@ -104,8 +113,18 @@ def train(
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family,
                       strict=strict)
+        given = {"user": user, "item": item, "rating": rating, "time": time_column,
+                 "items": str(items) if items is not None else None}
+        for key, value in given.items():
+            if value is not None:
+                setattr(cfg.recommend, key, value)
+    if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
+        if resume is not None:
+            raise ConfigError("recommendation runs cannot be resumed; train again")
+        return _train_recommender(data, cfg, out, table, sql, encoding)
     if cfg.target is None:
-        raise ConfigError("no target column given. Fix: pass --target COLUMN (or target: in the config).")
+        raise ConfigError("no target column given. Fix: pass --target COLUMN (or target: in the config); "
+                          "for recommendations, pass --user COLUMN --item COLUMN.")
     started = time.monotonic()
     deadline = started + cfg.time_budget - state.get("elapsed", 0.0)
     df, name = _read(data, table, sql, encoding)
@@ -152,6 +171,26 @@ def train(
     return model
 
 
+def _train_recommender(data, cfg, out, table, sql, encoding):
+    from takeoff.recommender import train_recommender
+
+    started = time.monotonic()
+    df, name = _read(data, table, sql, encoding)
+    run_dir = Path(out) if out is not None else None
+    created = False
+    if run_dir is not None:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"output directory {run_dir} already exists and is not empty. Fix: choose another --out, or remove it.")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        created = True
+    try:
+        return train_recommender(df, cfg, name, run_dir, started + cfg.time_budget)
+    except BaseException:
+        if created and run_dir.exists() and not (run_dir / bundle.MANIFEST).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
 def _rereadable(data) -> str | None:
     """How a resumed run finds its data again: an absolute path, a URL, or None (a DataFrame)."""
     if isinstance(data, str) and "://" in data:
@@ -179,7 +218,13 @@ def load(path: str | Path) -> Model:
     Raises:
         BundleError: missing, unfinished, tampered with, or of an unknown format version.
     """
-    return Model._load(Path(path))
+    path = Path(path)
+    manifest = bundle.read_manifest(path)
+    if manifest.get("task", {}).get("kind") == "recommend":
+        from takeoff.recommender import RecommenderModel
+
+        return RecommenderModel._load(path, manifest)
+    return Model._load(path, manifest)
 
 
 def inspect(data, target: str | None = None, *, table=None, sql=None, encoding=None, config=None) -> dict[str, Any]:
@@ -380,12 +425,14 @@ class Model:
 
         manifest = {k: v for k, v in self.manifest.items() if k not in ("format", "format_version", "files")}
         self.path = bundle.write(path, manifest, fill)
+        self.manifest = bundle.read_manifest(self.path, verify=False)  # as a load would see it
+        self.__dict__.pop("version", None)  # the cached hash was of the manifest before saving
         self._attachments = {n: self.path / n for n in self._attachments}
         return self.path
 
     @classmethod
-    def _load(cls, path: Path) -> Model:
-        manifest = bundle.read_manifest(path)
+    def _load(cls, path: Path, manifest: dict[str, Any] | None = None) -> Model:
+        manifest = manifest or bundle.read_manifest(path)
         schema = Schema.from_json(manifest["schema"])
         task = Task.from_json(manifest["task"])
         pipeline = FeaturePipeline.from_state(schema, json.loads((path / "features.json").read_text()))

@@ -16,7 +16,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from takeoff._version import __version__
 from takeoff.errors import TakeoffError
@@ -98,21 +100,26 @@ def _per_class_table(metrics: dict) -> Table | None:
 @app.command()
 def train(
     data: Annotated[Optional[str], typer.Argument(help="Training data (file or SQLAlchemy URL).")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict.")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (not for recommend).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Bundle directory (default takeoff-runs/<time>-<name>).")] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Seconds the whole run may take (default 120).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass or regression (default: inferred).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="Recommend: the column of user IDs.")] = None,
+    item: Annotated[Optional[str], typer.Option("--item", help="Recommend: the column of item IDs.")] = None,
+    rating: Annotated[Optional[str], typer.Option("--rating", help="Recommend: a column weighting each interaction (optional).")] = None,
+    time_column: Annotated[Optional[str], typer.Option("--time", help="Recommend: the column of interaction times (optional; the latest are held out).")] = None,
+    items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
 ) -> None:
-    """Train a model and write it as a bundle directory."""
+    """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
 
     if resume is None and data is None:
@@ -126,7 +133,7 @@ def train(
         model = _run(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
-            strict=strict,
+            strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
         )
     except KeyboardInterrupt:
         where = resume or out_dir
@@ -135,13 +142,43 @@ def train(
     _print_trained(model)
 
 
+def _is_recommender(model) -> bool:
+    return model.manifest.get("task", {}).get("kind") == "recommend"
+
+
 def _print_trained(model) -> None:
+    if _is_recommender(model):
+        _print_recommender(model)
+        return
     training = model.manifest["training"]
     out.print(_metrics_table(f"validation metrics ({model.task.kind}, target '{model.task.target}')", model.metrics))
     members = ", ".join(f"{m['family']} ({m['weight']:.2f})" for m in model.manifest["members"])
     out.print(f"model: {members}; trained in {training['seconds']:.1f}s on {training['rows_train']} rows")
     out.print(f"bundle: {model.path}")
     out.print(f"report: {model.path / 'report.html'}")
+
+
+def _print_recommender(model) -> None:
+    m, training, rc = model.manifest, model.manifest["training"], model.manifest["recommend"]
+    out.print(_metrics_table(f"validation metrics (recommend, user '{rc['user']}' → item '{rc['item']}', "
+                             "each user's last interaction held out)", model.metrics))
+    if len(m.get("leaderboard", {})) > 1:
+        board = Table(title="families tried", title_justify="left")
+        k = rc["k"]
+        for col in ("family", f"ndcg@{k}", f"hr@{k}", "seconds"):
+            board.add_column(col, justify="left" if col == "family" else "right")
+        for name, row in m["leaderboard"].items():
+            board.add_row(name + (" (chosen)" if name == m["family"] else ""), f"{row[f'ndcg@{k}']:.4f}",
+                          f"{row[f'hr@{k}']:.4f}", f"{row.get('fit_seconds', 0):.1f}")
+        out.print(board)
+    refit = ", refitted on every interaction" if training.get("refit") else ""
+    out.print(f"model: {m['family']}; trained in {training['seconds']:.1f}s on {training['interactions']:,} interactions "
+              f"({model.n_users:,} users, {model.n_items:,} items{refit})")
+    out.print(f"bundle: {model.path}")
+    if model.path is not None and (model.path / "report.html").exists():
+        out.print(f"report: {model.path / 'report.html'}")
+    first = model.log.users[0] if model.n_users else "USER"
+    out.print(f"next: takeoff recommend {model.path} --user {first}")
 
 
 @app.command()
@@ -154,11 +191,21 @@ def evaluate(
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
 ) -> None:
-    """Metrics of a bundle on DATA (which holds the target column)."""
+    """Metrics of a bundle on DATA (which holds the target column; for a recommender, the
+    user and item columns of held-out interactions: ranking metrics)."""
     from takeoff import api
 
     model = _run(api.load, bundle)
-    metrics = _run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
+    if _is_recommender(model):
+        if table or sql or encoding:
+            from takeoff.data.sources import read_table
+
+            data_in = _run(read_table, data, table=table, sql=sql, encoding=encoding)
+        else:
+            data_in = data
+        metrics = _run(model.evaluate, data_in, report=report)
+    else:
+        metrics = _run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
     if as_json:
         sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
         return
@@ -186,10 +233,77 @@ def predict(
     from takeoff.batch import predict_file
 
     model = _run(api.load, bundle)
+    if _is_recommender(model):
+        _fail(f"{bundle} is a recommender, which ranks items for users rather than predicting rows. "
+              f"Fix: use `takeoff recommend {bundle} --user ID` (or --item ID for similar items).")
     result = _run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding, strict=strict)
     for note in result["notes"]:
         err.print(f"note: {note}", highlight=False)
     out.print(f"{result['rows']} predictions written to {output} ({result['rows_per_second']:,.0f} rows/s)")
+
+
+@app.command()
+def recommend(
+    bundle: Annotated[Path, typer.Argument(help="Recommender bundle directory (from `takeoff train --task recommend`).")],
+    user: Annotated[Optional[str], typer.Option("--user", "-u", help="Recommend items for this user ID.")] = None,
+    item: Annotated[Optional[str], typer.Option("--item", "-i", help="Show the items most like this item ID.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many items.")] = 10,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="Also rank the items the user already interacted with.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else.")] = False,
+) -> None:
+    """Recommendations for a user (--user), or the items most like an item (--item)."""
+    from takeoff import api
+    from takeoff.bundle import read_manifest
+    from takeoff.serving.items import item_labels
+
+    if (user is None) == (item is None):
+        given = "both were given" if user is not None else "neither was given"
+        _fail(f"give --user ID (recommendations for a user) or --item ID (similar items); {given}")
+    task = _run(read_manifest, bundle, verify=False).get("task", {})  # a table model may take seconds to load
+    if task.get("kind") != "recommend":
+        _fail(f"{bundle} is a {task.get('kind')} model (target '{task.get('target')}'), not a recommender. "
+              f"Fix: use `takeoff predict {bundle} DATA -o OUT`, or train a recommender with --task recommend --user COL --item COL.")
+    model = _run(api.load, bundle)
+    if user is not None:
+        result = _run(model.recommend, user, k=k, exclude_seen=not include_seen)
+        asked = {"user": _id(user)}
+    else:
+        result = _run(model.similar_items, item, k=k)
+        asked = {"item": _id(item)}
+    column, labels = item_labels(model)
+    rows = result.to_json()["items"]
+    if labels is not None:
+        for row, code in zip(rows, model.log.codes_of_items(result.items).tolist()):
+            row["label"] = labels[code] if code >= 0 else None
+    if as_json:
+        sys.stdout.write(json.dumps({**asked, "items": rows, "notes": result.notes}) + "\n")
+        return
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False)
+    title = f"top {k} for user {user}" if user is not None else f"{k} items most like item {item}"
+    if item is not None and labels is not None:
+        code = model.log.codes_of_items([item])[0]
+        title += f" ({labels[code]})" if code >= 0 and labels[code] else ""
+    table = Table(title=Text(title), title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column(model.manifest["recommend"]["item"])
+    table.add_column("score", justify="right")
+    if column is not None:
+        table.add_column(column)
+    for rank, row in enumerate(rows, 1):
+        labelled = [Text(row["label"] or "")] if column is not None else []
+        table.add_row(str(rank), Text(str(row["item"])), f"{row['score']:.4f}", *labelled)
+    out.print(table)
+
+
+def _id(text: str):
+    """An ID from the command line as the model returns IDs: a number when it looks like one."""
+    return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 @app.command()

@@ -27,6 +27,28 @@ def _models_section() -> type[BaseModel]:
     return create_model("ModelsConfig", __config__=ConfigDict(extra="forbid"), **fields)
 
 
+@lru_cache(maxsize=1)
+def _recommenders_section() -> type[BaseModel]:
+    fields = {
+        name: (registry.get_recommender(name).Params, Field(default_factory=registry.get_recommender(name).Params))
+        for name in registry.RECOMMENDERS
+    }
+    return create_model("RecommendersConfig", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+class RecommendConfig(BaseModel):
+    """Recommendation (task "recommend"): which columns make the interaction log."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    user: str | None = Field(None, description="Column of user IDs. With `item`, makes the task 'recommend'.")
+    item: str | None = Field(None, description="Column of item IDs.")
+    rating: str | None = Field(None, description="Optional column of interaction strength (non-negative); default: every interaction counts 1.")
+    time: str | None = Field(None, description="Optional time column (numbers or dates): the held-out interaction is each user's last.")
+    items: str | None = Field(None, description="Optional item feature table (a path) with the item column plus categories (a|b|c lists) and text.")
+    k: int = Field(10, ge=1, le=1000, description="Cut-off of the ranking metrics (HR@k, NDCG@k, MAP@k).")
+
+
 def _feature_params():
     from takeoff.features.pipeline import FeatureParams
 
@@ -50,8 +72,8 @@ def config_class() -> type[BaseModel]:
 
         version: Literal[1] = Field(CONFIG_VERSION, description="Config format version.")
         target: str | None = Field(None, description="Column to predict.")
-        task: Literal["binary", "multiclass", "regression"] | None = Field(
-            None, description="Learning task; inferred from the target when not set."
+        task: Literal["binary", "multiclass", "regression", "recommend"] | None = Field(
+            None, description="Learning task; inferred from the target (or 'recommend' from recommend.user and recommend.item) when not set."
         )
         positive_label: str | int | bool | None = Field(
             None, description="Binary tasks: the label counted as positive (default: a 'yes'-like label, else the minority class)."
@@ -74,6 +96,8 @@ def config_class() -> type[BaseModel]:
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
         models: _models_section() = Field(default_factory=_models_section())
+        recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+        recommenders: _recommenders_section() = Field(default_factory=_recommenders_section())
 
     return Config
 

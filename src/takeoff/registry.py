@@ -19,10 +19,31 @@ FAMILIES: dict[str, str] = {
 # What `auto` tries, in order (the cheapest first, so a tiny budget still yields a model).
 AUTO = ("lightgbm", "mlp")
 
+# Recommenders (task "recommend"), same rules: one file in models/ and one line here.
+RECOMMENDERS: dict[str, str] = {
+    "popular": "takeoff.models.popular:PopularRecommender",
+    "itemknn": "takeoff.models.itemknn:ItemKNNRecommender",
+    "als": "takeoff.models.als:ALSRecommender",
+    "two-tower": "takeoff.models.two_tower:TwoTowerRecommender",
+}
+AUTO_RECOMMEND = ("popular", "itemknn", "als", "two-tower")
+
 
 def names() -> list[str]:
     """Registered family names."""
     return list(FAMILIES)
+
+
+def get_recommender(name: str):
+    """The recommender class registered as ``name``.
+
+    Raises:
+        UnknownNameError: ``name`` is not registered (lists the valid names).
+    """
+    if name not in RECOMMENDERS:
+        raise UnknownNameError("recommender family", name, [*RECOMMENDERS, "auto"])
+    module, _, attr = RECOMMENDERS[name].partition(":")
+    return getattr(import_module(module), attr)
 
 
 def get(name: str):

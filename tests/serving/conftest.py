@@ -14,6 +14,10 @@ Fixtures (all session-scoped unless said otherwise):
   ``{name: takeoff.Model}``, with ``ServeSettings`` fields as keyword arguments (e.g.
   ``api_key="k"``, ``timeout_s=0.001``); each is stopped at the end of the session.
 - ``credit_rows``: 200 credit-risk rows not used for training, without the target.
+- ``ratings``: the first 20,000 MovieLens ratings (userId, movieId, rating, timestamp, title,
+  genres); ``rec_dir``: a directory of two bundles, ``movies`` (an itemknn recommender trained
+  on ``ratings``, with the titles as item features) and ``cancer`` (the committed tabular
+  bundle ``tests/fixtures/bundle-v1``); ``rec_bundle``: the path of ``movies``.
 
 Servers run in a background thread of the test process (so a test may spy on a model it
 passed in a dict); each binds a free port chosen by the OS.
@@ -21,6 +25,7 @@ passed in a dict); each binds a free port chosen by the OS.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -39,6 +44,28 @@ def model_dir(credit_small, tmp_path_factory):
     takeoff.train(credit_small, target="Status", family="mlp", time_budget=20, seed=0,
                   config={"models": {"mlp": {"max_epochs": 5}}}, out=root / "credit-mlp")
     return root
+
+
+RATINGS_ROWS = 20_000
+
+
+@pytest.fixture(scope="session")
+def ratings(datasets) -> pd.DataFrame:
+    return pd.read_csv(datasets / "movielens_ratings.csv", nrows=RATINGS_ROWS)
+
+
+@pytest.fixture(scope="session")
+def rec_dir(ratings, fixtures, tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving-rec") / "models"
+    takeoff.train(ratings, task="recommend", user="userId", item="movieId", rating="rating", time_column="timestamp",
+                  family="itemknn", time_budget=20, seed=0, out=root / "movies")
+    shutil.copytree(fixtures / "bundle-v1", root / "cancer")
+    return root
+
+
+@pytest.fixture(scope="session")
+def rec_bundle(rec_dir):
+    return rec_dir / "movies"
 
 
 @pytest.fixture(scope="session")

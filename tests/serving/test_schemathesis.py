@@ -20,15 +20,24 @@ def _schemathesis() -> str:
     return found
 
 
-def test_no_input_makes_a_server_error(server_url, tmp_path):
+def _run(url: str, cwd: Path, *extra: str, examples: int = 20) -> None:
     # One worker: schemathesis' threaded generation is not reliable under CPython 3.11.
     command = [
-        _schemathesis(), "run", f"{server_url}/openapi.json",
+        _schemathesis(), "run", f"{url}/openapi.json",
         "--checks", "not_a_server_error", "--phases", "examples,coverage,fuzzing",
-        "--max-examples", "20", "--seed", "0", "--workers", "1", "--request-timeout", "30",
-        "--max-failures", "5",
+        "--max-examples", str(examples), "--seed", "0", "--workers", "1", "--request-timeout", "30",
+        "--max-failures", "5", *extra,
     ]
-    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=240)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     assert "generated" in output and " passed" in output
+
+
+def test_no_input_makes_a_server_error(server_url, tmp_path):
+    _run(server_url, tmp_path)
+
+
+def test_no_recommend_input_makes_a_server_error(start_server, rec_dir, tmp_path):
+    """The recommend and similar-items routes of a server holding a recommender and a table."""
+    _run(start_server(rec_dir), tmp_path, "--include-path-regex", "recommend|similar-items", examples=10)

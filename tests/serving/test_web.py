@@ -272,3 +272,68 @@ def test_page_asks_for_the_api_key(browser, start_server, model_dir):
     finally:
         context.close()
     assert not js_errors, f"uncaught JavaScript errors on the page: {js_errors}"
+
+
+# ----------------------------------------------------------------------------- recommenders
+@pytest.fixture(scope="module")
+def rec_url(start_server, rec_dir) -> str:
+    return start_server(rec_dir)  # "movies" (a recommender) beside "cancer" (a table)
+
+
+def test_page_recommends_for_a_user(page, rec_url, rec_bundle):
+    import takeoff
+
+    model = takeoff.load(rec_bundle)
+    page.goto(rec_url + "/")
+    picker = page.get_by_label("Model", exact=True)
+    picker.locator("option[value=movies]").wait_for(state="attached")
+    picker.select_option("movies")
+    user = page.get_by_label("User ID", exact=True)
+    user.wait_for()
+    assert page.locator("#predict-form").is_hidden() and page.locator("#result-card").is_hidden()
+    assert "Recommendation" in page.locator("#model-summary").inner_text()
+    assert "NDCG@10" in page.locator("#model-info").inner_text()
+
+    first = model.log.users[0]
+    user.fill(first)
+    page.get_by_label("How many", exact=True).fill("8")
+    with page.expect_request(re.compile(r"/v1/models/movies/recommend$")) as sent:
+        page.get_by_role("button", name="Recommend").click()
+    assert json.loads(sent.value.post_data) == {"user": int(first), "k": 8, "exclude_seen": True}
+    rows = page.locator(".rec-list .rec-item")
+    rows.first.wait_for()
+    expected = model.recommend(first, k=8)
+    assert rows.count() == 8
+    assert [rows.nth(i).get_attribute("data-item") for i in range(8)] == [str(i) for i in expected.items]
+    labels = [rows.nth(i).locator(".rec-label").inner_text() for i in range(8)]
+    assert all(labels) and labels != [str(i) for i in expected.items]  # titles, not bare IDs
+    assert page.locator("#rec-result-title").inner_text() == f"Top 8 for user {first}"
+    _shot(page, "recommend.png")
+
+    # "Similar" on a row asks for the items like it
+    with page.expect_response(re.compile(r"/similar-items$")) as answered:
+        rows.first.locator(".rec-more").click()
+    assert answered.value.status == 200
+    page.wait_for_function("document.querySelector('#rec-result-title').textContent.startsWith('Most like')")
+    similar = model.similar_items(expected.items[0], k=8).items
+    assert [rows.nth(i).get_attribute("data-item") for i in range(rows.count())] == [str(i) for i in similar]
+    assert page.get_by_label("Item ID", exact=True).input_value() == str(expected.items[0])
+
+    # an unknown user gets the popular items and the note; an unknown item is marked
+    user.fill("someone-new")
+    page.get_by_role("button", name="Recommend").click()
+    page.locator(".rec-result .notes").wait_for()
+    assert "not in the training data" in page.locator(".rec-result .notes").inner_text()
+    item = page.get_by_label("Item ID", exact=True)
+    item.fill("no-such-film")
+    page.get_by_role("button", name="Similar items").click()
+    page.locator("#rec-result [role=alert]").wait_for()
+    assert item.get_attribute("aria-invalid") == "true"
+    assert "not in the training data" in page.locator("#rec-result [role=alert]").inner_text()
+
+    # phone-wide: nothing wider than the screen; then back to the table model's form
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    picker.select_option("cancer")
+    page.locator("#fields .field").first.wait_for()
+    assert page.locator("#recommend-card").is_hidden() and page.locator("#predict-form").is_visible()

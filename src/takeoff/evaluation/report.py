@@ -614,3 +614,43 @@ font-size:12px;color:var(--faint)}
 print-color-adjust:exact}section{margin-top:24px}h2{break-after:avoid}
 tbody tr:hover td{background:none}}
 """
+
+
+# --- recommendation -------------------------------------------------------------------------
+
+
+def write_recommend_report(path: str | os.PathLike[str], *, title: str, metrics: Mapping[str, Any],
+                           leaderboard: Mapping[str, Mapping[str, Any]], buckets: Sequence[Mapping[str, Any]],
+                           info: Mapping[str, Any], data_name: str) -> Path:
+    """A self-contained HTML report of a recommender: headline ranking metrics on the held-out
+    interactions, every family tried, and the metrics by user activity."""
+    chips = [("Task", "Recommendation"), ("Data", data_name),
+             ("Users evaluated", f"{int(metrics.get('users', 0)):,}"),
+             ("Generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+    chip_html = "".join(f'<span class="chip">{_e(k)} <b>{_e(v)}</b></span>' for k, v in chips)
+    header = ('<header class="top"><div class="brand"><span class="logo"></span>takeoff · evaluation report</div>'
+              f'<h1>{_e(title)}</h1><div class="meta">{chip_html}</div></header>')
+    meanings = {"hr": "share of users whose held-out item is in their top K",
+                "ndcg": "like HR, but a hit counts more the higher it is ranked",
+                "map": "mean average precision of the top K",
+                "coverage": "share of the catalogue recommended to someone"}
+    cards = []
+    for name, value in metrics.items():
+        if not _is_number(value) or name == "users":
+            continue
+        kind = name.split("@")[0]
+        primary = kind == "ndcg"
+        cards.append(
+            f'<div class="card metric{" primary" if primary else ""}"><div class="name">{_e(name.upper())}'
+            f'<span class="dir" title="higher is better">↑</span>{"<span class=tag>primary</span>" if primary else ""}</div>'
+            f'<div class="value">{float(value):.4f}</div><div class="hint">{_e(meanings.get(kind, ""))}</div></div>')
+    body = header + _section("metrics", "Headline metrics", f'<div class="cards">{"".join(cards)}</div>'
+                             '<p class="note">Each user\'s last interaction was held out; every item the user had '
+                             "not seen in training was ranked.</p>")
+    body += _section("families", "Families tried (validation)", _model_info({"leaderboard": dict(leaderboard)}))
+    if buckets:
+        body += _section("activity", "By user activity (training interactions)",
+                         _model_info({"buckets": {str(b["bucket"]): {k: v for k, v in b.items() if k != "bucket"}
+                                                  for b in buckets}}))
+    body += _section("model", "Model", _model_info(info))
+    return _atomic_write(Path(path), _page(title, body))

@@ -1,8 +1,9 @@
 """The REST API over bundles: ``create_app(source, settings) -> FastAPI``.
 
 Routes (see docs/serving.md): ``POST /v1/predict``, ``POST /v1/models/{name}/predict``,
-``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/report``,
-``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` and ``GET /static/{file}``
+``POST /v1/recommend``, ``POST /v1/models/{name}/recommend``, ``POST /v1/similar-items``,
+``POST /v1/models/{name}/similar-items`` (recommenders, see :mod:`takeoff.serving.recommend`),
+``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/report``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` and ``GET /static/{file}``
 (the page), ``GET /docs`` and ``GET /openapi.json``.
 
 Example:
@@ -39,6 +40,10 @@ from takeoff.serving.batching import MicroBatcher
 from takeoff.serving.errors import ApiError, error_response, from_data_error
 from takeoff.serving.metrics import Metrics
 from takeoff.serving.middleware import AuthMiddleware, CatchAllMiddleware, MetricsMiddleware
+from takeoff.serving.recommend import (RecommendEntry, RecommendRequest, RecommendResponse, SimilarItemsRequest,
+                                       SimilarItemsResponse)
+from takeoff.serving.recommend import components as recommend_components
+from takeoff.serving.recommend import request_body as recommend_body
 from takeoff.serving.requests import Parsed, RequestSchema, schema_name
 from takeoff.serving.settings import ServeSettings
 from takeoff.serving.store import ModelStore, load_store
@@ -83,12 +88,14 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 504)}
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 415, 422, 504)}
 
 
 # ------------------------------------------------------------------ one served model
 class Entry:
     """A served model: its request schema and how its rows are predicted."""
+
+    recommender = False
 
     def __init__(self, name: str, model, settings: ServeSettings, metrics: Metrics):
         self.name, self.model, self.settings, self.metrics = name, model, settings, metrics
@@ -134,10 +141,10 @@ class Entry:
                 "predictions": predictions, "warnings": warnings}
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")
 
-    def summary(self, default: str | None) -> dict[str, Any]:
+    def summary(self, default: bool) -> dict[str, Any]:
         m = self.model
         return {"name": self.name, "task": m.task.kind, "target": m.task.target, "classes": _clean(m.classes),
-                "version": m.version, "created": m.manifest.get("created"), "default": self.name == default}
+                "version": m.version, "created": m.manifest.get("created"), "default": default}
 
     def detail(self) -> dict[str, Any]:
         m = self.model
@@ -167,14 +174,15 @@ def create_app(source: Path | str | dict, settings: ServeSettings | None = None)
     settings = settings or ServeSettings()
     store = load_store(source, settings.default_model)
     metrics = Metrics()
-    entries = {name: Entry(name, model, settings, metrics) for name, model in store.models.items()}
+    entries = {name: (RecommendEntry if _is_recommender(model) else Entry)(name, model, settings, metrics)
+               for name, model in store.models.items()}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         log.info("serving %d model(s): %s (default: %s)", len(entries), ", ".join(entries) or "none", store.default)
         yield
         for entry in entries.values():
-            if entry.batcher is not None:
+            if getattr(entry, "batcher", None) is not None:
                 await entry.batcher.close()
 
     app = FastAPI(
@@ -199,33 +207,66 @@ def create_app(source: Path | str | dict, settings: ServeSettings | None = None)
     return app
 
 
-def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Entry], settings: ServeSettings) -> None:
-    def entry_for(name: str) -> Entry:
+def _defaults(store: ModelStore, entries: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The models answering ``/v1/predict`` and ``/v1/recommend``: the store's default when it
+    does that task, else the only model that does."""
+    out = []
+    for recommender in (False, True):
+        names = [n for n, e in entries.items() if e.recommender is recommender]
+        if store.default is not None and entries[store.default].recommender is recommender:
+            out.append(store.default)
+        else:
+            out.append(names[0] if len(names) == 1 else None)
+    return out[0], out[1]
+
+
+def _wrong_task(entry) -> ApiError:
+    if entry.recommender:
+        message = (f"model '{entry.name}' is a recommender: it answers POST /v1/models/{entry.name}/recommend "
+                   f"and /v1/models/{entry.name}/similar-items, not predict")
+    else:
+        message = (f"model '{entry.name}' predicts '{entry.model.task.target}' ({entry.model.task.kind}); "
+                   f"POST records to /v1/models/{entry.name}/predict. Only recommenders answer recommend and similar-items")
+    return ApiError(409, message, code="wrong_task")
+
+
+def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settings: ServeSettings) -> None:
+    predict_default, recommend_default = _defaults(store, entries)
+    recommenders = [n for n, e in entries.items() if e.recommender]
+
+    def entry_for(name: str):
         if name not in entries:
             raise ApiError(404, f"no model named '{name}'; the models are: {', '.join(entries) or 'none'}",
                            code="model_not_found", extra={"models": list(entries)})
         return entries[name]
 
+    def no_default(route: str, recommender: bool) -> ApiError:
+        wanted = [n for n, e in entries.items() if e.recommender is recommender]
+        default = entries.get(store.default) if store.default is not None else None
+        if not wanted and default is not None:
+            return _wrong_task(default)
+        what = "recommender" if recommender else "model"
+        return ApiError(404, f"there is no default {what}; POST to /v1/models/{{name}}/{route} with one of: "
+                        f"{', '.join(wanted) or 'none'}", code="no_default_model", extra={"models": wanted})
+
     def predict_route(name: str | None):
         async def predict(request: Request) -> Response:
             if name is None:
-                raise ApiError(404, "there is no default model; POST to /v1/models/{name}/predict with one of: "
-                               f"{', '.join(entries) or 'none'}", code="no_default_model", extra={"models": list(entries)})
+                raise no_default("predict", False)
             return await _predict(request, entry_for(name), settings)
         return predict
 
     model_name = PathParam(description=f"A model name: {', '.join(entries) or 'none'}", examples=list(entries)[:3] or ["model"])
     predict_doc = "One record, `{\"records\": [...]}`, or a CSV file (multipart field `file`). "
     tags = ["predict"]
-    default = store.default
     app.add_api_route(
-        "/v1/predict", predict_route(default), methods=["POST"], tags=tags, operation_id="predict_default",
-        summary=f"Predict with the default model ({default})" if default else "Predict with the default model (none set)",
+        "/v1/predict", predict_route(predict_default), methods=["POST"], tags=tags, operation_id="predict_default",
+        summary=f"Predict with the default model ({predict_default})" if predict_default else "Predict with the default model (none set)",
         description=predict_doc, responses={200: {"model": PredictResponse}, **ERRORS},
-        openapi_extra=entries[default].schema.request_body() if default else None,
+        openapi_extra=entries[predict_default].schema.request_body() if predict_default else None,
     )
     for name, entry in entries.items():
-        if SAFE_NAME.fullmatch(name):  # documented with its own input schema
+        if SAFE_NAME.fullmatch(name) and not entry.recommender:  # documented with its own input schema
             app.add_api_route(
                 f"/v1/models/{name}/predict", predict_route(name), methods=["POST"], tags=tags,
                 operation_id=f"predict_{schema_name(name)}", summary=f"Predict with model '{name}'",
@@ -237,14 +278,46 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Entry], sett
     async def predict_any(name: str, request: Request) -> Response:
         return await _predict(request, entry_for(name), settings)
 
+    # ---------------------------------------------------------------- recommenders
+    def recommend_routes(action: str, path: str):
+        async def answer_default(request: Request) -> Response:
+            if recommend_default is None:
+                raise no_default(path, True)
+            return await _recommend(request, entries[recommend_default], settings, action)
+
+        async def answer_named(request: Request, name: str = model_name) -> Response:
+            return await _recommend(request, entry_for(name), settings, action)
+        return answer_default, answer_named
+
+    rec_tags = ["recommend"]
+    which = f"the default recommender ({recommend_default})" if recommend_default else "the default recommender (none set)"
+    recommend_doc = ('`{"user": ID, "k": 10, "exclude_seen": true}` or `{"users": [ID, ...], ...}`. A user the model '
+                     "has never seen gets the most popular items (said in `notes`). "
+                     f"Recommenders served: {', '.join(recommenders) or 'none'}.")
+    similar_doc = f'`{{"item": ID, "k": 10}}`: the items most like one item. Recommenders served: {", ".join(recommenders) or "none"}.'
+    for path, action, doc, request_model, response in (
+        ("recommend", "recommend", recommend_doc, RecommendRequest, RecommendResponse),
+        ("similar-items", "similar", similar_doc, SimilarItemsRequest, SimilarItemsResponse),
+    ):
+        what = "Recommendations" if action == "recommend" else "Similar items"
+        common = dict(methods=["POST"], tags=rec_tags, description=doc, responses={200: {"model": response}, **ERRORS},
+                      openapi_extra=recommend_body(request_model))
+        answer_default, answer_named = recommend_routes(action, path)
+        app.add_api_route(f"/v1/{path}", answer_default, operation_id=f"{action}_default",
+                          summary=f"{what} from {which}", **common)
+        app.add_api_route(f"/v1/models/{{name}}/{path}", answer_named, operation_id=f"{action}_by_name",
+                          summary=f"{what} from a recommender, by name", **common)
+
+    # ---------------------------------------------------------------- models and operations
     @app.get("/v1/models", tags=["models"], summary="The models served")
     async def list_models() -> dict:
-        return {"models": [e.summary(store.default) for e in entries.values()]}
+        defaults = (predict_default, recommend_default)
+        return {"models": [e.summary(e.name in defaults) for e in entries.values()]}
 
     @app.get("/v1/models/{name}", tags=["models"], summary="A model's metadata, metrics and inputs",
              responses={404: {"model": ErrorResponse}})
     async def model_detail(name: str = model_name) -> dict:
-        return entry_for(name).detail()
+        return _clean(entry_for(name).detail())
 
     @app.get("/v1/models/{name}/report", tags=["models"], summary="A model's HTML validation report",
              response_class=HTMLResponse, responses={404: {"model": ErrorResponse}})
@@ -288,6 +361,8 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Entry], sett
 
 
 async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> Response:
+    if entry.recommender:
+        raise _wrong_task(entry)
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         kind = "json"
@@ -329,6 +404,26 @@ async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> R
         return await asyncio.wait_for(work(), timeout=settings.timeout_s)
     except asyncio.TimeoutError:
         raise ApiError(504, f"the prediction took longer than {settings.timeout_s:g}s. Fix: send fewer records "
+                       "per request, or raise --timeout", code="timeout") from None
+
+
+async def _recommend(request: Request, entry, settings: ServeSettings, action: str) -> Response:
+    """``action`` "recommend" or "similar" of a recommender: JSON in, JSON out, under the deadline."""
+    if not entry.recommender:
+        raise _wrong_task(entry)
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not (media == "application/json" or media.endswith("+json")):
+        raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json")
+    answer = entry.recommend if action == "recommend" else entry.similar
+
+    async def work() -> Response:
+        body = await _read_body(request, settings.max_body_bytes)
+        return await asyncio.to_thread(answer, body)  # scoring a catalogue is not event-loop work
+
+    try:
+        return await asyncio.wait_for(work(), timeout=settings.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"the request took longer than {settings.timeout_s:g}s. Fix: ask for fewer users "
                        "per request, or raise --timeout", code="timeout") from None
 
 
@@ -404,7 +499,9 @@ def _install_openapi(app: FastAPI, entries: dict[str, Entry], settings: ServeSet
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             components = schema.setdefault("components", {})
             for entry in entries.values():
-                components.setdefault("schemas", {}).update(entry.schema.components(settings.max_records))
+                if not entry.recommender:
+                    components.setdefault("schemas", {}).update(entry.schema.components(settings.max_records))
+            components.setdefault("schemas", {}).update(recommend_components(settings.max_records))
             if settings.api_key:
                 components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
                 schema["security"] = [{"bearer": []}]
@@ -415,6 +512,10 @@ def _install_openapi(app: FastAPI, entries: dict[str, Entry], settings: ServeSet
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _is_recommender(model) -> bool:
+    return model.manifest.get("task", {}).get("kind") == "recommend"
 
 
 # ------------------------------------------------------------------ JSON helpers

@@ -1,4 +1,5 @@
-"""The models a server answers for: one bundle, a directory of bundles, or Model objects.
+"""The models a server answers for: one bundle, a directory of bundles, or Model objects
+(tabular models and recommenders side by side).
 
 Serving only reads bundles (``takeoff.load``); it never imports training code.
 """
@@ -16,7 +17,8 @@ log = logging.getLogger("takeoff.serving")
 
 
 class ModelStore:
-    """Named models and the default one (served at ``/v1/predict``)."""
+    """Named models and the default one (served at ``/v1/predict``, or ``/v1/recommend`` for a
+    recommender)."""
 
     def __init__(self, models: dict[str, Model], default: str | None = None):
         self.models = dict(models)
@@ -39,8 +41,9 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
     Args:
         source: a bundle directory (served under its directory name, and the default), a
             directory whose subdirectories are bundles (each served under its name), or a
-            dict of name → :class:`Model`.
-        default: the name of the model answering ``/v1/predict`` (default: the only one).
+            dict of name → :class:`Model` (or :class:`~takeoff.recommender.RecommenderModel`).
+        default: the name of the model answering ``/v1/predict`` (``/v1/recommend`` for a
+            recommender; default: the only one).
 
     Raises:
         BundleError: the path is not a bundle and holds none, or a bundle cannot be loaded.
@@ -48,8 +51,9 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
     """
     if isinstance(source, dict):
         for name, model in source.items():
-            if not isinstance(name, str) or not name or not isinstance(model, Model):
-                raise ConfigError(f"models to serve must map names to takeoff.Model objects; got {name!r}: {type(model).__name__}")
+            if not isinstance(name, str) or not name or not (isinstance(model, Model) or _is_recommender(model)):
+                raise ConfigError(f"models to serve must map names to takeoff.Model or RecommenderModel objects; "
+                                  f"got {name!r}: {type(model).__name__}")
         return ModelStore(source, default)
     path = Path(source)
     if not path.is_dir():
@@ -67,3 +71,10 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
         models[sub.name] = load(sub)
         log.info("loaded model '%s' from %s", sub.name, sub)
     return ModelStore(models, default)
+
+
+def _is_recommender(model) -> bool:
+    import sys
+
+    module = sys.modules.get("takeoff.recommender")  # loaded whenever a RecommenderModel exists
+    return module is not None and isinstance(model, module.RecommenderModel)

@@ -1,11 +1,12 @@
-/* takeoff model server page: pick a model, fill its inputs, get a prediction.
+/* takeoff model server page: pick a model, fill its inputs, get a prediction (or, for a
+ * recommender, enter a user or an item and get a ranked list).
  * Plain DOM, no dependencies. Every value from the server goes in through textContent. */
 "use strict";
 
 (() => {
   const KEY_STORAGE = "takeoff.apiKey";
   const OTHER = "__other__";
-  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", regression: "Regression" };
+  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", regression: "Regression", recommend: "Recommendation" };
   const PRIMARY_METRIC = { binary: "roc_auc", multiclass: "log_loss", regression: "rmse" };
   const METRICS = { // name -> [display name, what it means]; same words as the bundle's report
     roc_auc: ["ROC AUC", "ranking quality; 0.5 is chance"],
@@ -19,8 +20,21 @@
     rmse: ["RMSE", "root mean squared error; lower is better"],
     mae: ["MAE", "mean absolute error; lower is better"],
     r2: ["R²", "share of variance explained"],
+    users: ["Users evaluated", "held-out users the ranking metrics average over"],
   };
-  const FAMILY_NAMES = { lightgbm: "LightGBM", xgboost: "XGBoost", catboost: "CatBoost", mlp: "Neural net (MLP)", linear: "Linear" };
+  const RANKING_METRICS = { // name@k -> [display name, what it means]
+    ndcg: ["NDCG", "ranking quality of the held-out items; 1 is perfect"],
+    hr: ["HR", "hit rate: share of users with a held-out item in the list"],
+    map: ["MAP", "mean average precision"],
+    mrr: ["MRR", "mean reciprocal rank"],
+    coverage: ["Coverage", "share of the catalogue recommended to anyone"],
+    precision: ["Precision", "share of the list that was held out"],
+    recall: ["Recall", "share of the held-out items in the list"],
+  };
+  const FAMILY_NAMES = {
+    lightgbm: "LightGBM", xgboost: "XGBoost", catboost: "CatBoost", mlp: "Neural net (MLP)", linear: "Linear",
+    popular: "Most popular", itemknn: "Item k-NN", als: "ALS (matrix factorisation)", two_tower: "Two-tower network",
+  };
   const KIND_HINTS = { numeric: "number", categorical: "category", boolean: "yes / no", datetime: "date & time", text: "text" };
   const MAX_BARS = 12;
 
@@ -199,7 +213,13 @@
     return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   }
 
-  const metricName = (name) => (METRICS[name] && METRICS[name][0]) || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+  const rankingMetric = (name) => {
+    const match = /^([a-z_]+)@(\d+)$/.exec(name);
+    return match && RANKING_METRICS[match[1]] ? [`${RANKING_METRICS[match[1]][0]}@${match[2]}`, RANKING_METRICS[match[1]][1]] : null;
+  };
+  const metricInfo = (name) => METRICS[name] || rankingMetric(name);
+  const metricName = (name) => (metricInfo(name) && metricInfo(name)[0]) || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+  const isRecommender = (model) => Boolean(model) && model.task === "recommend";
   const familyName = (name) => FAMILY_NAMES[name] || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
 
   /* ------------------------------------------------------------------ status + page errors */
@@ -290,10 +310,16 @@
     }
     document.title = `${model.name} · takeoff`;
     renderSummary(model);
-    renderForm(model, previous);
+    setMode(isRecommender(model));
+    if (isRecommender(model)) {
+      state.fields = new Map();
+      renderRecommender(model);
+    } else {
+      renderForm(model, previous);
+      resetResult();
+      updateCurl(exampleRecord(model));
+    }
     renderModelInfo(model);
-    resetResult();
-    updateCurl(exampleRecord(model));
     $("footer-version").textContent = model.takeoff_version ? ` ${model.takeoff_version}` : "";
     setFormEnabled(true);
   }
@@ -302,6 +328,14 @@
     const box = $("model-summary");
     if (!model) { box.replaceChildren(); return; }
     const chips = [el("span", { class: "chip chip-accent", text: TASK_NAMES[model.task] || model.task })];
+    if (isRecommender(model)) {
+      if (model.columns && model.columns.item) {
+        chips.push(el("span", { class: "chip" }, "ranks ", el("b", { text: model.columns.item }), " for ", el("b", { text: model.columns.user })));
+      }
+      if (typeof model.users === "number") chips.push(el("span", { class: "chip", text: `${fmtNumber(model.users)} users · ${fmtNumber(model.items)} items` }));
+      box.replaceChildren(...chips);
+      return;
+    }
     if (model.target) chips.push(el("span", { class: "chip" }, "predicts ", el("b", { text: model.target })));
     if (Array.isArray(model.classes) && model.classes.length) {
       const shown = model.classes.slice(0, 4).map(String).join(" · ");
@@ -476,6 +510,8 @@
   }
 
   function setFormEnabled(enabled) {
+    $("recommend").disabled = !enabled || state.busy;
+    $("similar").disabled = !enabled || state.busy;
     $("fill-example").disabled = !enabled;
     $("clear-form").disabled = !enabled;
     $("predict").disabled = !enabled || state.busy;
@@ -687,15 +723,16 @@
     $("curl").hidden = false;
   }
 
-  async function copyCurl() {
-    const button = $("copy-curl");
-    const text = $("curl-code").textContent;
+  const copyCurl = () => copyText($("curl-code"), $("copy-curl"));
+
+  async function copyText(code, button) {
+    const text = code.textContent;
     try {
       await navigator.clipboard.writeText(text);
       button.textContent = "Copied";
     } catch {
       const range = document.createRange();
-      range.selectNodeContents($("curl-code"));
+      range.selectNodeContents(code);
       const selection = window.getSelection();
       selection.removeAllRanges();
       selection.addRange(range);
@@ -704,12 +741,223 @@
     setTimeout(() => { button.textContent = "Copy"; }, 1600);
   }
 
+  /* ------------------------------------------------------------------ recommenders */
+
+  // One card for a recommender: a user form, a similar-items form and the ranked list.
+  function setMode(recommender) {
+    document.querySelector(".inputs-card:not(.recommend-card)").hidden = recommender;
+    $("result-card").hidden = recommender;
+    $("recommend-card").hidden = !recommender;
+    document.querySelector(".skip").setAttribute("href", recommender ? "#recommend-title" : "#inputs-title");
+  }
+
+  let emptyRecResult = null; // the card's own empty state, kept to put back
+
+  function renderRecommender(model) {
+    const users = model.example_users || [];
+    const items = model.example_items || [];
+    $("rec-user").placeholder = users.length ? `e.g. ${users[0]}` : "a user ID";
+    $("sim-item").placeholder = items.length ? `e.g. ${items[0]}` : "an item ID";
+    $("rec-k").value = String(Math.min(Math.max(Number(model.k) || 10, 1), 1000));
+    ["rec-user", "rec-k", "sim-item"].forEach((id) => clearRecError(id));
+    const count = $("catalogue-count");
+    count.textContent = typeof model.items === "number" ? `${fmtNumber(model.items)} items` : "";
+    count.hidden = !count.textContent;
+    $("rec-result-title").textContent = "Results";
+    $("rec-result-meta").textContent = "";
+    const result = $("rec-result");
+    result.dataset.state = "empty";
+    result.replaceChildren(emptyRecResult.cloneNode(true));
+    $("rec-curl").hidden = true;
+  }
+
+  // "42" -> 42 (IDs that look like integers are sent as JSON numbers; "42" would work too)
+  function toId(text) {
+    const value = String(text).trim();
+    return /^-?\d{1,15}$/.test(value) ? Number(value) : value;
+  }
+
+  function setRecError(id, problem) {
+    const input = $(id);
+    input.closest(".field").classList.add("is-invalid");
+    input.setAttribute("aria-invalid", "true");
+    $(`${id}-error`).textContent = sentence(problem);
+  }
+
+  function clearRecError(id) {
+    const input = $(id);
+    input.closest(".field").classList.remove("is-invalid");
+    input.removeAttribute("aria-invalid");
+    $(`${id}-error`).textContent = "";
+  }
+
+  function readK() {
+    const input = $("rec-k");
+    const k = Number(input.value);
+    if (input.value.trim() === "" || !Number.isInteger(k) || k < 1 || k > 1000) {
+      setRecError("rec-k", "enter a whole number from 1 to 1000");
+      return null;
+    }
+    return k;
+  }
+
+  async function recommendFor(event) {
+    if (event) event.preventDefault();
+    const text = $("rec-user").value.trim();
+    clearRecError("rec-user");
+    clearRecError("rec-k");
+    if (!text) setRecError("rec-user", "enter a user ID");
+    const k = readK();
+    if (!text || k === null) {
+      $(text ? "rec-k" : "rec-user").focus();
+      return;
+    }
+    const body = { user: toId(text), k, exclude_seen: !$("rec-include-seen").checked };
+    await askRecommender("recommend", body, { user: "rec-user", k: "rec-k" }, (data) => {
+      const answer = (data.recommendations || [])[0] || { items: [], notes: [] };
+      return { title: `Top ${k} for user ${text}`, items: answer.items || [], notes: answer.notes || [] };
+    });
+  }
+
+  async function similarTo(event) {
+    if (event) event.preventDefault();
+    const text = $("sim-item").value.trim();
+    clearRecError("sim-item");
+    clearRecError("rec-k");
+    if (!text) setRecError("sim-item", "enter an item ID");
+    const k = readK();
+    if (!text || k === null) {
+      $(text ? "rec-k" : "sim-item").focus();
+      return;
+    }
+    await askRecommender("similar-items", { item: toId(text), k }, { item: "sim-item", k: "rec-k" }, (data) => ({
+      title: `Most like item ${text}`, items: data.items || [], notes: data.notes || [],
+    }));
+  }
+
+  async function askRecommender(route, body, fieldIds, shape) {
+    if (state.busy || !isRecommender(state.model)) return;
+    const model = state.model;
+    const button = $(route === "recommend" ? "recommend" : "similar");
+    setRecBusy(true, button);
+    updateRecCurl(route, body);
+    const started = performance.now();
+    try {
+      const data = await api(`/v1/models/${encodeURIComponent(model.name)}/${route}`, { method: "POST", body });
+      if (state.model !== model) return;
+      renderRecList(model, data, shape(data), Math.round(performance.now() - started));
+    } catch (error) {
+      if (state.model !== model) return;
+      let marked = null;
+      const unplaced = [];
+      for (const item of error.fields || []) {
+        const id = fieldIds[String(item.field).replace(/\[\d+\]$/, "")];
+        if (id) {
+          setRecError(id, item.problem || "is not valid");
+          marked = marked || id;
+        } else {
+          unplaced.push(item);
+        }
+      }
+      showRecError(error.message, unplaced, error.status);
+      if (marked) $(marked).focus();
+    } finally {
+      setRecBusy(false, button);
+    }
+  }
+
+  function setRecBusy(busy, button) {
+    state.busy = busy;
+    button.classList.toggle("is-busy", busy);
+    button.setAttribute("aria-busy", String(busy));
+    $("recommend").disabled = busy || !state.model;
+    $("similar").disabled = busy || !state.model;
+    const result = $("rec-result");
+    result.setAttribute("aria-busy", String(busy));
+    if (busy) result.dataset.state = "loading";
+  }
+
+  function showRecError(message, unplaced, status) {
+    $("rec-result-title").textContent = "Results";
+    $("rec-result-meta").textContent = status ? `HTTP ${status}` : "";
+    const result = $("rec-result");
+    result.dataset.state = "error";
+    const list = unplaced.length
+      ? el("ul", {}, unplaced.map((f) => el("li", {}, f.field ? el("code", { text: f.field }) : null, f.field ? ": " : "", f.problem || "")))
+      : null;
+    result.replaceChildren(el("div", { class: "banner banner-error", role: "alert" }, ICON_ALERT(),
+      el("div", { class: "banner-body" }, el("div", { text: sentence(message) }), list)));
+  }
+
+  function renderRecList(model, data, answer, ms) {
+    const version = data.version ?? model.version;
+    $("rec-result-title").textContent = answer.title;
+    $("rec-result-meta").textContent = [version ? `version ${version}` : null, `${ms} ms`].filter(Boolean).join(" · ");
+    const scores = answer.items.map((row) => (typeof row.score === "number" ? row.score : 0));
+    const top = Math.max(...scores, 0);
+    const bottom = Math.min(...scores, 0);
+    const span = top - bottom || 1;
+    const itemColumn = (model.columns && model.columns.item) || "item";
+    const rows = answer.items.map((row, index) => {
+      const share = typeof row.score === "number" ? (row.score - bottom) / span : 0;
+      const id = String(row.item);
+      return el("li", { class: "rec-item", "data-item": id },
+        el("span", { class: "rec-rank", text: String(index + 1) }),
+        el("span", { class: "rec-main" },
+          el("span", { class: "rec-label", title: row.label || id, text: row.label || id }),
+          el("span", { class: "rec-id", text: row.label ? `${itemColumn} ${id}` : itemColumn })),
+        el("span", { class: "bar-track", "aria-hidden": "true" },
+          el("span", { class: "bar-fill", "data-width": `${Math.max(0.03, Math.min(1, share)) * 100}%` })),
+        el("span", { class: "rec-score", title: `score ${row.score}`, text: fmtScore(row.score) }),
+        el("button", {
+          class: "btn btn-ghost btn-small rec-more", type: "button", "aria-label": `Items like ${row.label || id}`,
+          onclick: () => { $("sim-item").value = id; similarTo(); },
+        }, "Similar"));
+    });
+    const parts = [];
+    if (rows.length) parts.push(el("ol", { class: "rec-list", "aria-label": answer.title }, rows));
+    else parts.push(el("p", { class: "muted", text: "No items to show." }));
+    if (answer.notes.length) {
+      parts.push(el("div", { class: "warnings notes", role: "status" },
+        el("div", { class: "warnings-title", text: answer.notes.length === 1 ? "Note" : `${answer.notes.length} notes` }),
+        el("ul", {}, answer.notes.map((n) => el("li", { text: n })))));
+    }
+    const result = $("rec-result");
+    result.dataset.state = "done";
+    result.replaceChildren(...parts);
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      result.querySelectorAll(".bar-fill[data-width]").forEach((fill) => { fill.style.width = fill.dataset.width; });
+    }));
+  }
+
+  // Scores compare within one list: enough digits to tell neighbours apart.
+  function fmtScore(value) {
+    if (typeof value !== "number" || !Number.isFinite(value)) return "—";
+    const abs = Math.abs(value);
+    return abs >= 100 ? fmtNumber(value) : value.toFixed(abs < 1 ? 3 : 2);
+  }
+
+  function updateRecCurl(route, body) {
+    const model = state.model;
+    const url = `${location.origin}/v1/models/${encodeURIComponent(model.name)}/${route}`;
+    const lines = [`curl -X POST ${url} \\`, "  -H 'Content-Type: application/json' \\"];
+    if (state.key) lines.push("  -H \"Authorization: Bearer $TAKEOFF_API_KEY\" \\");
+    lines.push(`  -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`);
+    $("rec-curl-code").textContent = lines.join("\n");
+    $("rec-curl").hidden = false;
+  }
+
   /* ------------------------------------------------------------------ model panel */
 
   function renderModelInfo(model) {
+    const recommender = isRecommender(model);
     const facts = [
       ["Task", TASK_NAMES[model.task] || model.task],
       ["Target", model.target],
+      ["Family", recommender && model.family ? familyName(String(model.family)) : null],
+      ["Users", recommender && typeof model.users === "number" ? fmtNumber(model.users) : null],
+      ["Items", recommender && typeof model.items === "number" ? fmtNumber(model.items) : null],
+      ["Interactions", recommender && typeof model.interactions === "number" ? fmtNumber(model.interactions) : null],
       ["Version", model.version],
       ["Created", model.created ? fmtDate(model.created) : null],
     ];
@@ -721,13 +969,26 @@
     const metrics = Object.entries(model.metrics || {})
       .filter(([name, v]) => typeof v === "number" && Number.isFinite(v) && name !== "threshold");
     if (metrics.length) {
-      const primary = PRIMARY_METRIC[model.task];
+      const primary = recommender ? `ndcg@${model.k}` : PRIMARY_METRIC[model.task];
       metrics.sort((a, b) => (b[0] === primary) - (a[0] === primary));
       parts.push(el("div", {},
-        el("div", { class: "section-label", text: "Validation metrics" }),
+        el("div", { class: "section-label", text: "Validation metrics", title: recommender ? "Each user's last interaction held out" : null }),
         el("div", { class: "metrics" }, metrics.map(([name, v]) => el("div", {
-          class: `metric${name === primary ? " is-primary" : ""}`, title: `${metricName(name)}: ${v}${METRICS[name] ? ` (${METRICS[name][1]})` : ""}`,
+          class: `metric${name === primary ? " is-primary" : ""}`, title: `${metricName(name)}: ${v}${metricInfo(name) ? ` (${metricInfo(name)[1]})` : ""}`,
         }, el("div", { class: "metric-name", text: metricName(name) }), el("div", { class: "metric-value", text: fmtMetric(name, v) }))))));
+    }
+
+    if (recommender && model.leaderboard && Object.keys(model.leaderboard).length) {
+      const key = `ndcg@${model.k}`;
+      const rows = Object.entries(model.leaderboard).filter(([, m]) => typeof m[key] === "number");
+      const best = Math.max(...rows.map(([, m]) => m[key]), 1e-12);
+      parts.push(el("div", {},
+        el("div", { class: "section-label", text: rows.length > 1 ? `Families tried (${metricName(key)})` : "Model family" }),
+        el("ul", { class: "members" }, rows.map(([family, m]) => el("li", { class: `member${family === model.family ? " is-chosen" : ""}` },
+          el("span", { class: "member-name", text: familyName(family) + (rows.length > 1 && family === model.family ? " ✓" : "") }),
+          el("span", { class: "bar-track", "aria-hidden": "true" },
+            el("span", { class: "bar-fill", style: `width:${Math.max(0, m[key] / best) * 100}%` })),
+          el("span", { class: "member-weight", title: `${metricName(key)} ${m[key]}`, text: m[key].toFixed(3) }))))));
     }
 
     const members = model.members || [];
@@ -781,6 +1042,13 @@
 
   function start() {
     emptyResult = $("result").firstElementChild.cloneNode(true);
+    emptyRecResult = $("rec-result").firstElementChild.cloneNode(true);
+    $("recommend-form").addEventListener("submit", recommendFor);
+    $("similar-form").addEventListener("submit", similarTo);
+    $("rec-user").addEventListener("input", () => clearRecError("rec-user"));
+    $("sim-item").addEventListener("input", () => clearRecError("sim-item"));
+    $("rec-k").addEventListener("input", () => clearRecError("rec-k"));
+    $("copy-rec-curl").addEventListener("click", () => copyText($("rec-curl-code"), $("copy-rec-curl")));
     $("predict-form").addEventListener("submit", predict);
     $("predict-form").addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) predict(event);
