@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/takeoff demo
 
 $(VENV)/.test-deps: $(BIN)/takeoff
-	$(PIP) install -e ".[test]"
+	$(PIP) install -e ".[test,text]"
 	touch $@
 
 test: $(VENV)/.test-deps

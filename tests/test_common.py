@@ -33,6 +33,22 @@ def _dataset(df: pd.DataFrame, target: str, task_kind: str | None = None):
 
 
 @pytest.fixture(scope="module")
+def text_tasks(datasets):
+    """Tweets with a free-text column, for the families that read text (``needs_text``)."""
+    tweets = pd.read_csv(datasets / "splits" / "tweets_source.train.csv").sample(300, random_state=1).reset_index(drop=True)
+    tweets["hour"] = pd.to_datetime(tweets["created_at"]).dt.hour
+    tweets["kind"] = np.where(tweets["favorite_count"] > tweets["favorite_count"].median(), "popular", "quiet")
+    tweets["kind"] = np.where(tweets["retweet_count"] < 500, "rare", tweets["kind"])
+    tweets["likes"] = np.log1p(tweets["favorite_count"])
+    base = tweets[["text", "hour", "source"]]
+    return {
+        "binary": _dataset(base, "source"),
+        "multiclass": _dataset(tweets[["text", "hour", "kind"]], "kind", "multiclass"),
+        "regression": _dataset(tweets[["text", "hour", "likes"]], "likes", "regression"),
+    }
+
+
+@pytest.fixture(scope="module")
 def tasks(credit):
     sample = credit.sample(400, random_state=1).reset_index(drop=True)
     multi = sample.copy()
@@ -51,12 +67,14 @@ def _params(cls, name):
 
 @pytest.mark.parametrize("name", registry.names())
 @pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
-def test_family_contract(name, kind, tasks, tmp_path):
+def test_family_contract(name, kind, request, tmp_path):
     cls = registry.get(name)
     assert issubclass(cls, Family) and cls.name == name
     if kind not in cls.tasks:
         pytest.skip(f"{name} does not declare {kind}")
-    task, train, valid = tasks[kind]
+    if name == "text-embed":
+        pytest.importorskip("transformers", reason="the text extra is not installed")
+    task, train, valid = request.getfixturevalue("text_tasks" if cls.needs_text else "tasks")[kind]
     family = cls(task, _params(cls, name))
     report = family.fit(train, valid, FitContext(seed=0, progress=False))
     assert isinstance(report, FitReport) and report.best_iteration and report.best_iteration >= 1

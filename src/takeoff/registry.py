@@ -14,10 +14,12 @@ from takeoff.errors import UnknownNameError
 FAMILIES: dict[str, str] = {
     "lightgbm": "takeoff.models.lightgbm:LightGBMFamily",
     "mlp": "takeoff.models.mlp:MLPFamily",
+    "tfidf": "takeoff.models.tfidf:TfidfFamily",
+    "text-embed": "takeoff.models.text_embed:TextEmbedFamily",
 }
 
 # What `auto` tries, in order (the cheapest first, so a tiny budget still yields a model).
-AUTO = ("lightgbm", "mlp")
+AUTO = ("lightgbm", "mlp", "tfidf", "text-embed")
 
 # Recommenders (task "recommend"), same rules: one file in models/ and one line here.
 RECOMMENDERS: dict[str, str] = {

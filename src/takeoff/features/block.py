@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +20,9 @@ class Features:
         cardinalities: number of codes per categorical column (codes are < cardinality).
         sources: the input column each feature column came from (numeric then categorical),
             to fold importances back onto what the user knows.
+        text: free-text column → its raw strings (object array, "" when missing), for the
+            families that read text themselves (TF-IDF, pretrained encoders); the numeric block
+            also holds a hashed bag of words of each, for the others.
     """
 
     numeric: np.ndarray
@@ -28,6 +31,7 @@ class Features:
     categorical_names: list[str]
     cardinalities: list[int]
     sources: list[str]
+    text: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0])
@@ -45,6 +49,7 @@ class Features:
             self.categorical_names,
             self.cardinalities,
             self.sources,
+            {name: values[index] for name, values in self.text.items()},
         )
 
     def dense(self) -> np.ndarray:
@@ -61,4 +66,5 @@ class Features:
             first.categorical_names,
             first.cardinalities,
             first.sources,
+            {name: np.concatenate([p.text[name] for p in parts]) for name in first.text},
         )

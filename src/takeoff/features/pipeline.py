@@ -89,7 +89,7 @@ class FeaturePipeline:
         n = len(df) if isinstance(df, pd.DataFrame) else len(next(iter(df.values()), ()))
         layout = self._layout or self._build_layout()
         raw = np.empty((n, len(layout.keys)), dtype=np.float64)
-        text_blocks = {}
+        text_blocks, texts = {}, {}
         for column in self.schema.features:
             name = column.name
             if column.kind == Kind.DATETIME:
@@ -99,7 +99,8 @@ class FeaturePipeline:
             elif column.kind in (Kind.NUMERIC, Kind.BOOLEAN):
                 raw[:, layout.index[name]] = _floats(df[name])
             elif column.kind == Kind.TEXT:
-                text_blocks[name] = self._hash_text(df[name])
+                texts[name] = _texts(df[name])
+                text_blocks[name] = self._hash_text(texts[name])
         missing = np.isnan(raw)
         if missing.any():
             raw = np.where(missing, layout.median, raw)
@@ -124,6 +125,7 @@ class FeaturePipeline:
             categorical_names=list(cat_names),
             cardinalities=[len(self.categories[c]) + 2 for c in cat_names],
             sources=layout.sources + list(cat_names),
+            text=texts,
         )
 
     def _build_layout(self) -> _Layout:
@@ -224,6 +226,12 @@ class _Layout:
     names: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
+
+
+def _texts(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Raw strings of a conformed text column, "" for missing (object array)."""
+    raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+    return np.array(["" if v is None or v != v else str(v) for v in raw], dtype=object)
 
 
 def _floats(values: pd.Series | np.ndarray) -> np.ndarray:

@@ -67,6 +67,8 @@ class Family(ABC):
     name: ClassVar[str]
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     Params: ClassVar[type[Params]] = Params
+    # reads ``Features.text`` (raw strings): tried by ``auto`` only when the table has text
+    needs_text: ClassVar[bool] = False
 
     def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
         if task.kind not in self.tasks:

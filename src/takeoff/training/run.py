@@ -20,7 +20,7 @@ import pandas as pd
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
 from takeoff.data.conform import conform
-from takeoff.data.schema import Schema, Task, infer_schema, infer_task, require_columns
+from takeoff.data.schema import Kind, Schema, Task, infer_schema, infer_task, require_columns
 from takeoff.errors import BudgetError, ChecksFailedError, TargetError, preview
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
@@ -129,9 +129,11 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     )
 
 
-def family_names(config, task: Task) -> list[str]:
+def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
     if config.family == "auto":
-        return [n for n in registry.AUTO if task.kind in registry.get(n).tasks]
+        has_text = schema is not None and bool(schema.names(Kind.TEXT))
+        return [n for n in registry.AUTO if task.kind in registry.get(n).tasks
+                and (has_text or not getattr(registry.get(n), "needs_text", False))]
     registry.get(config.family)  # raises UnknownNameError listing the valid names
     return [config.family]
 
@@ -144,7 +146,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     """
     from takeoff.evaluation.metrics import compute_metrics, score, tune_threshold
 
-    task, names = prep.task, family_names(config, prep.task)
+    task, names = prep.task, family_names(config, prep.task, prep.schema)
     started = time.monotonic()
     total = max(deadline - started, 0.0)
     # Leave time at the end for the report and the bundle; the refit gets what selection leaves.

