@@ -217,3 +217,17 @@ def test_params_are_validated():
     df = pd.DataFrame({"x": np.arange(100) % 3, "y": ["a"] * 85 + ["b"] * 15})
     assert only(check(df, "y"), "imbalance") == []
     assert len(only(check(df, "y", imbalance_ratio=0.2), "imbalance")) == 1
+
+
+def test_text_columns_get_their_own_findings():
+    import takeoff
+
+    texts = [f"note number {i} about the order and its delivery" for i in range(60)]
+    texts[:8] = ["Привет, как дела у тебя сегодня, друг мой"] * 4 + ["Мы идём домой сегодня вечером вместе"] * 4
+    texts[10], texts[11], texts[12] = "w" * 20_000, "", 12345
+    df = pd.DataFrame({"text": texts, "y": ["a", "b"] * 30})
+    found = {f["check"]: f for f in takeoff.inspect(df, target="y")["findings"]}
+    assert found["long_text"]["count"] == 1 and "20,000" in found["long_text"]["message"]
+    assert found["empty_text"]["count"] == 1 and found["text_not_string"]["count"] == 1
+    assert found["duplicate_text"]["count"] == 6
+    assert "cyrillic" in found["language_mix"]["message"] and "latin" in found["language_mix"]["message"]
