@@ -277,6 +277,7 @@ def permutation_importance(model: Blend, prep: Prepared, seed: int) -> dict[str,
         numeric, categorical = X.numeric.copy(), X.categorical.copy()
         numeric[:, num_cols] = X.numeric[perm][:, num_cols]
         categorical[:, cat_cols] = X.categorical[perm][:, cat_cols]
-        shuffled = replace(X, numeric=numeric, categorical=categorical)
+        text = {**X.text, column: X.text[column][perm]} if column in X.text else X.text  # families reading raw text
+        shuffled = replace(X, numeric=numeric, categorical=categorical, text=text)
         out[column] = float(base - score(prep.task, y, model.predict(shuffled)))
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
