@@ -77,6 +77,7 @@ def train(
     rating: str | None = None,
     time_column: str | None = None,
     items: str | Path | None = None,
+    users: str | Path | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -90,9 +91,9 @@ def train(
             interrupted run can be resumed.
         seed, drop, task, family, strict: see ``takeoff config show``.
         resume: an interrupted run directory to finish (``data`` and options are taken from it).
-        user, item, rating, time_column, items: recommendation (``task="recommend"``, also
-            inferred from ``user`` + ``item``): the interaction log's columns and an optional
-            item feature table; see :mod:`takeoff.recommender`.
+        user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
+            also inferred from ``user`` + ``item``): the interaction log's columns and optional
+            item and user feature tables (paths); see :mod:`takeoff.recommender`.
 
     Returns:
         The trained :class:`Model` (a :class:`~takeoff.recommender.RecommenderModel` for
@@ -114,7 +115,8 @@ def train(
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family,
                       strict=strict)
         given = {"user": user, "item": item, "rating": rating, "time": time_column,
-                 "items": str(items) if items is not None else None}
+                 "items": str(items) if items is not None else None,
+                 "users": str(users) if users is not None else None}
         for key, value in given.items():
             if value is not None:
                 setattr(cfg.recommend, key, value)

@@ -115,6 +115,7 @@ def train(
     rating: Annotated[Optional[str], typer.Option("--rating", help="Recommend: a column weighting each interaction (optional).")] = None,
     time_column: Annotated[Optional[str], typer.Option("--time", help="Recommend: the column of interaction times (optional; the latest are held out).")] = None,
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
+    users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -134,6 +135,7 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
+            users=users,
         )
     except KeyboardInterrupt:
         where = resume or out_dir

@@ -46,6 +46,7 @@ class RecommendConfig(BaseModel):
     rating: str | None = Field(None, description="Optional column of interaction strength (non-negative); default: every interaction counts 1.")
     time: str | None = Field(None, description="Optional time column (numbers or dates): the held-out interaction is each user's last.")
     items: str | None = Field(None, description="Optional item feature table (a path) with the item column plus categories (a|b|c lists) and text.")
+    users: str | None = Field(None, description="Optional user feature table (a path) with the user column plus categories and text; two-tower then answers new users from their features.")
     k: int = Field(10, ge=1, le=1000, description="Cut-off of the ranking metrics (HR@k, NDCG@k, MAP@k).")
 
 

@@ -10,6 +10,13 @@ Example:
     >>> model = takeoff.train("ratings.csv", task="recommend", user="userId", item="movieId", out="runs/recs")
     >>> model.recommend(42, k=10)
     >>> model.similar_items(1, k=5)
+
+User features (``users=PATH``: a table with the user column) let ``two-tower`` answer users the
+log has never seen from their features, and item features let it rank items the catalogue does
+not hold:
+
+    >>> model.recommend("new-user", k=10, features={"country": "FR", "favourite": "Horror"})
+    >>> model.rank_new_items(42, pd.DataFrame({"movieId": [90001], "genres": ["Horror"]}))
 """
 
 from __future__ import annotations
@@ -31,15 +38,17 @@ from takeoff._version import __version__
 from takeoff.data.interactions import (
     Interactions, id_key, id_keys, interactions_from_frame, leave_last_out, native_id,
 )
-from takeoff.errors import BudgetError, BundleError, ConfigError, DataError, preview
+from takeoff.errors import BudgetError, BundleError, ConfigError, DataError, closest, preview
 from takeoff.evaluation.ranking import by_activity, ranking_metrics, top_k
 from takeoff.models.popular import popularity
-from takeoff.models.recommender import ItemFeatures, Recommender
+from takeoff.models.recommender import ItemFeatures, Recommender, UserFeatures, tokens_of
 from takeoff.training.context import FitContext
 
 log = logging.getLogger("takeoff")
 
 LOG_JSON, LOG_ARRAYS, ITEMS_JSON, FALLBACK = "log.json", "log.safetensors", "items.json", "popular.safetensors"
+USERS_JSON = "users.json"
+MAX_NUMERIC_CATEGORIES = 50  # a numeric feature column with at most this many values is read as categories
 MODEL_DIR = "model"
 REFIT_SHARE = 0.35  # budget kept back for refitting the chosen family on every interaction
 MIN_FAMILY_SECONDS = 2.0
@@ -76,7 +85,8 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
     for note in notes:
         log.info("%s", note)
     items, item_notes = _item_features(df, full, rc)
-    notes += item_notes
+    users_, user_notes = _user_features(df, full, rc)
+    notes += item_notes + user_notes
     if full.n_items < 2:
         raise DataError(f"{source} has {full.n_items} distinct item(s); a recommender needs at least 2")
     train, valid = leave_last_out(full, seed=cfg.seed)
@@ -105,7 +115,7 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
                          warn=lambda m, n=name: log.warning("%s: %s", n, m))
         family = _make(name, cfg)
         began = time.monotonic()
-        family.fit(train, ctx, items if family.uses_item_features else None)
+        family.fit(train, ctx, **_feature_args(family, items, users_))
         top = recommend_top(family, train, users, k, exclude_seen=True)
         metrics = ranking_metrics(top, truth, full.n_items, k)
         metrics["fit_seconds"] = round(time.monotonic() - began, 2)
@@ -129,12 +139,12 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
         ctx = FitContext(deadline=deadline, seed=cfg.seed, progress=False, device=cfg.device,
                          warn=lambda m: log.warning("%s: %s", best, m))
         family = _make(best, cfg)
-        family.fit(full, ctx, items if family.uses_item_features else None)
+        family.fit(full, ctx, **_feature_args(family, items, users_))
         refitted = True
     else:
         if cfg.refit:
             log.info("no time left to refit %s on every interaction; it answers from the full history", best)
-        family = _with_log(family, full, items)
+        family = _with_log(family, full, items, users_)
     manifest = {
         "takeoff_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -151,7 +161,7 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
             "notes": notes,
         },
     }
-    model = RecommenderModel(manifest, full, family, popularity(full), items)
+    model = RecommenderModel(manifest, full, family, popularity(full), items, users_)
     if out is not None:
         import tempfile
 
@@ -169,14 +179,27 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
     return model
 
 
-def _with_log(family: Recommender, full: Interactions, items: ItemFeatures | None) -> Recommender:
+def _with_log(family: Recommender, full: Interactions, items: ItemFeatures | None,
+              users: UserFeatures | None) -> Recommender:
     """The family fitted on the training part, set up to answer from every interaction (each
     user's latest included): saved and loaded with the full log, as a bundle would be."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="takeoff-recommender-") as tmp:
         family.save(Path(tmp))
-        return type(family).load(Path(tmp), family.params.model_dump(mode="json"), full, items)
+        return type(family).load(Path(tmp), family.params.model_dump(mode="json"), full,
+                                 **_feature_args(family, items, users))
+
+
+def _feature_args(family: Recommender | type[Recommender], items: ItemFeatures | None,
+                  users: UserFeatures | None) -> dict[str, Any]:
+    """The feature keywords of ``fit`` / ``load``: items for a family that uses them, and
+    ``users`` only for a family that declares ``uses_user_features`` (the others' signatures
+    have no such argument)."""
+    args: dict[str, Any] = {"items": items if family.uses_item_features else None}
+    if family.uses_user_features:
+        args["users"] = users
+    return args
 
 
 def _make(name: str, cfg) -> Recommender:
@@ -212,61 +235,110 @@ def recommend_top(family: Recommender, log_: Interactions, users: np.ndarray, k:
 def _item_features(df: pd.DataFrame, log_: Interactions, rc) -> tuple[ItemFeatures | None, list[str]]:
     """Item features from ``rc.items`` (a table) or, failing that, from the interaction table's
     columns whose value is fixed per item (a title, a genre list)."""
-    from takeoff.data.sources import read_table
-
     notes: list[str] = []
     used = {rc.user, rc.item, rc.rating, rc.time}
     if rc.items is not None:
-        table = read_table(rc.items)
-        if rc.item not in table.columns:
-            raise DataError(f"item table {rc.items} has no column '{rc.item}' to join on; its columns are: "
-                            f"{preview(list(map(str, table.columns)), 20)}. Fix: name the item column the same in both files.",
-                            column=rc.item)
-        table = table.assign(_key=id_keys(table[rc.item])).drop_duplicates("_key")
-        columns = [c for c in table.columns if c not in used and c != "_key"]
+        table, columns = _feature_table(rc.items, rc.item, "item", used)
         unknown = int((~table["_key"].isin(log_.item_index)).sum())
         if unknown:
             notes.append(f"{unknown} item(s) of {rc.items} have no interactions and are not recommended")
     else:
-        candidates = [c for c in df.columns if c not in used and _is_text(df[c])]
-        if not candidates:
-            return None, notes
-        keyed = df[[rc.item, *candidates]].assign(_key=id_keys(df[rc.item]))
-        fixed = keyed.groupby("_key")[candidates].nunique(dropna=False).le(1).all()
-        columns = [c for c in candidates if fixed[c]]
+        columns = _fixed_columns(df, rc.item, [c for c in df.columns if c not in used and _is_text(df[c])])
         if not columns:
             return None, notes
-        table = keyed.drop_duplicates("_key")
-        notes.append(f"item features taken from the interaction table: {', '.join(columns)}")
-    table = table.set_index("_key").reindex(log_.items)
+        table = df[[rc.item, *columns]].assign(_key=id_keys(df[rc.item])).drop_duplicates("_key")
+        notes.append(f"item features taken from the interaction table: {', '.join(map(str, columns))}")
     features = ItemFeatures(item_column=rc.item)
-    for column in columns:
-        values = table[column]
-        if not _is_text(values):
-            continue
-        text = values.fillna("").astype(str)
-        present = text[text.str.strip() != ""]
-        if present.empty:
-            continue
-        # lists ("Action|Comedy") and repeated labels are categories; mostly-unique strings are text
-        if present.str.contains("|", regex=False).mean() > 0.2 or present.nunique() < 0.5 * len(present):
-            features.categorical[str(column)] = [[t.strip() for t in v.split("|") if t.strip()] for v in text]
-        else:
-            features.text[str(column)] = text.tolist()
+    _fill(features, table.set_index("_key").reindex(log_.items), columns)
+    return (None if features.empty else features), notes
+
+
+def _user_features(df: pd.DataFrame, log_: Interactions, rc) -> tuple[UserFeatures | None, list[str]]:
+    """User features from ``rc.users`` (a table) or, failing that, from the interaction table's
+    text columns whose value is fixed per user but not per item (those fixed per item are item
+    features)."""
+    notes: list[str] = []
+    used = {rc.user, rc.item, rc.rating, rc.time}
+    if rc.users is not None:
+        table, columns = _feature_table(rc.users, rc.user, "user", used)
+        unknown = int((~table["_key"].isin(log_.user_index)).sum())
+        if unknown:
+            notes.append(f"{unknown} user(s) of {rc.users} have no interactions; give their features to "
+                         "recommend() to answer them")
+    else:
+        candidates = _fixed_columns(df, rc.user, [c for c in df.columns if c not in used and _is_text(df[c])])
+        per_item = set(_fixed_columns(df, rc.item, candidates)) if candidates else set()
+        columns = [c for c in candidates if c not in per_item]
+        if not columns:
+            return None, notes
+        table = df[[rc.user, *columns]].assign(_key=id_keys(df[rc.user])).drop_duplicates("_key")
+        notes.append(f"user features taken from the interaction table: {', '.join(map(str, columns))}")
+    features = UserFeatures(user_column=rc.user)
+    _fill(features, table.set_index("_key").reindex(log_.users), columns)
     if features.empty:
         return None, notes
     return features, notes
 
 
+def _feature_table(path: str, key: str, role: str, used: set) -> tuple[pd.DataFrame, list[str]]:
+    """A feature table read from ``path``, keyed (``_key``) by the text of its ``key`` column
+    (first row per ID), and its candidate feature columns."""
+    from takeoff.data.sources import read_table
+
+    table = read_table(path)
+    if key not in table.columns:
+        raise DataError(f"{role} table {path} has no column '{key}' to join on; its columns are: "
+                        f"{preview(list(map(str, table.columns)), 20)}. Fix: name the {role} column the same in "
+                        "both files.", column=key)
+    if table[key].isna().any():
+        rows = np.flatnonzero(table[key].isna().to_numpy()).tolist()
+        raise DataError(f"{role} column '{key}' is empty in {len(rows)} row(s) of {path}, e.g. rows "
+                        f"{preview(rows, 5)}. Fix: fill or drop those rows.", column=key, rows=rows)
+    table = table.assign(_key=id_keys(table[key])).drop_duplicates("_key")
+    return table, [c for c in table.columns if c not in used and c != "_key"]
+
+
+def _fixed_columns(df: pd.DataFrame, key: str, candidates: list) -> list:
+    """The ``candidates`` whose value is the same in every row of each ``key``."""
+    if not candidates:
+        return []
+    keyed = df[candidates].assign(_key=id_keys(df[key]))
+    fixed = keyed.groupby("_key")[candidates].nunique(dropna=False).le(1).all()
+    return [c for c in candidates if fixed[c]]
+
+
+def _fill(features: ItemFeatures | UserFeatures, table: pd.DataFrame, columns: list) -> None:
+    """Add the usable ``columns`` of ``table`` (one row per code) to ``features``: lists
+    ("Action|Comedy"), repeated labels and numbers with few values are categories;
+    mostly-unique strings are text; other columns are left out."""
+    for column in columns:
+        values = table[column]
+        if _is_text(values):
+            text = values.fillna("").astype(str)
+            present = text[text.str.strip() != ""]
+            if present.empty:
+                continue
+            if present.str.contains("|", regex=False).mean() > 0.2 or present.nunique() < 0.5 * len(present):
+                features.categorical[str(column)] = [tokens_of(v) for v in text]
+            else:
+                features.text[str(column)] = text.tolist()
+        elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            present = values.dropna()
+            distinct = present.nunique()
+            if 0 < distinct <= MAX_NUMERIC_CATEGORIES and distinct < 0.5 * len(present):
+                features.categorical[str(column)] = [tokens_of(v) for v in values.tolist()]
+
+
 # ---------------------------------------------------------------------------------- the model
 class RecommenderModel:
     """A trained recommender: the interaction log it knows, the fitted family, and popularity
-    for users it has never seen. Use :func:`takeoff.train` (``task="recommend"``) or
-    :func:`takeoff.load` to get one."""
+    (or, with user features, the family's new-user vectors) for users it has never seen. Use
+    :func:`takeoff.train` (``task="recommend"``) or :func:`takeoff.load` to get one."""
 
     def __init__(self, manifest: dict[str, Any], log_: Interactions, family: Recommender, fallback: np.ndarray,
-                 items: ItemFeatures | None):
+                 items: ItemFeatures | None, users: UserFeatures | None = None):
         self.manifest, self.log, self.family, self.fallback, self.items = manifest, log_, family, fallback, items
+        self.users = users
         self.path: Path | None = None
         self._attachments: dict[str, Path] = {}
         self._seen = log_.matrix().tocsr()
@@ -334,14 +406,38 @@ class RecommenderModel:
                 f"items={self.n_items:,}>")
 
     # ------------------------------------------------------------------ answers
-    def recommend(self, user: Any, k: int = 10, exclude_seen: bool = True) -> Recommendations:
-        """The ``k`` best items for ``user`` (an ID as in the training data). A user the model
-        has never seen gets the most popular items (said in ``notes``)."""
-        return self.recommend_batch([user], k, exclude_seen)[0]
+    def recommend(self, user: Any, k: int = 10, exclude_seen: bool = True,
+                  features: dict[str, Any] | None = None) -> Recommendations:
+        """The ``k`` best items for ``user`` (an ID as in the training data).
 
-    def recommend_batch(self, users: list[Any], k: int = 10, exclude_seen: bool = True) -> list[Recommendations]:
-        """:meth:`recommend` for several users at once (one scoring call for the known ones)."""
+        A user the model has never seen gets the most popular items, or, when ``features`` are
+        given and the model was trained with user features by a family that can embed new
+        users (``two-tower``), items chosen from those features (said in ``notes``).
+
+        Args:
+            user: the user ID.
+            k: how many items (default 10).
+            exclude_seen: leave out the items the user interacted with (default True).
+            features: for a new user, feature column → value (a "a|b" string or a list for
+                categories, a string for text); ignored for a known user. Default None.
+
+        Raises:
+            DataError: ``k`` below 1, or a feature column the model does not know.
+
+        Example:
+            >>> model.recommend("new-user", k=5, features={"favourite": "Horror"}).notes
+            ["user 'new-user' is new: recommended from their features (favourite)"]
+        """
+        return self.recommend_batch([user], k, exclude_seen, None if features is None else [features])[0]
+
+    def recommend_batch(self, users: list[Any], k: int = 10, exclude_seen: bool = True,
+                        features: list[dict[str, Any] | None] | None = None) -> list[Recommendations]:
+        """:meth:`recommend` for several users at once (one scoring call for the known ones, one
+        for the new ones with features); ``features``: None or one dict (or None) per user."""
         k = _check_k(k)
+        if features is not None and len(features) != len(users):
+            raise DataError(f"features must hold one entry (a dict or None) per user: {len(users)} user(s), "
+                            f"{len(features)} feature entries")
         codes = self.log.codes_of_users(users)
         known = np.flatnonzero(codes >= 0)
         results: list[Recommendations | None] = [None] * len(users)
@@ -349,11 +445,151 @@ class RecommenderModel:
             scores = self.family.score(self.log, codes[known]).astype(np.float64, copy=True)
             for row, index in enumerate(known):
                 results[index] = self._rank(scores[row], int(codes[index]), k, exclude_seen)
-        for index in np.flatnonzero(codes < 0):
+        new = np.flatnonzero(codes < 0)
+        described: list[int] = []
+        reasons: dict[int, str] = {}
+        if features is not None:
+            for index in new:
+                if features[index] is None:
+                    continue
+                why = self._why_not_from_features(features[index])
+                if why is None:
+                    described.append(int(index))
+                else:
+                    reasons[int(index)] = why
+        if described:
+            columns = self._user_columns([features[i] for i in described])  # type: ignore[index]
+            vectors = self.family.embed_users(self.users.like(columns), None)  # type: ignore[attr-defined, union-attr]
+            scores = (vectors @ self.family.item_vectors().T).astype(np.float64)  # the scale of score()
+            for row, index in enumerate(described):
+                result = self._rank(scores[row], None, k, exclude_seen=False)
+                given = [c for c, v in features[index].items() if tokens_of(v)]  # type: ignore[index, union-attr]
+                result.notes.insert(0, f"user {users[index]!r} is new: recommended from their features "
+                                       f"({', '.join(map(str, given))})")
+                results[index] = result
+        for index in new:
+            if results[index] is not None:
+                continue
             result = self._rank(self.fallback.astype(np.float64), None, k, exclude_seen=False)
-            result.notes.insert(0, f"user {users[index]!r} is not in the training data: most popular items")
+            why = reasons.get(int(index))
+            result.notes.insert(0, f"user {users[index]!r} is not in the training data: most popular items"
+                                   + (f" ({why})" if why else ""))
             results[index] = result
         return results  # type: ignore[return-value]
+
+    def _why_not_from_features(self, features: Any) -> str | None:
+        """None when a new user's ``features`` can choose their items, else why not (the user
+        then gets popular items). Malformed features are errors."""
+        if not isinstance(features, dict):
+            raise DataError(f"a new user's features must be a dict of column → value, got {type(features).__name__}")
+        if self.users is None:
+            return "the model was trained without user features"
+        unknown = [c for c in features if c not in self.users.columns]
+        if unknown:
+            guess = closest(str(unknown[0]), self.users.columns)
+            hint = f" Did you mean '{guess}'?" if guess else ""
+            raise DataError(f"user feature column(s) {preview(list(map(repr, unknown)), 5)} are not known to the "
+                            f"model; its user feature columns are: {preview(self.users.columns, 20)}.{hint}",
+                            column=str(unknown[0]))
+        family = self.family
+        if not callable(getattr(family, "embed_users", None)) or not getattr(family, "has_user_features", True):
+            return f"family '{self.manifest['family']}' cannot use user features"
+        vocabulary = self.users.vocabulary()
+        for column, value in features.items():
+            if column in self.users.text and str(value or "").strip():
+                return None
+            if column in vocabulary and set(tokens_of(value)) & vocabulary[column]:
+                return None
+        return "none of the given feature values was seen in training"
+
+    def _user_columns(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """Column → value per row, from one feature dict per new user."""
+        return {column: [row.get(column) for row in rows] for column in self.users.columns}  # type: ignore[union-attr]
+
+    def rank_new_items(self, user: Any, items: pd.DataFrame, k: int = 10,
+                       features: dict[str, Any] | None = None) -> Recommendations:
+        """Rank items the catalogue does not hold (a new release, say) for ``user``, from the
+        items' features; the scores are on the scale of :meth:`recommend`'s.
+
+        Needs a family that embeds items from their features (``two-tower``) and a model
+        trained with item features. Rows whose item is already in the catalogue are scored with
+        its learned vector (said in ``notes``).
+
+        Args:
+            user: a known user ID, or a new one with ``features`` (as for :meth:`recommend`).
+            items: a table with the item column and the item feature columns the model was
+                trained with (one row per item; repeated IDs keep their first row).
+            k: how many items (default 10).
+            features: a new user's features (default None).
+
+        Returns:
+            The ``k`` best of ``items``, best first.
+
+        Raises:
+            DataError: the family cannot embed items, the model has no item features, a
+                column is missing, an item ID is empty, or the user is unknown.
+
+        Example:
+            >>> new = pd.DataFrame({"movieId": [90001, 90002], "title": ["Night II", "Toy Tale"],
+            ...                     "genres": ["Horror|Thriller", "Animation|Children"]})
+            >>> model.rank_new_items(42, new, k=2).items
+            [90002, 90001]
+        """
+        k = _check_k(k)
+        family, name = self.family, self.manifest["family"]
+        if not (callable(getattr(family, "embed_items", None)) and callable(getattr(family, "user_vectors", None))):
+            able = [n for n in registry.RECOMMENDERS
+                    if callable(getattr(registry.get_recommender(n), "embed_items", None))]
+            raise DataError(f"family '{name}' cannot score items it has not seen; the families that can are: "
+                            f"{', '.join(able)}. Fix: train with --family {able[0] if able else 'two-tower'} "
+                            "and an item feature table (--items).")
+        item_column = self.manifest["recommend"]["item"]
+        if self.items is None:  # (a family fitted without them says so in embed_items)
+            raise DataError(f"this model was trained without item features, so new items cannot be described to it. "
+                            f"Fix: train it with an item feature table (--items) whose columns describe the "
+                            f"{item_column}s.")
+        if not isinstance(items, pd.DataFrame):
+            raise DataError(f"items must be a DataFrame with the columns {item_column}, "
+                            f"{', '.join(self.items.columns)}; got {type(items).__name__}")
+        missing = [c for c in (item_column, *self.items.columns) if c not in items.columns]
+        if missing:
+            raise DataError(f"the new items' table lacks column(s) {preview(missing, 10)}; it needs {item_column} and "
+                            f"the item feature columns the model was trained with: {', '.join(self.items.columns)}. "
+                            f"Its columns are: {preview(list(map(str, items.columns)), 20)}.", column=missing[0])
+        empty = np.flatnonzero(items[item_column].isna().to_numpy()).tolist()
+        if empty:
+            raise DataError(f"item column '{item_column}' is empty in {len(empty)} row(s) of the new items' table, "
+                            f"e.g. rows {preview(empty, 5)}. Fix: give every item an ID.", column=item_column,
+                            rows=empty)
+        if len(items) == 0:
+            return Recommendations([], [], ["no items to rank"])
+        table = items.assign(_key=id_keys(items[item_column])).drop_duplicates("_key")
+        keys = table["_key"].tolist()
+        known = self.log.codes_of_items(keys)
+        vectors = family.embed_items(self.items.like({c: table[c].tolist() for c in self.items.columns}))
+        if (known >= 0).any():
+            vectors[known >= 0] = family.item_vectors()[known[known >= 0]]
+        user_vector, notes = self._user_vector(user, features)
+        scores = (vectors @ user_vector).astype(np.float64)
+        top = top_k(scores[None, :], k)[0]
+        n_known = int((known >= 0).sum())
+        if n_known:
+            notes.append(f"{n_known} of these items are in the catalogue: scored with their learned vectors")
+        if len(keys) < k:
+            notes.append(f"only {len(keys)} item(s) to rank (k={k})")
+        return Recommendations([native_id(keys[i]) for i in top], [float(scores[i]) for i in top], notes)
+
+    def _user_vector(self, user: Any, features: dict[str, Any] | None) -> tuple[np.ndarray, list[str]]:
+        """The family's vector of a known user, or of a new one from ``features``."""
+        code = self.log.user_index.get(id_key(user))
+        if code is not None:
+            return self.family.user_vectors(self.log, np.array([code]))[0], []  # type: ignore[attr-defined]
+        why = "no features were given" if features is None else self._why_not_from_features(features)
+        if why is not None:
+            raise DataError(f"user {user!r} is not in the training data and cannot be described by features "
+                            f"({why}). Known users look like: {preview(self.log.users[:5], 5)}")
+        vector = self.family.embed_users(self.users.like(self._user_columns([features])), None)[0]  # type: ignore
+        return vector, [f"user {user!r} is new: ranked from their features"]
 
     def similar_items(self, item: Any, k: int = 10) -> Recommendations:
         """The ``k`` items most like ``item`` (the family's item vectors or similarities; for
@@ -440,6 +676,8 @@ class RecommenderModel:
             save_file({"scores": self.fallback.astype(np.float32)}, str(tmp / FALLBACK))
             if self.items is not None:
                 bundle.write_json(tmp / ITEMS_JSON, self.items.to_json())
+            if self.users is not None:
+                bundle.write_json(tmp / USERS_JSON, self.users.to_json())
             (tmp / MODEL_DIR).mkdir()
             self.family.save(tmp / MODEL_DIR)
             for name, source in self._attachments.items():
@@ -463,9 +701,13 @@ class RecommenderModel:
         meta = json.loads((path / LOG_JSON).read_text())
         log_ = Interactions.from_arrays(meta["users"], meta["items"], load_file(str(path / LOG_ARRAYS)), meta["columns"])
         items = ItemFeatures.from_json(json.loads((path / ITEMS_JSON).read_text())) if (path / ITEMS_JSON).exists() else None
-        family = registry.get_recommender(name).load(path / MODEL_DIR, manifest["params"], log_, items)
+        users = None
+        if (path / USERS_JSON).exists():
+            users = UserFeatures.from_json(json.loads((path / USERS_JSON).read_text()))
+        kind = registry.get_recommender(name)
+        family = kind.load(path / MODEL_DIR, manifest["params"], log_, **_feature_args(kind, items, users))
         fallback = load_file(str(path / FALLBACK))["scores"]
-        model = cls(manifest, log_, family, fallback, items)
+        model = cls(manifest, log_, family, fallback, items, users)
         model.path = path
         model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}
         return model

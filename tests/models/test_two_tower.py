@@ -1,4 +1,4 @@
-"""The two-tower recommender on real MovieLens data: quality, cold items, save/load, budget, seeds."""
+"""The two-tower recommender on real MovieLens data: quality, cold items and users, save/load, budget, seeds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from takeoff.data.interactions import Interactions, id_key, interactions_from_frame, leave_last_out
 from takeoff.errors import BundleError, DataError
-from takeoff.models.recommender import ItemFeatures
+from takeoff.models.recommender import ItemFeatures, UserFeatures
 from takeoff.models.two_tower import TwoTowerRecommender
 from takeoff.training.context import FitContext
 
@@ -160,3 +160,65 @@ def test_same_seed_same_model(movielens):
     first = run(0)
     np.testing.assert_array_equal(first, run(0))
     assert not np.array_equal(first, run(1))
+
+
+def test_user_features_embed_new_users_and_survive_save_load(movielens, tmp_path):
+    """Mechanics: a user's most rated genre (a category) and a short text; new users are embedded
+    from features, history, or both, identically after a save/load."""
+    frame, log, items = movielens
+    small = log.take(np.flatnonzero(log.user_codes < 100))
+    genre = frame.assign(g=frame["genres"].str.split("|").str[0]).groupby("userId")["g"].agg(lambda g: g.mode()[0])
+    top = [genre[int(u)] for u in small.users]
+    users = UserFeatures({"top_genre": [[g] for g in top]}, {"bio": [f"likes {g.lower()} films" for g in top]})
+    model = TwoTowerRecommender({**FAST, "max_epochs": 2})
+    model.fit(small, FitContext(seed=0, progress=False), items, users=users)
+    assert model.has_user_features and model.spec["user_text_columns"] == ["bio"]
+    new = UserFeatures({"top_genre": [["Horror"], ["Comedy"], ["NoSuchGenre"]]}, {"bio": ["", "", ""]})
+    vectors = model.embed_users(new)
+    assert vectors.shape == (3, 32) and vectors.dtype == np.float32
+    assert not np.allclose(vectors[0], vectors[1])
+    with_history = model.embed_users(new, [[0, 1, 2], [], [-1, 5]])
+    assert not np.allclose(with_history[0], vectors[0]) and np.allclose(with_history[1], vectors[1])
+    # the scale of score(): a known user's vector against the item vectors
+    np.testing.assert_allclose(model.user_vectors(small, np.array([3])) @ model.item_vectors().T,
+                               model.score(small, np.array([3])), rtol=1e-5, atol=1e-6)
+    model.save(tmp_path)
+    loaded = TwoTowerRecommender.load(tmp_path, {**FAST, "max_epochs": 2}, small)
+    np.testing.assert_array_equal(loaded.embed_users(new, [[0, 1, 2], [], [-1, 5]]), with_history)
+    np.testing.assert_array_equal(loaded.score(small, np.arange(5)), model.score(small, np.arange(5)))
+
+
+def test_without_user_features_new_users_need_a_history(movielens):
+    _, log, _ = movielens
+    small = log.take(np.flatnonzero(log.user_codes < 30))
+    model = TwoTowerRecommender({**FAST, "max_epochs": 1})
+    model.fit(small, FitContext(seed=0, progress=False))
+    assert not model.has_user_features
+    with pytest.raises(DataError, match="without user features"):
+        model.embed_users(UserFeatures({"top_genre": [["Drama"]]}))
+    assert model.embed_users(None, [[0, 1]]).shape == (1, 32)
+
+
+def test_format_1_files_still_load(movielens, tmp_path):
+    """A file written before the unknown user row (format 1) loads and scores; only new users
+    need a retrained model."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    _, log, _ = movielens
+    small = log.take(np.flatnonzero(log.user_codes < 30))
+    model = TwoTowerRecommender({**FAST, "max_epochs": 1})
+    model.fit(small, FitContext(seed=0, progress=False))
+    model.save(tmp_path)
+    document = json.loads((tmp_path / "two_tower.json").read_text())
+    for key in ("unknown_user", "user_vocabulary", "user_text_columns", "n_user_tokens"):
+        del document["architecture"][key]
+    (tmp_path / "two_tower.json").write_text(json.dumps({**document, "version": 1}))
+    tensors = load_file(str(tmp_path / "two_tower.safetensors"))
+    tensors["net.user_id.weight"] = tensors["net.user_id.weight"][: small.n_users].contiguous()
+    save_file(tensors, str(tmp_path / "two_tower.safetensors"))
+    old = TwoTowerRecommender.load(tmp_path, FAST, small)
+    np.testing.assert_array_equal(old.score(small, np.arange(5)), model.score(small, np.arange(5)))
+    with pytest.raises(DataError, match="retrain"):
+        old.embed_users(None, [[0, 1]])

@@ -103,6 +103,19 @@ def test_unknown_user_gets_popular_items_with_a_note(url, model):
     assert listed(answer)[1] == sorted(listed(answer)[1], reverse=True)
 
 
+def test_features_of_new_users_reach_the_model(url, model):
+    body = {"user": "newcomer", "k": 5, "features": {"favourite": "Horror"}}
+    answer = post(f"{url}/v1/recommend", json=body)
+    expected = model.recommend_batch(["newcomer"], k=5, features=[{"favourite": "Horror"}])[0]
+    assert answer.status_code == 200, answer.text
+    got = answer.json()["recommendations"][0]
+    assert listed(got)[0] == expected.items and got["notes"] == expected.notes
+    wrong = post(f"{url}/v1/recommend", json={"users": ["a", "b"], "features": [{"x": 1}]})
+    assert wrong.status_code == 422 and wrong.json()["error"]["fields"][0]["field"] == "features"
+    shape = post(f"{url}/v1/recommend", json={"users": ["a", "b"], "features": {"x": 1}})
+    assert shape.status_code == 422 and "one dict (or null) per user" in shape.json()["error"]["message"]
+
+
 def test_similar_items(url, model):
     item = int(model.log.items[0])
     expected = model.similar_items(item, k=6)

@@ -4,18 +4,24 @@
   when item features are given, the mean embedding of each categorical column's tokens
   (vocabulary built at fit; unknown tokens ignored) and of each text column's words (hashed
   with ``zlib.crc32`` into a fixed number of buckets), then a residual MLP.
-* User tower: the user ID embedding and a recency-weighted mean of the item ID embeddings of
-  the user's last ``history_length`` interactions (one learned weight per position), through a
-  residual MLP on top of that mean.
+* User tower: the user ID embedding (row ``n_users`` is a shared "unknown user" row) plus, when
+  user features are given, the mean embeddings of their categorical tokens and text words (as
+  for items, in tables of their own), next to a recency-weighted mean of the item ID embeddings
+  of the user's last ``history_length`` interactions (one learned weight per position), through
+  a residual MLP on top of that mean.
 
 Training: each interaction is a positive for its user, with the history made of the
 interactions *before* it (so training matches scoring, where the history is the user's last
 interactions). The loss is a sampled softmax over the batch's items plus ``negatives``
 uniformly drawn items, with the logQ correction (the full softmax when the catalogue is no
 larger than ``negatives``); AdamW; early stopping on NDCG@10 of each user's last interaction
-(held out of the training log), keeping the best epoch's weights; the time budget. IDs are
-randomly replaced by the unknown row (``id_dropout``) so that features alone give useful
-vectors: :meth:`TwoTowerRecommender.embed_items` embeds items the log has never seen.
+(held out of the training log), keeping the best epoch's weights; the time budget. Item and user
+IDs are randomly replaced by their unknown row (``id_dropout``) so that features alone give
+useful vectors; with user features, an example whose user ID is dropped also loses its history,
+so that it is trained as a new user described by features alone would be seen (without user
+features the history is kept: the unknown row then stands for a new user with a history).
+:meth:`TwoTowerRecommender.embed_items` embeds items the log has never seen,
+:meth:`TwoTowerRecommender.embed_users` users it has never seen.
 """
 
 from __future__ import annotations
@@ -36,13 +42,13 @@ from takeoff.bundle import write_json
 from takeoff.data.interactions import Interactions, leave_last_out
 from takeoff.errors import BudgetError, BundleError, DataError
 from takeoff.models.base import FitReport, Params
-from takeoff.models.recommender import ItemFeatures, Recommender
+from takeoff.models.recommender import ItemFeatures, Recommender, UserFeatures
 from takeoff.training.context import FitContext
 
 WEIGHTS_FILE = "two_tower.safetensors"
 SPEC_FILE = "two_tower.json"
 FORMAT = "takeoff-two-tower"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the unknown user row and user features; version 1 files still load
 MAX_TOKENS = 32  # tokens kept per item and column (the first ones)
 MAX_VOCABULARY = 100_000  # most frequent categorical tokens kept
 VALID_USERS = 2000  # users scored for early stopping (a seeded sample beyond this)
@@ -65,7 +71,8 @@ class TwoTowerParams(Params):
     weight_decay: float = Field(1e-5, ge=0.0, description="AdamW weight decay.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout inside both towers' MLPs.")
     id_dropout: float = Field(
-        0.1, ge=0.0, le=1.0, description="Share of items trained with the unknown ID row (teaches cold start)."
+        0.1, ge=0.0, le=1.0,
+        description="Share of items, and of users, trained with the unknown ID row (teaches cold start)."
     )
     negatives: int = Field(
         1024, ge=1, description="Uniformly sampled negatives per step, besides the batch's own items; "
@@ -86,7 +93,7 @@ def _bucket(column: str, word: str, buckets: int) -> int:
     return 1 + zlib.crc32(f"{column}\x1f{word}".encode("utf-8")) % buckets
 
 
-def _vocabulary(features: ItemFeatures) -> dict[str, list[str]]:
+def _vocabulary(features: ItemFeatures | UserFeatures) -> dict[str, list[str]]:
     """Per categorical column, its tokens by descending frequency (capped at MAX_VOCABULARY in all)."""
     counts: dict[tuple[str, str], int] = {}
     for column, lists in features.categorical.items():
@@ -115,28 +122,45 @@ def _token_matrix(rows: list[list[list[int]]], n_items: int) -> tuple[np.ndarray
     return ids, weights
 
 
-def encode_items(features: ItemFeatures | None, n_items: int, spec: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The item tower's feature inputs for ``n_items`` items: padded token ids and weights of the
-    categorical columns and of the hashed text words (unknown tokens and columns are ignored)."""
-    categorical: list[list[list[int]]] = [[] for _ in range(n_items)]
-    words: list[list[list[int]]] = [[] for _ in range(n_items)]
+def _encode(features: ItemFeatures | UserFeatures | None, n: int, vocabulary: dict[str, list[str]],
+            text_columns: list[str], buckets: int) -> dict[str, np.ndarray]:
+    """Padded token ids and weights (n, width) of the categorical columns and of the hashed
+    text words of ``n`` rows (unknown tokens and columns are ignored)."""
+    categorical: list[list[list[int]]] = [[] for _ in range(n)]
+    words: list[list[list[int]]] = [[] for _ in range(n)]
     if features is not None:
         offset = 1
-        for column, tokens in spec["vocabulary"].items():
+        for column, tokens in vocabulary.items():
             index = {token: offset + k for k, token in enumerate(tokens)}
             offset += len(tokens)
-            for i, values in enumerate(features.categorical.get(column, [[]] * n_items)[:n_items]):
+            for i, values in enumerate(features.categorical.get(column, [[]] * n)[:n]):
                 ids = [index[t] for t in dict.fromkeys(str(v) for v in values[:MAX_TOKENS]) if t in index]
                 if ids:
                     categorical[i].append(ids)
-        for column in spec["text_columns"]:
-            for i, text in enumerate(features.text.get(column, [""] * n_items)[:n_items]):
-                ids = [_bucket(column, w, spec["hash_buckets"]) for w in _words(text or "")[:MAX_TOKENS]]
+        for column in text_columns:
+            for i, text in enumerate(features.text.get(column, [""] * n)[:n]):
+                ids = [_bucket(column, w, buckets) for w in _words(text or "")[:MAX_TOKENS]]
                 if ids:
                     words[i].append(ids)
-    cat_ids, cat_weights = _token_matrix(categorical, n_items)
-    word_ids, word_weights = _token_matrix(words, n_items)
+    cat_ids, cat_weights = _token_matrix(categorical, n)
+    word_ids, word_weights = _token_matrix(words, n)
     return {"cat_ids": cat_ids, "cat_weights": cat_weights, "word_ids": word_ids, "word_weights": word_weights}
+
+
+def encode_items(features: ItemFeatures | None, n_items: int, spec: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The item tower's feature inputs for ``n_items`` items: padded token ids and weights of the
+    categorical columns and of the hashed text words (unknown tokens and columns are ignored)."""
+    return _encode(features, n_items, spec["vocabulary"], spec["text_columns"], spec["hash_buckets"])
+
+
+def encode_users(features: UserFeatures | None, n_users: int, spec: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The user tower's feature inputs for ``n_users`` users, as :func:`encode_items`."""
+    return _encode(features, n_users, spec.get("user_vocabulary", {}), spec.get("user_text_columns", []),
+                   spec["hash_buckets"])
+
+
+def _has_user_features(spec: dict[str, Any]) -> bool:
+    return bool(spec.get("n_user_tokens") or spec.get("user_text_columns"))
 
 
 def _network(spec: dict[str, Any]):
@@ -158,14 +182,23 @@ def _network(spec: dict[str, Any]):
             self.tokens = nn.EmbeddingBag(spec["n_tokens"] + 1, d, mode="sum", padding_idx=0)
             self.words = nn.EmbeddingBag(spec["hash_buckets"] + 1, d, mode="sum", padding_idx=0)
             self.item_mlp = mlp(d)
-            self.user_id = nn.Embedding(spec["n_users"], d)
+            # row n_users: the unknown user (format 1 files have none)
+            self.user_id = nn.Embedding(spec["n_users"] + int(spec.get("unknown_user", False)), d)
             self.recency = nn.Parameter(torch.zeros(spec["history_length"]))
             self.user_mlp = mlp(2 * d)
-            for table in (self.item_id, self.tokens, self.words, self.user_id):
+            bags = [self.tokens, self.words]
+            self.user_tokens = self.user_words = None
+            if spec.get("n_user_tokens"):
+                self.user_tokens = nn.EmbeddingBag(spec["n_user_tokens"] + 1, d, mode="sum", padding_idx=0)
+                bags.append(self.user_tokens)
+            if spec.get("user_text_columns"):
+                self.user_words = nn.EmbeddingBag(spec["hash_buckets"] + 1, d, mode="sum", padding_idx=0)
+                bags.append(self.user_words)
+            for table in (self.item_id, self.user_id, *bags):
                 nn.init.normal_(table.weight, std=0.1)
             with torch.no_grad():
-                self.tokens.weight[0].zero_()
-                self.words.weight[0].zero_()
+                for bag in bags:
+                    bag.weight[0].zero_()
 
         def items(self, ids, cat_ids, cat_weights, word_ids, word_weights):
             """(n, d) item vectors from ID codes (n,) and padded token ids / weights (n, width)."""
@@ -174,14 +207,20 @@ def _network(spec: dict[str, Any]):
             x = x + self.words(word_ids, per_sample_weights=word_weights)
             return self.output(x + self.item_mlp(x))
 
-        def users(self, users, history, valid):
-            """(B, d) user vectors from user codes (B,), the item codes of their histories
-            (B, N), most recent first, and the histories' validity mask (B, N)."""
+        def users(self, users, history, valid, features=None):
+            """(B, d) user vectors from user ID rows (B,), the item codes of their histories
+            (B, N), most recent first, the histories' validity mask (B, N), and the users'
+            padded feature token ids / weights (dict of (B, width), when the tower has them)."""
             weight = torch.exp(self.recency - self.recency.max()) * valid  # (B, N)
             weight = weight / weight.sum(1, keepdim=True).clamp_min(1e-6)
             # the weighted mean of the history's ID embeddings, without a (B, N, d) tensor
             mean = F.embedding_bag(history, self.item_id.weight, per_sample_weights=weight, mode="sum")
-            x = torch.cat([self.user_id(users), mean], dim=1)  # (B, 2d)
+            u = self.user_id(users)
+            if self.user_tokens is not None:
+                u = u + self.user_tokens(features["cat_ids"], per_sample_weights=features["cat_weights"])
+            if self.user_words is not None:
+                u = u + self.user_words(features["word_ids"], per_sample_weights=features["word_weights"])
+            x = torch.cat([u, mean], dim=1)  # (B, 2d)
             return self.output(mean + self.user_mlp(x))
 
         def output(self, x):
@@ -223,6 +262,7 @@ class TwoTowerRecommender(Recommender):
     name: ClassVar[str] = "two-tower"
     Params: ClassVar[type[Params]] = TwoTowerParams
     uses_item_features: ClassVar[bool] = True
+    uses_user_features: ClassVar[bool] = True
 
     def __init__(self, params: Params | dict[str, Any] | None = None):
         super().__init__(params)
@@ -231,11 +271,19 @@ class TwoTowerRecommender(Recommender):
         self._net: Any = None
         self._device: Any = None
         self._inputs: dict[str, Any] = {}  # item feature tensors on the device
+        self._user_inputs: dict[str, Any] = {}  # user feature tensors on the device (when it has them)
         self._vectors: Any = None  # (n_items, d) item tower output, cached after fit/load
 
     # ------------------------------------------------------------------ fit
-    def fit(self, log: Interactions, ctx: FitContext, items: ItemFeatures | None = None) -> FitReport:
+    def fit(self, log: Interactions, ctx: FitContext, items: ItemFeatures | None = None, *,
+            users: UserFeatures | None = None) -> FitReport:
         """Train on ``log`` (see the module docstring); return by ``ctx.deadline``.
+
+        Args:
+            log: the interactions.
+            ctx: deadline, seed, device.
+            items: item features aligned with the log's item codes (default None).
+            users: user features aligned with the log's user codes (default None).
 
         Raises:
             BudgetError: the deadline passed before a single batch was trained.
@@ -249,20 +297,34 @@ class TwoTowerRecommender(Recommender):
         p: TwoTowerParams = self.params  # type: ignore[assignment]
         device = resolve_device(ctx.device)
         features = None if items is None or items.empty else items
+        user_features = None if users is None or users.empty else users
         self.spec = {
             "n_users": log.n_users, "n_items": log.n_items, "embedding_dim": p.embedding_dim,
             "hidden_dim": p.hidden_dim, "history_length": p.history_length, "similarity": p.similarity,
             "dropout": p.dropout, "hash_buckets": p.hash_buckets,
             "vocabulary": _vocabulary(features) if features is not None else {},
             "text_columns": sorted(features.text) if features is not None else [],
+            "unknown_user": True,
+            "user_vocabulary": _vocabulary(user_features) if user_features is not None else {},
+            "user_text_columns": sorted(user_features.text) if user_features is not None else [],
         }
         self.spec["n_tokens"] = sum(len(v) for v in self.spec["vocabulary"].values())
+        self.spec["n_user_tokens"] = sum(len(v) for v in self.spec["user_vocabulary"].values())
         seed_everything(ctx.seed, deterministic=False)
         rng = np.random.default_rng(ctx.seed)
         net = _network(self.spec).to(device)
         self._net, self._device = net, device
         encoded = encode_items(features, log.n_items, self.spec)
         self._inputs = {k: torch.from_numpy(v).to(device) for k, v in encoded.items()}
+        self._user_inputs = {}
+        if _has_user_features(self.spec):
+            encoded = encode_users(user_features, log.n_users, self.spec)
+            self._user_inputs = {k: torch.from_numpy(v).to(device) for k, v in encoded.items()}
+        # with user features, an example whose user ID is dropped also loses its history: it is
+        # trained as a new user described by features alone. Measured on MovieLens (150 held-out
+        # users described by their two favourite genres, hits in their top 20, 4 seeds): 240 on
+        # average, against 202 when half of those examples keep their history (popularity: 222)
+        cold = bool(self._user_inputs)
 
         train, valid = leave_last_out(log, seed=ctx.seed)
         sequences = _Sequences(train)
@@ -298,6 +360,12 @@ class TwoTowerRecommender(Recommender):
         def step(batch: np.ndarray) -> float:
             users = sequences.users[batch]
             hist, mask = sequences.history(batch, users, p.history_length)
+            rows = users
+            if p.id_dropout > 0:
+                dropped = rng.random(len(users)) < p.id_dropout
+                rows = np.where(dropped, log.n_users, users)  # the unknown user row
+                if cold:
+                    mask = mask & ~dropped[:, None]
             targets = torch.from_numpy(sequences.items[batch]).to(device)
             if full:
                 candidates = all_items
@@ -305,8 +373,7 @@ class TwoTowerRecommender(Recommender):
                 sample = torch.from_numpy(rng.choice(n_items, p.negatives, replace=False)).to(device)
                 candidates = torch.unique(torch.cat([targets, sample]))  # sorted
             vectors = self._item_tower(candidates, drop=p.id_dropout, unknown=unknown)  # (C, d)
-            user_vectors = net.users(torch.from_numpy(users).to(device), torch.from_numpy(hist).to(device),
-                                     torch.from_numpy(mask).to(device).float())  # (B, d)
+            user_vectors = self._user_tower(rows, hist, mask, self._user_features_of(users))  # (B, d)
             logits = user_vectors @ vectors.T / temperature  # (B, C)
             if log_q is not None:
                 logits = logits - log_q[candidates]
@@ -382,6 +449,31 @@ class TwoTowerRecommender(Recommender):
         return self._net.items(id_rows, inputs["cat_ids"][ids], inputs["cat_weights"][ids],
                                inputs["word_ids"][ids], inputs["word_weights"][ids])
 
+    def _user_tower(self, rows: np.ndarray, history: np.ndarray, valid: np.ndarray, features: dict | None):
+        """User tower vectors (B, d) of ID rows ``rows`` (B,) (``n_users``: the unknown user),
+        histories (B, N), validity masks (B, N) and feature inputs (dict of (B, width) tensors)."""
+        import torch
+
+        device = self._device
+        return self._net.users(torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(device),
+                               torch.from_numpy(history).to(device), torch.from_numpy(valid).to(device).float(),
+                               features)
+
+    def _user_features_of(self, users: np.ndarray) -> dict | None:
+        """The stored feature inputs (dict of (B, width) tensors) of user codes; None without features."""
+        import torch
+
+        if not self._user_inputs:
+            return None
+        index = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self._device)
+        return {k: v[index] for k, v in self._user_inputs.items()}
+
+    def _known_users(self, sequences: _Sequences, users: np.ndarray):
+        """User tower vectors (B, d) of user codes, each history being the user's last interactions."""
+        batch = np.asarray(users, dtype=np.int64)
+        hist, mask = sequences.history(sequences.ends[batch], batch, self.spec["history_length"])
+        return self._user_tower(batch, hist, mask, self._user_features_of(batch))
+
     def _all_item_vectors(self):
         import torch
 
@@ -394,17 +486,13 @@ class TwoTowerRecommender(Recommender):
         """float32 (len(users), n_items) scores, each user's history being its last interactions."""
         import torch
 
-        net, device = self._net, self._device
-        net.eval()
+        self._net.eval()
         out = []
         with torch.no_grad():
             if vectors is None:
                 vectors = self._all_item_vectors()
             for a in range(0, len(users), SCORE_BATCH):
-                batch = users[a : a + SCORE_BATCH].astype(np.int64)
-                hist, mask = sequences.history(sequences.ends[batch], batch, self.spec["history_length"])
-                u = net.users(torch.from_numpy(batch).to(device), torch.from_numpy(hist).to(device),
-                              torch.from_numpy(mask).to(device).float())
+                u = self._known_users(sequences, users[a : a + SCORE_BATCH])
                 out.append((u @ vectors.T).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.spec["n_items"]), dtype=np.float32)
@@ -421,6 +509,79 @@ class TwoTowerRecommender(Recommender):
         """(n_items, embedding_dim) float32 item tower vectors of the log's items."""
         self._check_fitted()
         return self._vectors.cpu().numpy().astype(np.float32, copy=False)
+
+    def user_vectors(self, log: Interactions, users: np.ndarray) -> np.ndarray:
+        """(len(users), embedding_dim) float32 user tower vectors of user codes, from their last
+        ``history_length`` interactions in ``log``; ``user_vectors @ item_vectors().T`` is ``score``."""
+        import torch
+
+        self._check_fitted()
+        sequences, users = _Sequences(log), np.asarray(users, dtype=np.int64)
+        self._net.eval()
+        with torch.no_grad():
+            parts = [self._known_users(sequences, users[a : a + SCORE_BATCH])
+                     for a in range(0, len(users), SCORE_BATCH)]
+        if not parts:
+            return np.zeros((0, self.spec["embedding_dim"]), dtype=np.float32)
+        return torch.cat(parts).float().cpu().numpy()
+
+    @property
+    def has_user_features(self) -> bool:
+        """Whether the model was fitted with user features (so :meth:`embed_users` can use them)."""
+        return self.spec is not None and _has_user_features(self.spec)
+
+    def embed_users(self, features: UserFeatures | None, history: list[list[int]] | None = None) -> np.ndarray:
+        """User tower vectors of users the log does not hold, from their features and, optionally,
+        the items they interacted with.
+
+        Every user gets the shared "unknown user" ID row (trained through ``id_dropout``) plus
+        its categorical tokens and hashed text words (tokens the model never saw are ignored)
+        and the recency-weighted mean of its history. ``vectors @ item_vectors().T`` is on the
+        scale of :meth:`score`. A model fitted with user features trained the unknown row
+        without history (a new user as first seen); one fitted without them, with history.
+
+        Args:
+            features: the new users' features (the columns used at fit; others are ignored), or
+                None.
+            history: per user, item codes of the log in time order (oldest first); codes outside
+                the catalogue (-1) are ignored. Default None: no history.
+
+        Returns:
+            float32 (n_new_users, embedding_dim), in the order of ``features`` / ``history``.
+
+        Raises:
+            DataError: the model has no unknown user row (a format 1 file), or it was fitted
+                without user features and no history is given.
+
+        Example:
+            >>> new = UserFeatures({"favourite": [["Horror"]]})
+            >>> model.embed_users(new)  # (1, embedding_dim)  # doctest: +SKIP
+        """
+        import torch
+
+        self._check_fitted()
+        spec = self.spec
+        if not spec.get("unknown_user"):
+            raise DataError("recommender 'two-tower' was saved by an older takeoff without a row for new users, "
+                            "so it cannot embed them. Fix: retrain the model.")
+        if history is None and not self.has_user_features:
+            raise DataError("recommender 'two-tower' was fitted without user features, so it cannot embed a new "
+                            "user from features alone. Fix: fit it with a user feature table, or give the user's "
+                            "history.")
+        n = max(len(features) if features is not None else 0, len(history) if history is not None else 0)
+        length = spec["history_length"]
+        hist = np.zeros((n, length), dtype=np.int64)
+        valid = np.zeros((n, length), dtype=bool)
+        for i, items in enumerate(history or []):
+            codes = [int(c) for c in items if 0 <= int(c) < spec["n_items"]][-length:][::-1]  # most recent first
+            hist[i, : len(codes)], valid[i, : len(codes)] = codes, True
+        self._net.eval()
+        inputs = None
+        if self._user_inputs:
+            inputs = {k: torch.from_numpy(v).to(self._device) for k, v in encode_users(features, n, spec).items()}
+        with torch.no_grad():
+            vectors = self._user_tower(np.full(n, spec["n_users"]), hist, valid, inputs)
+        return vectors.float().cpu().numpy()
 
     def embed_items(self, features: ItemFeatures) -> np.ndarray:
         """Item tower vectors of items the log does not hold, from their features alone.
@@ -464,7 +625,7 @@ class TwoTowerRecommender(Recommender):
 
     # ------------------------------------------------------------ save/load
     def save(self, directory: Path) -> None:
-        """Write ``two_tower.safetensors`` (weights and the items' feature inputs) and
+        """Write ``two_tower.safetensors`` (weights and the items' and users' feature inputs) and
         ``two_tower.json`` (architecture, vocabularies, params) into ``directory``."""
         from safetensors.torch import save_file
 
@@ -473,6 +634,7 @@ class TwoTowerRecommender(Recommender):
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
         tensors.update({f"items.{k}": v.detach().cpu().contiguous() for k, v in self._inputs.items()})
+        tensors.update({f"users.{k}": v.detach().cpu().contiguous() for k, v in self._user_inputs.items()})
         tmp = directory / f".{WEIGHTS_FILE}.{secrets.token_hex(4)}.tmp"
         try:
             save_file(tensors, str(tmp), metadata={"format": "pt"})
@@ -486,7 +648,7 @@ class TwoTowerRecommender(Recommender):
 
     @classmethod
     def load(cls, directory: Path, params: dict[str, Any], log: Interactions,
-             items: ItemFeatures | None = None) -> TwoTowerRecommender:
+             items: ItemFeatures | None = None, *, users: UserFeatures | None = None) -> TwoTowerRecommender:
         """Rebuild the towers from ``two_tower.json`` and load ``two_tower.safetensors`` (on the CPU).
 
         Raises:
@@ -505,7 +667,7 @@ class TwoTowerRecommender(Recommender):
             document = json.loads(spec_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise BundleError(str(spec_path), f"not valid JSON ({error})")
-        if document.get("format") != FORMAT or document.get("version") != FORMAT_VERSION:
+        if document.get("format") != FORMAT or document.get("version") not in (1, FORMAT_VERSION):
             raise BundleError(
                 str(spec_path),
                 f"unknown two-tower format {document.get('format')!r} version {document.get('version')!r} "
@@ -522,7 +684,10 @@ class TwoTowerRecommender(Recommender):
         try:
             tensors = load_file(str(weights_path), device="cpu")
             net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")}, strict=True)
-            model._inputs = {k: tensors[f"items.{k}"] for k in ("cat_ids", "cat_weights", "word_ids", "word_weights")}
+            keys = ("cat_ids", "cat_weights", "word_ids", "word_weights")
+            model._inputs = {k: tensors[f"items.{k}"] for k in keys}
+            if _has_user_features(spec):
+                model._user_inputs = {k: tensors[f"users.{k}"] for k in keys}
         except (OSError, SafetensorError, RuntimeError, KeyError) as error:
             raise BundleError(str(weights_path), f"weights do not match the architecture ({error})")
         net.eval()

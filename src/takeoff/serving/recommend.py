@@ -43,6 +43,9 @@ class RecommendRequest(BaseModel):
     users: list[ItemId] | None = Field(None, min_length=1, description="Several user IDs (at most the server's max_records).")
     k: K = 10
     exclude_seen: StrictBool = Field(True, description="Leave out the items the user interacted with in training.")
+    features: dict[str, Any] | list[dict[str, Any] | None] | None = Field(
+        None, description="User features (column → value) for users the model has never seen: a dict with `user`, "
+                          "one dict (or null) per user with `users`. Known users ignore them.")
 
     def ids(self) -> list[Any]:
         return [self.user] if self.users is None else list(self.users)
@@ -172,7 +175,19 @@ class RecommendEntry:
         if len(users) > self.settings.max_records:
             raise ApiError(413, f"{len(users)} users in one request; the limit is {self.settings.max_records}. "
                            "Fix: send smaller batches.", code="too_many_records")
-        results = self.model.recommend_batch(users, k=request.k, exclude_seen=request.exclude_seen)
+        features = request.features
+        if isinstance(features, dict):
+            features = [features] if request.users is None else None
+            if features is None:
+                raise ApiError(422, "with `users`, `features` is a list: one dict (or null) per user",
+                               fields=[{"field": "features", "problem": "expected a list"}])
+        if features is not None and len(features) != len(users):
+            raise ApiError(422, f"`features` holds {len(features)} entries for {len(users)} user(s); give one per user",
+                           fields=[{"field": "features", "problem": "one entry per user"}])
+        try:
+            results = self.model.recommend_batch(users, k=request.k, exclude_seen=request.exclude_seen, features=features)
+        except DataError as exc:
+            raise ApiError(422, str(exc), fields=[{"field": "features", "problem": str(exc)}]) from None
         self.metrics.rows.labels(self.name).inc(len(users))
         body_out = {"model": self.name, "version": self.model.version, "recommendations": [
             {"user": user, "items": self._items(r.items, r.scores), "notes": r.notes} for user, r in zip(users, results)]}
