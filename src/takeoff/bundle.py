@@ -58,6 +58,34 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def read_spec(directory: Path, spec_file: str, other_files: tuple[str, ...], fmt: str,
+              versions: tuple[int, ...], label: str) -> dict[str, Any]:
+    """A family's JSON spec, checked: its files exist, it parses, and it is of format ``fmt`` in
+    one of ``versions`` (``label`` names the family in messages).
+
+    Raises:
+        BundleError: a file is missing, the spec is not JSON, or of another format or version.
+    """
+    directory = Path(directory)
+    spec_path = directory / spec_file
+    for name in (spec_file, *other_files):
+        if not (directory / name).is_file():
+            raise BundleError(str(directory), f"'{name}' is missing", "save the model again")
+    try:
+        document = json.loads(spec_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(str(spec_path), f"not valid JSON ({error})") from None
+    if not isinstance(document, dict) or document.get("format") != fmt or document.get("version") not in versions:
+        got = document if isinstance(document, dict) else {}
+        raise BundleError(
+            str(spec_path),
+            f"unknown {label} format {got.get('format')!r} version {got.get('version')!r} "
+            f"(this takeoff reads {fmt} version {max(versions)})",
+            "retrain the model with this takeoff version",
+        )
+    return document
+
+
 def write(path: str | Path, manifest: dict[str, Any], fill: Callable[[Path], None]) -> Path:
     """Write a bundle at ``path`` atomically.
 

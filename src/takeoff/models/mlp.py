@@ -17,7 +17,6 @@ checkpoint folder holds an interrupted fit of the same data, params and seed con
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import secrets
@@ -28,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import write_json
+from takeoff.bundle import read_spec, write_json
 from takeoff.data.schema import Task
 from takeoff.errors import BudgetError, BundleError, DataError, DataSourceError
 from takeoff.features.block import Features
@@ -446,20 +445,7 @@ class MLPFamily(Family):
 
         directory = Path(directory)
         spec_path, weights_path = directory / SPEC_FILE, directory / WEIGHTS_FILE
-        for path in (spec_path, weights_path):
-            if not path.is_file():
-                raise BundleError(str(directory), f"'{path.name}' is missing", "save the model again")
-        try:
-            document = json.loads(spec_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BundleError(str(spec_path), f"not valid JSON ({error})")
-        if document.get("format") != FORMAT or document.get("version") != FORMAT_VERSION:
-            raise BundleError(
-                str(spec_path),
-                f"unknown mlp format {document.get('format')!r} version {document.get('version')!r} "
-                f"(this takeoff reads {FORMAT} version {FORMAT_VERSION})",
-                "retrain the model with this takeoff version",
-            )
+        document = read_spec(directory, SPEC_FILE, (WEIGHTS_FILE,), FORMAT, (FORMAT_VERSION,), "mlp")
         model = cls(task, params)
         spec = document["architecture"]
         expected = len(task.classes) if task.is_classification else 1

@@ -23,7 +23,6 @@ what the fitted one did.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -34,7 +33,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import write_json
+from takeoff.bundle import read_spec, write_json
 from takeoff.data.schema import Task
 from takeoff.errors import BudgetError, BundleError, DataError
 from takeoff.features.block import Features
@@ -398,20 +397,7 @@ class TfidfFamily(Family):
 
         directory = Path(directory)
         spec_path, arrays_path = directory / SPEC_FILE, directory / ARRAYS_FILE
-        for path in (spec_path, arrays_path):
-            if not path.is_file():
-                raise BundleError(str(directory), f"'{path.name}' is missing", "save the model again")
-        try:
-            document = json.loads(spec_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BundleError(str(spec_path), f"not valid JSON ({error})")
-        if document.get("format") != FORMAT or document.get("version") != FORMAT_VERSION:
-            raise BundleError(
-                str(spec_path),
-                f"unknown tfidf format {document.get('format')!r} version {document.get('version')!r} "
-                f"(this takeoff reads {FORMAT} version {FORMAT_VERSION})",
-                "retrain the model with this takeoff version",
-            )
+        document = read_spec(directory, SPEC_FILE, (ARRAYS_FILE,), FORMAT, (FORMAT_VERSION,), "tfidf")
         if document.get("task") != task.kind:
             raise BundleError(str(spec_path), f"the model was fitted for task '{document.get('task')}', not '{task.kind}'")
         try:

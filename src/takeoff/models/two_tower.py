@@ -26,7 +26,6 @@ features the history is kept: the unknown row then stands for a new user with a 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -38,7 +37,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import write_json
+from takeoff.bundle import read_spec, write_json
 from takeoff.data.interactions import Interactions, leave_last_out
 from takeoff.errors import BudgetError, BundleError, DataError
 from takeoff.models.base import FitReport, Params
@@ -660,20 +659,7 @@ class TwoTowerRecommender(Recommender):
 
         directory = Path(directory)
         spec_path, weights_path = directory / SPEC_FILE, directory / WEIGHTS_FILE
-        for path in (spec_path, weights_path):
-            if not path.is_file():
-                raise BundleError(str(directory), f"'{path.name}' is missing", "save the model again")
-        try:
-            document = json.loads(spec_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BundleError(str(spec_path), f"not valid JSON ({error})")
-        if document.get("format") != FORMAT or document.get("version") not in (1, FORMAT_VERSION):
-            raise BundleError(
-                str(spec_path),
-                f"unknown two-tower format {document.get('format')!r} version {document.get('version')!r} "
-                f"(this takeoff reads {FORMAT} version {FORMAT_VERSION})",
-                "retrain the model with this takeoff version",
-            )
+        document = read_spec(directory, SPEC_FILE, (WEIGHTS_FILE,), FORMAT, (1, FORMAT_VERSION), "two-tower")
         spec = document["architecture"]
         if (spec["n_users"], spec["n_items"]) != (log.n_users, log.n_items):
             raise BundleError(str(spec_path), f"the model knows {spec['n_users']} users and {spec['n_items']} "
