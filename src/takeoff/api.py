@@ -226,6 +226,10 @@ def load(path: str | Path) -> Model:
         from takeoff.recommender import RecommenderModel
 
         return RecommenderModel._load(path, manifest)
+    if manifest.get("task", {}).get("kind") == "search":
+        from takeoff.search import SearchIndex
+
+        return SearchIndex._load(path, manifest)
     return Model._load(path, manifest)
 
 

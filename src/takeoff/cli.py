@@ -298,6 +298,71 @@ def recommend(
     out.print(table)
 
 
+@app.command()
+def index(
+    data: Data,
+    text: Annotated[str, typer.Option("--text", help="The column searched (e.g. the FAQ question).")],
+    answer: Annotated[Optional[str], typer.Option("--answer", help="A column returned with each hit (e.g. the FAQ answer).")] = None,
+    encoder: Annotated[Optional[str], typer.Option("--encoder", help="Encoder name, alias or local folder (default all-MiniLM-L6-v2; never downloaded).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Bundle directory (default takeoff-runs/<time>-<name>-index).")] = None,
+    embed_encoder: Annotated[bool, typer.Option("--embed-encoder/--reference-encoder", help="Copy the encoder into the bundle, or keep only its name and sha256.")] = True,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Build a semantic search index of a text column (a bundle that `takeoff search` and `takeoff serve` answer)."""
+    from takeoff.search import build_index
+
+    if out_dir is None:
+        stem = Path(table or (data.rsplit("/", 1)[-1] if "://" in data else Path(data).stem) or "index").stem
+        out_dir = Path("takeoff-runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{stem}-index"
+    source = data
+    if table or sql or encoding:
+        from takeoff.data.sources import read_table
+
+        source = _run(read_table, data, table=table, sql=sql, encoding=encoding)
+    result = _run(build_index, source, text, answer, encoder=encoder, out=out_dir, embed_encoder=embed_encoder)
+    for note in result.notes:
+        err.print(f"note: {note}", highlight=False)
+    training, enc = result.manifest["training"], result.manifest["encoder"]
+    out.print(f"indexed {len(result):,} texts of '{text}' with {enc['name']} ({result.manifest['search']['dim']} dims) "
+              f"in {training['seconds']:.1f}s", highlight=False)
+    out.print(f"bundle: {result.path}", highlight=False)
+    out.print(f'next: takeoff search {result.path} "a question"', highlight=False)
+
+
+@app.command()
+def search(
+    bundle: Annotated[Path, typer.Argument(help="Search index bundle directory (from `takeoff index`).")],
+    query: Annotated[str, typer.Argument(help="The text to search for.")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many hits.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else.")] = False,
+) -> None:
+    """The indexed texts closest in meaning to QUERY, with their answers."""
+    from takeoff import api
+    from takeoff.bundle import read_manifest
+
+    task = _run(read_manifest, bundle, verify=False).get("task", {})
+    if task.get("kind") != "search":
+        _fail(f"{bundle} is a {task.get('kind')} model, not a search index. "
+              "Fix: build one with `takeoff index DATA --text COLUMN [--answer COLUMN]`.")
+    model = _run(api.load, bundle)
+    hits = _run(model.search, query, k=k)
+    if as_json:
+        sys.stdout.write(json.dumps({"query": query, "hits": hits}) + "\n")
+        return
+    table = Table(title=Text(f"top {k} for {query!r}"), title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column(model.manifest["search"]["text"])
+    if model.answers is not None:
+        table.add_column(model.manifest["search"]["answer"])
+    for rank, hit in enumerate(hits, 1):
+        answer_cell = [Text(str(hit["answer"]) if hit["answer"] is not None else "")] if model.answers is not None else []
+        table.add_row(str(rank), f"{hit['score']:.3f}", Text(hit["text"]), *answer_cell)
+    out.print(table)
+
+
 def _id(text: str):
     """An ID from the command line as the model returns IDs: a number when it looks like one."""
     return int(text) if text.lstrip("-").isdigit() and len(text) < 19 else text

@@ -3,6 +3,7 @@
 Routes (see docs/serving.md): ``POST /v1/predict``, ``POST /v1/models/{name}/predict``,
 ``POST /v1/recommend``, ``POST /v1/models/{name}/recommend``, ``POST /v1/similar-items``,
 ``POST /v1/models/{name}/similar-items`` (recommenders, see :mod:`takeoff.serving.recommend`),
+``POST /v1/search``, ``POST /v1/models/{name}/search`` (search indexes, see :mod:`takeoff.serving.search`),
 ``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/report``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` and ``GET /static/{file}``
 (the page), ``GET /docs`` and ``GET /openapi.json``.
 
@@ -44,6 +45,8 @@ from takeoff.serving.recommend import (RecommendEntry, RecommendRequest, Recomme
                                        SimilarItemsResponse)
 from takeoff.serving.recommend import components as recommend_components
 from takeoff.serving.recommend import request_body as recommend_body
+from takeoff.serving.search import SearchEntry, SearchRequest, SearchResponse
+from takeoff.serving.search import components as search_components
 from takeoff.serving.requests import Parsed, RequestSchema, schema_name
 from takeoff.serving.settings import ServeSettings
 from takeoff.serving.store import ModelStore, load_store
@@ -96,6 +99,7 @@ class Entry:
     """A served model: its request schema and how its rows are predicted."""
 
     recommender = False
+    kind = "predict"
 
     def __init__(self, name: str, model, settings: ServeSettings, metrics: Metrics):
         self.name, self.model, self.settings, self.metrics = name, model, settings, metrics
@@ -174,8 +178,7 @@ def create_app(source: Path | str | dict, settings: ServeSettings | None = None)
     settings = settings or ServeSettings()
     store = load_store(source, settings.default_model)
     metrics = Metrics()
-    entries = {name: (RecommendEntry if _is_recommender(model) else Entry)(name, model, settings, metrics)
-               for name, model in store.models.items()}
+    entries = {name: _entry_class(model)(name, model, settings, metrics) for name, model in store.models.items()}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -207,21 +210,33 @@ def create_app(source: Path | str | dict, settings: ServeSettings | None = None)
     return app
 
 
-def _defaults(store: ModelStore, entries: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The models answering ``/v1/predict`` and ``/v1/recommend``: the store's default when it
-    does that task, else the only model that does."""
+def _kind(entry) -> str:
+    """"predict" (a tabular model), "recommend" or "search"."""
+    return getattr(entry, "kind", "recommend" if entry.recommender else "predict")
+
+
+def _defaults(store: ModelStore, entries: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """The models answering ``/v1/predict``, ``/v1/recommend`` and ``/v1/search``: the store's
+    default when it does that task, else the only model that does."""
     out = []
-    for recommender in (False, True):
-        names = [n for n, e in entries.items() if e.recommender is recommender]
-        if store.default is not None and entries[store.default].recommender is recommender:
+    for kind in ("predict", "recommend", "search"):
+        names = [n for n, e in entries.items() if _kind(e) == kind]
+        if store.default is not None and _kind(entries[store.default]) == kind:
             out.append(store.default)
         else:
             out.append(names[0] if len(names) == 1 else None)
-    return out[0], out[1]
+    return out[0], out[1], out[2]
 
 
-def _wrong_task(entry) -> ApiError:
-    if entry.recommender:
+def _wrong_task(entry, route: str | None = None) -> ApiError:
+    if _kind(entry) == "search":
+        message = (f"model '{entry.name}' is a search index: it answers POST /v1/models/{entry.name}/search "
+                   f'with {{"query": "...", "k": 5}}, not {route or "predict"}')
+    elif route == "search":
+        message = (f"model '{entry.name}' is not a search index; only indexes built with `takeoff index` answer "
+                   "search. " + ("Use /v1/models/{n}/recommend." if entry.recommender else
+                                 "POST records to /v1/models/{n}/predict.").replace("{n}", entry.name))
+    elif entry.recommender:
         message = (f"model '{entry.name}' is a recommender: it answers POST /v1/models/{entry.name}/recommend "
                    f"and /v1/models/{entry.name}/similar-items, not predict")
     else:
@@ -231,8 +246,9 @@ def _wrong_task(entry) -> ApiError:
 
 
 def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settings: ServeSettings) -> None:
-    predict_default, recommend_default = _defaults(store, entries)
-    recommenders = [n for n, e in entries.items() if e.recommender]
+    predict_default, recommend_default, search_default = _defaults(store, entries)
+    recommenders = [n for n, e in entries.items() if _kind(e) == "recommend"]
+    indexes = [n for n, e in entries.items() if _kind(e) == "search"]
 
     def entry_for(name: str):
         if name not in entries:
@@ -240,19 +256,19 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
                            code="model_not_found", extra={"models": list(entries)})
         return entries[name]
 
-    def no_default(route: str, recommender: bool) -> ApiError:
-        wanted = [n for n, e in entries.items() if e.recommender is recommender]
+    def no_default(route: str, kind: str) -> ApiError:
+        wanted = [n for n, e in entries.items() if _kind(e) == kind]
         default = entries.get(store.default) if store.default is not None else None
         if not wanted and default is not None:
-            return _wrong_task(default)
-        what = "recommender" if recommender else "model"
+            return _wrong_task(default, route)
+        what = {"recommend": "recommender", "search": "search index"}.get(kind, "model")
         return ApiError(404, f"there is no default {what}; POST to /v1/models/{{name}}/{route} with one of: "
                         f"{', '.join(wanted) or 'none'}", code="no_default_model", extra={"models": wanted})
 
     def predict_route(name: str | None):
         async def predict(request: Request) -> Response:
             if name is None:
-                raise no_default("predict", False)
+                raise no_default("predict", "predict")
             return await _predict(request, entry_for(name), settings)
         return predict
 
@@ -266,7 +282,7 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
         openapi_extra=entries[predict_default].schema.request_body() if predict_default else None,
     )
     for name, entry in entries.items():
-        if SAFE_NAME.fullmatch(name) and not entry.recommender:  # documented with its own input schema
+        if SAFE_NAME.fullmatch(name) and _kind(entry) == "predict":  # documented with its own input schema
             app.add_api_route(
                 f"/v1/models/{name}/predict", predict_route(name), methods=["POST"], tags=tags,
                 operation_id=f"predict_{schema_name(name)}", summary=f"Predict with model '{name}'",
@@ -282,7 +298,7 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
     def recommend_routes(action: str, path: str):
         async def answer_default(request: Request) -> Response:
             if recommend_default is None:
-                raise no_default(path, True)
+                raise no_default(path, "recommend")
             return await _recommend(request, entries[recommend_default], settings, action)
 
         async def answer_named(request: Request, name: str = model_name) -> Response:
@@ -308,10 +324,29 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
         app.add_api_route(f"/v1/models/{{name}}/{path}", answer_named, operation_id=f"{action}_by_name",
                           summary=f"{what} from a recommender, by name", **common)
 
+    # ---------------------------------------------------------------- search indexes
+    async def search_default_route(request: Request) -> Response:
+        if search_default is None:
+            raise no_default("search", "search")
+        return await _search(request, entries[search_default], settings)
+
+    async def search_named(request: Request, name: str = model_name) -> Response:
+        return await _search(request, entry_for(name), settings)
+
+    search_doc = ('`{"query": "...", "k": 5}` or `{"queries": ["...", ...], "k": 5}`: the indexed texts closest in '
+                  f"meaning to each query, best first, with their answers. Search indexes served: {', '.join(indexes) or 'none'}.")
+    common = dict(methods=["POST"], tags=["search"], description=search_doc,
+                  responses={200: {"model": SearchResponse}, **ERRORS}, openapi_extra=recommend_body(SearchRequest))
+    which = f"the default search index ({search_default})" if search_default else "the default search index (none set)"
+    app.add_api_route("/v1/search", search_default_route, operation_id="search_default",
+                      summary=f"Semantic search in {which}", **common)
+    app.add_api_route("/v1/models/{name}/search", search_named, operation_id="search_by_name",
+                      summary="Semantic search in an index, by name", **common)
+
     # ---------------------------------------------------------------- models and operations
     @app.get("/v1/models", tags=["models"], summary="The models served")
     async def list_models() -> dict:
-        defaults = (predict_default, recommend_default)
+        defaults = (predict_default, recommend_default, search_default)
         return {"models": [e.summary(e.name in defaults) for e in entries.values()]}
 
     @app.get("/v1/models/{name}", tags=["models"], summary="A model's metadata, metrics and inputs",
@@ -361,7 +396,7 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
 
 
 async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> Response:
-    if entry.recommender:
+    if _kind(entry) != "predict":
         raise _wrong_task(entry)
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
@@ -410,7 +445,7 @@ async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> R
 async def _recommend(request: Request, entry, settings: ServeSettings, action: str) -> Response:
     """``action`` "recommend" or "similar" of a recommender: JSON in, JSON out, under the deadline."""
     if not entry.recommender:
-        raise _wrong_task(entry)
+        raise _wrong_task(entry, "recommend" if action == "recommend" else "similar-items")
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if not (media == "application/json" or media.endswith("+json")):
         raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json")
@@ -424,6 +459,25 @@ async def _recommend(request: Request, entry, settings: ServeSettings, action: s
         return await asyncio.wait_for(work(), timeout=settings.timeout_s)
     except asyncio.TimeoutError:
         raise ApiError(504, f"the request took longer than {settings.timeout_s:g}s. Fix: ask for fewer users "
+                       "per request, or raise --timeout", code="timeout") from None
+
+
+async def _search(request: Request, entry, settings: ServeSettings) -> Response:
+    """A search request: JSON in, JSON out, under the deadline."""
+    if _kind(entry) != "search":
+        raise _wrong_task(entry, "search")
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not (media == "application/json" or media.endswith("+json")):
+        raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json")
+
+    async def work() -> Response:
+        body = await _read_body(request, settings.max_body_bytes)
+        return await asyncio.to_thread(entry.search, body)  # embedding the queries is not event-loop work
+
+    try:
+        return await asyncio.wait_for(work(), timeout=settings.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"the search took longer than {settings.timeout_s:g}s. Fix: send fewer queries "
                        "per request, or raise --timeout", code="timeout") from None
 
 
@@ -499,9 +553,10 @@ def _install_openapi(app: FastAPI, entries: dict[str, Entry], settings: ServeSet
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             components = schema.setdefault("components", {})
             for entry in entries.values():
-                if not entry.recommender:
+                if _kind(entry) == "predict":
                     components.setdefault("schemas", {}).update(entry.schema.components(settings.max_records))
             components.setdefault("schemas", {}).update(recommend_components(settings.max_records))
+            components.setdefault("schemas", {}).update(search_components(settings.max_records))
             if settings.api_key:
                 components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
                 schema["security"] = [{"bearer": []}]
@@ -514,8 +569,9 @@ def _install_openapi(app: FastAPI, entries: dict[str, Entry], settings: ServeSet
     app.openapi = openapi
 
 
-def _is_recommender(model) -> bool:
-    return model.manifest.get("task", {}).get("kind") == "recommend"
+def _entry_class(model):
+    kind = model.manifest.get("task", {}).get("kind")
+    return {"recommend": RecommendEntry, "search": SearchEntry}.get(kind, Entry)
 
 
 # ------------------------------------------------------------------ JSON helpers
