@@ -185,3 +185,32 @@ def test_chunked_top_k_is_exact():
     np.testing.assert_allclose(scores, np.take_along_axis(full, rows, axis=1), rtol=1e-6)
     small_rows, _ = top_k(vectors[:4], queries, 10)
     assert small_rows.shape == (3, 4)
+
+
+# ----------------------------------------------------------------------------- serving and CLI guards
+def test_a_search_index_object_can_be_served_from_a_dict(index, fixtures):
+    from fastapi.testclient import TestClient
+
+    from takeoff.errors import ConfigError
+    from takeoff.serving import create_app
+    from takeoff.serving.store import load_store
+
+    store = load_store({"faq": index, "cancer": takeoff.load(fixtures / "bundle-v1")})
+    assert store.get("faq") is index and store.names() == ["faq", "cancer"]
+    with pytest.raises(ConfigError, match="SearchIndex"):
+        load_store({"faq": "not a model"})
+    with TestClient(create_app({"faq": index})) as client:
+        response = client.post("/v1/search", json={"query": "I want my money back", "k": 2})
+        assert response.status_code == 200, response.text
+        assert response.json()["results"][0]["hits"] == index.search("I want my money back", k=2)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_cli_evaluate_and_predict_refuse_a_search_index(index, tmp_path, command):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame({"question": ["refund"]}).to_csv(data, index=False)
+    extra = ["-o", tmp_path / "out.csv"] if command == "predict" else []
+    result = run(command, index.path, data, *extra)
+    assert result.exit_code == 2, result.output
+    assert "is a search index" in result.output and "takeoff search" in result.output
+    assert not (tmp_path / "out.csv").exists()

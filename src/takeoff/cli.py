@@ -148,6 +148,18 @@ def _is_recommender(model) -> bool:
     return model.manifest.get("task", {}).get("kind") == "recommend"
 
 
+def _refuse_search_index(bundle: Path, command: str) -> None:
+    """`evaluate` and `predict` on a search index: exit 2 pointing to `takeoff search` (read from
+    the manifest alone, before loading the encoder)."""
+    from takeoff.bundle import MANIFEST, read_manifest
+
+    if not (Path(bundle) / MANIFEST).is_file():
+        return  # not a bundle: loading it says why
+    if _run(read_manifest, bundle, verify=False).get("task", {}).get("kind") == "search":
+        _fail(f"{bundle} is a search index, which finds the texts closest to a query; it has nothing to {command}. "
+              f'Fix: use `takeoff search {bundle} "a question"` (or POST /v1/models/NAME/search under `takeoff serve`).')
+
+
 def _print_trained(model) -> None:
     if _is_recommender(model):
         _print_recommender(model)
@@ -197,6 +209,7 @@ def evaluate(
     user and item columns of held-out interactions: ranking metrics)."""
     from takeoff import api
 
+    _refuse_search_index(bundle, "evaluate")
     model = _run(api.load, bundle)
     if _is_recommender(model):
         if table or sql or encoding:
@@ -234,6 +247,7 @@ def predict(
     from takeoff import api
     from takeoff.batch import predict_file
 
+    _refuse_search_index(bundle, "predict")
     model = _run(api.load, bundle)
     if _is_recommender(model):
         _fail(f"{bundle} is a recommender, which ranks items for users rather than predicting rows. "

@@ -296,7 +296,7 @@ def test_page_recommends_for_a_user(page, rec_url, rec_bundle):
 
     first = model.log.users[0]
     user.fill(first)
-    page.get_by_label("How many", exact=True).fill("8")
+    page.locator("#recommend-card").get_by_label("How many", exact=True).fill("8")
     with page.expect_request(re.compile(r"/v1/models/movies/recommend$")) as sent:
         page.get_by_role("button", name="Recommend").click()
     assert json.loads(sent.value.post_data) == {"user": int(first), "k": 8, "exclude_seen": True}
@@ -337,3 +337,93 @@ def test_page_recommends_for_a_user(page, rec_url, rec_bundle):
     picker.select_option("cancer")
     page.locator("#fields .field").first.wait_for()
     assert page.locator("#recommend-card").is_hidden() and page.locator("#predict-form").is_visible()
+
+
+# ----------------------------------------------------------------------------- search indexes
+FAQ_ROWS = [
+    ("How do I reset my password?", "Use 'Forgot password' on the sign-in page."),
+    ("How can I get a refund for my order?", "Refunds reach your card within 5 days."),
+    ("How long does shipping take?", "3 to 5 working days."),
+    ("How do I cancel my subscription?", "Account > Subscription > Cancel plan."),
+    ("Where can I download my invoices?", "Account > Billing > Invoices."),
+]
+
+
+@pytest.fixture(scope="module")
+def search_url(start_server, fixtures, tmp_path_factory):
+    """A server over a dict: a FAQ search index (``faq``, as a SearchIndex object) beside a table model."""
+    import pandas as pd
+
+    import takeoff
+    from takeoff.search import build_index
+
+    faq = pd.DataFrame({"question": [q for q, _ in FAQ_ROWS], "answer": [a for _, a in FAQ_ROWS],
+                        "url": [f"https://help.example.com/{i}" for i in range(len(FAQ_ROWS))]})
+    index = build_index(faq, text="question", answer="answer", embed_encoder=False,
+                        out=tmp_path_factory.mktemp("web-search") / "faq")
+    return start_server({"faq": index, "cancer": takeoff.load(fixtures / "bundle-v1")}, default_model="cancer")
+
+
+def test_page_searches_an_index(page, search_url):
+    page.goto(search_url + "/")
+    picker = page.get_by_label("Model", exact=True)
+    picker.locator("option[value=faq]").wait_for(state="attached")
+    picker.select_option("faq")
+    card = page.locator("#search-card")
+    query = card.get_by_label("Query", exact=True)
+    query.wait_for()
+    assert page.url.endswith("#faq")
+    assert page.locator("#predict-form").is_hidden() and page.locator("#result-card").is_hidden()
+    assert page.locator("#recommend-card").is_hidden()
+    assert card.get_by_label("How many", exact=True).input_value() == "5"
+    assert "Search" in page.locator("#model-summary").inner_text()
+    facts = page.locator("#model-info .facts > div").evaluate_all(
+        "rows => Object.fromEntries(rows.map(r => [r.querySelector('dt').textContent, r.querySelector('dd').textContent]))")
+    assert facts["Task"] == "Search" and facts["Rows"] == str(len(FAQ_ROWS))
+    assert facts["Encoder"] == "sentence-transformers/all-MiniLM-L6-v2" and facts["Searches"] == "question"
+
+    # a reworded question finds the refund answer first
+    query.fill("I want my money back")
+    card.get_by_label("How many", exact=True).fill("3")
+    with page.expect_request(re.compile(r"/v1/models/faq/search$")) as sent:
+        page.get_by_role("button", name="Search", exact=True).click()
+    assert json.loads(sent.value.post_data) == {"query": "I want my money back", "k": 3}
+    hits = page.locator(".search-hits .search-hit")
+    hits.first.wait_for()
+    assert hits.count() == 3
+    assert hits.first.get_attribute("data-row") == "1"
+    assert hits.first.locator(".hit-text").inner_text() == FAQ_ROWS[1][0]
+    assert hits.first.locator(".hit-answer").inner_text() == FAQ_ROWS[1][1]
+    assert "help.example.com/1" in hits.first.locator(".hit-meta").inner_text()
+    scores = [float(hits.nth(i).locator(".rec-score").inner_text()) for i in range(3)]
+    assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1
+    expected = httpx.post(f"{search_url}/v1/models/faq/search", json={"query": "I want my money back", "k": 3}).json()
+    assert [str(h["row"]) for h in expected["results"][0]["hits"]] == [hits.nth(i).get_attribute("data-row") for i in range(3)]
+    assert "/v1/models/faq/search" in page.locator("#search-curl-code").text_content()
+    _shot(page, "search.png")
+
+    # errors: an empty query is caught on the page; a bad k comes back from the server and is marked
+    query.fill("")
+    page.get_by_role("button", name="Search", exact=True).click()
+    assert query.get_attribute("aria-invalid") == "true"
+    assert page.evaluate("document.activeElement.id") == "search-query"
+    query.fill("refund")
+    assert query.get_attribute("aria-invalid") is None
+
+    def bad_k(route):
+        route.continue_(post_data=json.dumps({"query": "refund", "k": 0}))
+
+    page.route(re.compile(r"/v1/models/faq/search$"), bad_k)
+    with page.expect_response(re.compile(r"/search$")) as answered:
+        page.get_by_role("button", name="Search", exact=True).click()
+    assert answered.value.status == 422
+    page.locator("#search-result [role=alert]").wait_for()
+    assert card.get_by_label("How many", exact=True).get_attribute("aria-invalid") == "true"
+    page.unroute(re.compile(r"/v1/models/faq/search$"))
+
+    # phone-wide: nothing wider than the screen; then back to the table model's form
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420
+    picker.select_option("cancer")
+    page.locator("#fields .field").first.wait_for()
+    assert page.locator("#search-card").is_hidden() and page.locator("#predict-form").is_visible()

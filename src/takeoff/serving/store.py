@@ -1,5 +1,5 @@
 """The models a server answers for: one bundle, a directory of bundles, or Model objects
-(tabular models and recommenders side by side).
+(tabular models, recommenders and search indexes side by side).
 
 Serving only reads bundles (``takeoff.load``); it never imports training code.
 """
@@ -41,7 +41,8 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
     Args:
         source: a bundle directory (served under its directory name, and the default), a
             directory whose subdirectories are bundles (each served under its name), or a
-            dict of name → :class:`Model` (or :class:`~takeoff.recommender.RecommenderModel`).
+            dict of name → :class:`Model` (or :class:`~takeoff.recommender.RecommenderModel`, or
+            :class:`~takeoff.search.SearchIndex`).
         default: the name of the model answering ``/v1/predict`` (``/v1/recommend`` for a
             recommender; default: the only one).
 
@@ -51,8 +52,9 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
     """
     if isinstance(source, dict):
         for name, model in source.items():
-            if not isinstance(name, str) or not name or not (isinstance(model, Model) or _is_recommender(model)):
-                raise ConfigError(f"models to serve must map names to takeoff.Model or RecommenderModel objects; "
+            if not isinstance(name, str) or not name or not (isinstance(model, Model) or _is_recommender(model)
+                                                             or _is_search_index(model)):
+                raise ConfigError(f"models to serve must map names to takeoff.Model, RecommenderModel or SearchIndex objects; "
                                   f"got {name!r}: {type(model).__name__}")
         return ModelStore(source, default)
     path = Path(source)
@@ -78,3 +80,10 @@ def _is_recommender(model) -> bool:
 
     module = sys.modules.get("takeoff.recommender")  # loaded whenever a RecommenderModel exists
     return module is not None and isinstance(model, module.RecommenderModel)
+
+
+def _is_search_index(model) -> bool:
+    import sys
+
+    module = sys.modules.get("takeoff.search")  # loaded whenever a SearchIndex exists
+    return module is not None and isinstance(model, module.SearchIndex)

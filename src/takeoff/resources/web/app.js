@@ -1,12 +1,13 @@
 /* takeoff model server page: pick a model, fill its inputs, get a prediction (or, for a
- * recommender, enter a user or an item and get a ranked list).
+ * recommender, enter a user or an item and get a ranked list; for a search index, type a
+ * query and get the closest texts with their answers).
  * Plain DOM, no dependencies. Every value from the server goes in through textContent. */
 "use strict";
 
 (() => {
   const KEY_STORAGE = "takeoff.apiKey";
   const OTHER = "__other__";
-  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", regression: "Regression", recommend: "Recommendation" };
+  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", regression: "Regression", recommend: "Recommendation", search: "Search" };
   const PRIMARY_METRIC = { binary: "roc_auc", multiclass: "log_loss", regression: "rmse" };
   const METRICS = { // name -> [display name, what it means]; same words as the bundle's report
     roc_auc: ["ROC AUC", "ranking quality; 0.5 is chance"],
@@ -220,6 +221,9 @@
   const metricInfo = (name) => METRICS[name] || rankingMetric(name);
   const metricName = (name) => (metricInfo(name) && metricInfo(name)[0]) || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
   const isRecommender = (model) => Boolean(model) && model.task === "recommend";
+  const isSearch = (model) => Boolean(model) && model.task === "search";
+  const modeOf = (model) => (isRecommender(model) ? "recommend" : isSearch(model) ? "search" : "predict");
+  const encoderName = (model) => (model.encoder && typeof model.encoder === "object" ? model.encoder.name : model.encoder);
   const familyName = (name) => FAMILY_NAMES[name] || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
 
   /* ------------------------------------------------------------------ status + page errors */
@@ -310,10 +314,13 @@
     }
     document.title = `${model.name} · takeoff`;
     renderSummary(model);
-    setMode(isRecommender(model));
+    setMode(modeOf(model));
     if (isRecommender(model)) {
       state.fields = new Map();
       renderRecommender(model);
+    } else if (isSearch(model)) {
+      state.fields = new Map();
+      renderSearch(model);
     } else {
       renderForm(model, previous);
       resetResult();
@@ -333,6 +340,13 @@
         chips.push(el("span", { class: "chip" }, "ranks ", el("b", { text: model.columns.item }), " for ", el("b", { text: model.columns.user })));
       }
       if (typeof model.users === "number") chips.push(el("span", { class: "chip", text: `${fmtNumber(model.users)} users · ${fmtNumber(model.items)} items` }));
+      box.replaceChildren(...chips);
+      return;
+    }
+    if (isSearch(model)) {
+      const text = model.columns && model.columns.text;
+      if (text) chips.push(el("span", { class: "chip" }, "searches ", el("b", { text })));
+      if (typeof model.rows === "number") chips.push(el("span", { class: "chip", text: `${fmtNumber(model.rows)} rows` }));
       box.replaceChildren(...chips);
       return;
     }
@@ -512,6 +526,7 @@
   function setFormEnabled(enabled) {
     $("recommend").disabled = !enabled || state.busy;
     $("similar").disabled = !enabled || state.busy;
+    $("search").disabled = !enabled || state.busy;
     $("fill-example").disabled = !enabled;
     $("clear-form").disabled = !enabled;
     $("predict").disabled = !enabled || state.busy;
@@ -743,12 +758,15 @@
 
   /* ------------------------------------------------------------------ recommenders */
 
-  // One card for a recommender: a user form, a similar-items form and the ranked list.
-  function setMode(recommender) {
-    document.querySelector(".inputs-card:not(.recommend-card)").hidden = recommender;
-    $("result-card").hidden = recommender;
-    $("recommend-card").hidden = !recommender;
-    document.querySelector(".skip").setAttribute("href", recommender ? "#recommend-title" : "#inputs-title");
+  // "predict": the inputs form and the prediction card; "recommend": one card with a user form,
+  // a similar-items form and the ranked list; "search": one card with a query form and the hits.
+  function setMode(mode) {
+    const tabular = mode === "predict";
+    document.querySelector(".inputs-card:not(.recommend-card):not(.search-card)").hidden = !tabular;
+    $("result-card").hidden = !tabular;
+    $("recommend-card").hidden = mode !== "recommend";
+    $("search-card").hidden = mode !== "search";
+    document.querySelector(".skip").setAttribute("href", `#${{ predict: "inputs", recommend: "recommend", search: "search" }[mode]}-title`);
   }
 
   let emptyRecResult = null; // the card's own empty state, kept to put back
@@ -947,13 +965,161 @@
     $("rec-curl").hidden = false;
   }
 
+  /* ------------------------------------------------------------------ search indexes */
+
+  let emptySearchResult = null; // the card's own empty state, kept to put back
+
+  function renderSearch(model) {
+    const examples = (model.example_texts || []).filter((t) => typeof t === "string" && t.trim()).slice(0, 3);
+    $("search-query").placeholder = examples.length ? `e.g. ${examples[0]}` : "Type a question";
+    $("search-k").value = "5";
+    ["search-query", "search-k"].forEach((id) => clearRecError(id));
+    const box = $("search-examples");
+    box.replaceChildren(...(examples.length ? [el("span", { text: "Try:" }), ...examples.map((text) => el("button", {
+      class: "btn btn-ghost btn-small", type: "button", title: text,
+      onclick: () => { $("search-query").value = text; clearRecError("search-query"); searchFor(); },
+    }, text))] : []));
+    box.hidden = !examples.length;
+    const count = $("index-count");
+    count.textContent = typeof model.rows === "number" ? `${fmtNumber(model.rows)} rows` : "";
+    count.hidden = !count.textContent;
+    $("search-result-title").textContent = "Results";
+    $("search-result-meta").textContent = "";
+    const result = $("search-result");
+    result.dataset.state = "empty";
+    result.replaceChildren(emptySearchResult.cloneNode(true));
+    $("search-curl").hidden = true;
+  }
+
+  async function searchFor(event) {
+    if (event) event.preventDefault();
+    if (state.busy || !isSearch(state.model)) return;
+    const query = $("search-query").value.trim();
+    clearRecError("search-query");
+    clearRecError("search-k");
+    if (!query) setRecError("search-query", "type a question or some text to search for");
+    const kInput = $("search-k");
+    const k = Number(kInput.value);
+    const kOk = kInput.value.trim() !== "" && Number.isInteger(k) && k >= 1 && k <= 1000;
+    if (!kOk) setRecError("search-k", "enter a whole number from 1 to 1000");
+    if (!query || !kOk) {
+      $(query ? "search-k" : "search-query").focus();
+      return;
+    }
+    const model = state.model;
+    const body = { query, k };
+    setSearchBusy(true);
+    updateSearchCurl(body);
+    const started = performance.now();
+    try {
+      const data = await api(`/v1/models/${encodeURIComponent(model.name)}/search`, { method: "POST", body });
+      if (state.model !== model) return;
+      renderHits(model, data, query, Math.round(performance.now() - started));
+    } catch (error) {
+      if (state.model !== model) return;
+      const fieldIds = { query: "search-query", k: "search-k" };
+      let marked = null;
+      const unplaced = [];
+      for (const item of error.fields || []) {
+        const id = fieldIds[String(item.field).replace(/\[\d+\]$/, "")];
+        if (id) {
+          setRecError(id, item.problem || "is not valid");
+          marked = marked || id;
+        } else {
+          unplaced.push(item);
+        }
+      }
+      showSearchError(error.message, unplaced, error.status);
+      if (marked) $(marked).focus();
+    } finally {
+      setSearchBusy(false);
+    }
+  }
+
+  function setSearchBusy(busy) {
+    state.busy = busy;
+    const button = $("search");
+    button.classList.toggle("is-busy", busy);
+    button.setAttribute("aria-busy", String(busy));
+    button.disabled = busy || !state.model;
+    button.querySelector(".btn-label").textContent = busy ? "Searching…" : "Search";
+    const result = $("search-result");
+    result.setAttribute("aria-busy", String(busy));
+    if (busy) result.dataset.state = "loading";
+  }
+
+  function showSearchError(message, unplaced, status) {
+    $("search-result-title").textContent = "Results";
+    $("search-result-meta").textContent = status ? `HTTP ${status}` : "";
+    const result = $("search-result");
+    result.dataset.state = "error";
+    const list = unplaced.length
+      ? el("ul", {}, unplaced.map((f) => el("li", {}, f.field ? el("code", { text: f.field }) : null, f.field ? ": " : "", f.problem || "")))
+      : null;
+    result.replaceChildren(el("div", { class: "banner banner-error", role: "alert" }, ICON_ALERT(),
+      el("div", { class: "banner-body" }, el("div", { text: sentence(message) }), list)));
+  }
+
+  const HIT_KEYS = new Set(["score", "text", "answer", "row"]);
+
+  function renderHits(model, data, query, ms) {
+    const hits = ((data.results || [])[0] || {}).hits || [];
+    const version = data.version ?? model.version;
+    $("search-result-title").textContent = `Top ${hits.length} for “${query.length > 60 ? `${query.slice(0, 57)}…` : query}”`;
+    $("search-result-meta").textContent = [version ? `version ${String(version).slice(0, 12)}` : null, `${ms} ms`].filter(Boolean).join(" · ");
+    const answerColumn = model.columns && model.columns.answer;
+    const rows = hits.map((hit, index) => {
+      const score = typeof hit.score === "number" ? hit.score : 0;
+      const extra = Object.entries(hit).filter(([key, value]) => !HIT_KEYS.has(key) && value !== null && value !== undefined && value !== "");
+      const hasAnswer = hit.answer !== null && hit.answer !== undefined && hit.answer !== "";
+      return el("li", { class: "rec-item search-hit", "data-row": String(hit.row) },
+        el("span", { class: "rec-rank", text: String(index + 1) }),
+        el("span", { class: "rec-main" },
+          el("span", { class: "rec-label hit-text", text: String(hit.text ?? "") }),
+          hasAnswer ? el("span", { class: "hit-answer", title: answerColumn || null, text: String(hit.answer) }) : null,
+          el("span", { class: "hit-meta" },
+            el("span", {}, el("b", { text: "row" }), ` ${hit.row}`),
+            extra.map(([key, value]) => el("span", {}, el("b", { text: key }), ` ${typeof value === "object" ? JSON.stringify(value) : value}`)))),
+        el("span", {
+          class: "bar-track", role: "meter", "aria-valuemin": "0", "aria-valuemax": "1", "aria-valuenow": String(Math.max(0, score)),
+          "aria-label": `Similarity of hit ${index + 1}`,
+        }, el("span", { class: "bar-fill", "data-width": `${Math.max(0.03, Math.min(1, score)) * 100}%` })),
+        el("span", { class: "rec-score", title: `cosine similarity ${hit.score}`, text: fmtScore(hit.score) }));
+    });
+    const result = $("search-result");
+    result.dataset.state = "done";
+    result.replaceChildren(rows.length
+      ? el("ol", { class: "rec-list search-hits", "aria-label": "Search results, best first" }, rows)
+      : el("p", { class: "muted", text: "The index holds no rows." }));
+    requestAnimationFrame(() => requestAnimationFrame(() => {
+      result.querySelectorAll(".bar-fill[data-width]").forEach((fill) => { fill.style.width = fill.dataset.width; });
+    }));
+  }
+
+  function updateSearchCurl(body) {
+    const model = state.model;
+    const url = `${location.origin}/v1/models/${encodeURIComponent(model.name)}/search`;
+    const lines = [`curl -X POST ${url} \\`, "  -H 'Content-Type: application/json' \\"];
+    if (state.key) lines.push("  -H \"Authorization: Bearer $TAKEOFF_API_KEY\" \\");
+    lines.push(`  -d '${JSON.stringify(body).replace(/'/g, "'\\''")}'`);
+    $("search-curl-code").textContent = lines.join("\n");
+    $("search-curl").hidden = false;
+  }
+
   /* ------------------------------------------------------------------ model panel */
 
   function renderModelInfo(model) {
     const recommender = isRecommender(model);
+    const search = isSearch(model);
+    const columns = model.columns || {};
     const facts = [
       ["Task", TASK_NAMES[model.task] || model.task],
       ["Target", model.target],
+      ["Rows", search && typeof model.rows === "number" ? fmtNumber(model.rows) : null],
+      ["Searches", search ? columns.text : null],
+      ["Answers", search ? columns.answer : null],
+      ["Encoder", search ? encoderName(model) : null],
+      ["Dimensions", search && typeof model.dim === "number" ? String(model.dim) : null],
       ["Family", recommender && model.family ? familyName(String(model.family)) : null],
       ["Users", recommender && typeof model.users === "number" ? fmtNumber(model.users) : null],
       ["Items", recommender && typeof model.items === "number" ? fmtNumber(model.items) : null],
@@ -1043,6 +1209,11 @@
   function start() {
     emptyResult = $("result").firstElementChild.cloneNode(true);
     emptyRecResult = $("rec-result").firstElementChild.cloneNode(true);
+    emptySearchResult = $("search-result").firstElementChild.cloneNode(true);
+    $("search-form").addEventListener("submit", searchFor);
+    $("search-query").addEventListener("input", () => clearRecError("search-query"));
+    $("search-k").addEventListener("input", () => clearRecError("search-k"));
+    $("copy-search-curl").addEventListener("click", () => copyText($("search-curl-code"), $("copy-search-curl")));
     $("recommend-form").addEventListener("submit", recommendFor);
     $("similar-form").addEventListener("submit", similarTo);
     $("rec-user").addEventListener("input", () => clearRecError("rec-user"));
