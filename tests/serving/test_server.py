@@ -232,7 +232,9 @@ def test_metrics_count_requests_rows_and_errors(server_url, record):
 def test_health_readiness_and_model_metadata(server_url, models):
     assert get(f"{server_url}/healthz").json() == {"status": "ok"}
     assert get(f"{server_url}/readyz").json() == {"status": "ready", "models": ["credit", "credit-mlp"]}
-    listing = get(f"{server_url}/v1/models").json()["models"]
+    answer = get(f"{server_url}/v1/models").json()
+    listing = answer["models"]
+    assert answer["default"] == "credit"  # the model --default named; the page opens it
     assert [m["name"] for m in listing] == ["credit", "credit-mlp"] and [m["default"] for m in listing] == [True, False]
     assert set(listing[0]) == {"name", "task", "target", "classes", "version", "created", "default"}
     assert listing[0]["target"] == "Status" and sorted(listing[0]["classes"]) == ["bad", "good"]

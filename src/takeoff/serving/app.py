@@ -347,7 +347,9 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
     @app.get("/v1/models", tags=["models"], summary="The models served")
     async def list_models() -> dict:
         defaults = (predict_default, recommend_default, search_default)
-        return {"models": [e.summary(e.name in defaults) for e in entries.values()]}
+        # "default" per model: it answers its task's short route (/v1/predict, /v1/recommend,
+        # /v1/search); the top-level "default" is the one --default named (the page opens it)
+        return {"models": [e.summary(e.name in defaults) for e in entries.values()], "default": store.default}
 
     @app.get("/v1/models/{name}", tags=["models"], summary="A model's metadata, metrics and inputs",
              responses={404: {"model": ErrorResponse}})

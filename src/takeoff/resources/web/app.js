@@ -263,6 +263,7 @@
     try {
       const data = await api("/v1/models");
       state.models = (data && data.models) || [];
+      state.defaultModel = (data && data.default) || null;
     } catch (error) {
       setStatus("error", "Offline");
       showPageError(error.message, loadModels);
@@ -286,7 +287,8 @@
       text: m.default && count > 1 ? `${m.name}  (default)` : m.name,
     })));
     const wanted = decodeURIComponent(location.hash.slice(1));
-    const pick = state.models.find((m) => m.name === wanted) || state.models.find((m) => m.default) || state.models[0];
+    const pick = state.models.find((m) => m.name === wanted) || state.models.find((m) => m.name === state.defaultModel)
+      || state.models.find((m) => m.default) || state.models[0];
     select.value = pick.name;
     select.disabled = false;
     await loadModel(pick.name);
