@@ -18,7 +18,8 @@ from takeoff.models.base import Dataset, Family, FitReport
 from takeoff.training.context import FitContext
 
 # Small, fast settings per family so the contract runs in seconds.
-FAST = {"lightgbm": {"max_rounds": 30}, "mlp": {"max_epochs": 3, "hidden_sizes": [16]}}
+FAST = {"lightgbm": {"max_rounds": 30}, "mlp": {"max_epochs": 3, "hidden_sizes": [16]},
+        "text-finetune": {"max_epochs": 1, "max_length": 32, "batch_size": 16, "fusion_dim": 32}}
 
 
 def _dataset(df: pd.DataFrame, target: str, task_kind: str | None = None):

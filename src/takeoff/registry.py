@@ -16,6 +16,7 @@ FAMILIES: dict[str, str] = {
     "mlp": "takeoff.models.mlp:MLPFamily",
     "tfidf": "takeoff.models.tfidf:TfidfFamily",
     "text-embed": "takeoff.models.text_embed:TextEmbedFamily",
+    "text-finetune": "takeoff.models.text_finetune:TextFinetuneFamily",
 }
 
 # What `auto` tries, in order (the cheapest first, so a tiny budget still yields a model).
