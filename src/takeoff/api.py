@@ -78,6 +78,7 @@ def train(
     time_column: str | None = None,
     items: str | Path | None = None,
     users: str | Path | None = None,
+    embed_encoder: bool | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -120,6 +121,11 @@ def train(
         for key, value in given.items():
             if value is not None:
                 setattr(cfg.recommend, key, value)
+        if embed_encoder is not None:  # the text families' encoder: copied into the bundle, or referenced
+            for name in ("text-embed", "text-finetune"):
+                params = getattr(cfg.models, name, None)
+                if params is not None and "embed_encoder" in type(params).model_fields:
+                    params.embed_encoder = embed_encoder
     if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")

@@ -116,6 +116,7 @@ def train(
     time_column: Annotated[Optional[str], typer.Option("--time", help="Recommend: the column of interaction times (optional; the latest are held out).")] = None,
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
+    embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -135,7 +136,7 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users,
+            users=users, embed_encoder=embed_encoder,
         )
     except KeyboardInterrupt:
         where = resume or out_dir

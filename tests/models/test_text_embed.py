@@ -101,3 +101,39 @@ def test_auto_tries_text_families_only_with_text(credit_small):
     tweets = pd.DataFrame({"text": [f"tweet number {i} about things and more words" for i in range(40)],
                            "y": ["a", "b"] * 20})
     assert "text-embed" in family_names(default_config(target="y"), infer_task(tweets["y"], "y"), infer_schema(tweets, "y"))
+
+
+def test_no_embed_encoder_keeps_a_pinned_reference(tweets, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from takeoff.cli import app
+
+    train, test = tweets
+    data = tmp_path / "tweets.csv"
+    train.head(200).to_csv(data, index=False)
+    out = tmp_path / "referenced"
+    result = CliRunner().invoke(app, ["-q", "train", str(data), "--target", "source", "--family", "text-embed",
+                                      "--no-embed-encoder", "--time-budget", "120", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    member = out / "members" / "text-embed"
+    assert not (member / "encoder").exists()
+    spec = json.loads((member / "text_embed.json").read_text())["encoder"]
+    assert spec["embedded"] is False and len(spec["sha256"]) == 64
+    model = takeoff.load(out)  # resolves the same packaged encoder and checks its sha256
+    assert model.predict_proba(test.head(5)).shape == (5, 2)
+
+
+def test_a_referenced_encoder_that_changed_is_refused(tweets, encoder_folder, tmp_path):
+    train, _ = tweets
+    copy = tmp_path / "my-encoder"
+    shutil.copytree(encoder_folder, copy)
+    config = {"models": {"text-embed": {"encoder": str(copy), "embed_encoder": False}}}
+    out = tmp_path / "bundle"
+    takeoff.train(train.head(200), target="source", family="text-embed", time_budget=120, out=out, config=config)
+    assert takeoff.load(out).predict(train.head(3)).shape == (3,)
+    with open(copy / "tokenizer_config.json", "a") as handle:
+        handle.write("\n")  # any change to the referenced folder
+    with pytest.raises(BundleError, match="differs"):
+        takeoff.load(out)
