@@ -46,6 +46,18 @@ def write_json(path: Path, data: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file through ``write(tmp)`` into a temporary file beside ``path``, then rename it
+    into place: a reader never sees half a file (weights written with safetensors, ...)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _json_default(value: Any) -> Any:
     import numpy as np
 

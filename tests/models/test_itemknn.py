@@ -9,33 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from takeoff.data.interactions import Interactions, interactions_from_frame, leave_last_out
+from takeoff.data.interactions import Interactions, interactions_from_frame
 from takeoff.errors import BudgetError, BundleError
 from takeoff.models.itemknn import ItemKNNRecommender
 from takeoff.models.popular import PopularRecommender
 from takeoff.registry import get_recommender
 from takeoff.training.context import FitContext
 
+from recsys_checks import hit_rate
+
 
 def _ctx(**kwargs) -> FitContext:
     return FitContext(seed=0, progress=False, **kwargs)
 
 
-def _hit_rate(model, train: Interactions, test: Interactions, k: int = 10) -> float:
-    """HR@k of each held-out interaction among the items its user has not seen in ``train``."""
-    users = test.user_codes.astype(np.int64)
-    scores = model.score(train, users).astype(np.float64)
-    scores[train.matrix()[users].nonzero()] = -np.inf
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return float(np.mean([target in row for row, target in zip(top, test.item_codes)]))
-
-
 @pytest.fixture(scope="module")
-def split(datasets):
-    """The first 20,000 MovieLens ratings (133 users, 4,721 movies), last rating per user held out."""
-    df = pd.read_csv(datasets / "movielens_ratings.csv", nrows=20_000)
-    log, _ = interactions_from_frame(df, "userId", "movieId", "rating", "timestamp")
-    return leave_last_out(log)
+def split(movielens_split):
+    return movielens_split
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +44,7 @@ def test_beats_popularity_on_held_out_ratings(split, fitted):
     train, test = split
     popular = PopularRecommender()
     popular.fit(train, _ctx())
-    knn, base = _hit_rate(fitted, train, test), _hit_rate(popular, train, test)
+    knn, base = hit_rate(fitted, train, test), hit_rate(popular, train, test)
     # measured: itemknn 0.068 (9 of 133 users), popularity 0.015 (2)
     assert knn >= base + 0.03, (knn, base)
 

@@ -10,32 +10,13 @@ import json
 import subprocess
 import sys
 
-import httpx
 import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import takeoff
+from api_client import assert_error, get, post
 
-TIMEOUT = httpx.Timeout(60.0)
-
-
-def post(url: str, **kwargs) -> httpx.Response:
-    return httpx.post(url, timeout=TIMEOUT, **kwargs)
-
-
-def get(url: str, **kwargs) -> httpx.Response:
-    return httpx.get(url, timeout=TIMEOUT, **kwargs)
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) >= {"code", "message", "fields"} and error["message"]
-    if code:
-        assert error["code"] == code
-    return error
 
 
 def listed(answer: dict) -> tuple[list, list]:

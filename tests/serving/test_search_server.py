@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import takeoff
+from api_client import TIMEOUT, assert_error, post
 from takeoff.search import build_index
 
-TIMEOUT = httpx.Timeout(60.0)
 FAQ = pd.DataFrame({
     "question": ["How do I reset my password?", "How can I get a refund for my order?", "How long does shipping take?",
                  "How do I cancel my subscription?", "Where can I download my invoices?",
@@ -23,20 +23,6 @@ FAQ = pd.DataFrame({
                "Edit it in Account settings."],
     "url": [f"https://help.example.com/{i}" for i in range(6)],
 })
-
-
-def post(url: str, **kwargs) -> httpx.Response:
-    return httpx.post(url, timeout=TIMEOUT, **kwargs)
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) >= {"code", "message", "fields"} and error["message"]
-    if code:
-        assert error["code"] == code
-    return error
 
 
 @pytest.fixture(scope="module")

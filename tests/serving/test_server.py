@@ -20,31 +20,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import takeoff
+from api_client import TIMEOUT, assert_error, get, post
 from takeoff.serving.batching import MicroBatcher
 
-TIMEOUT = httpx.Timeout(60.0)
 
 
 def records(df: pd.DataFrame) -> list[dict]:
     return json.loads(df.to_json(orient="records"))
-
-
-def post(url: str, **kwargs) -> httpx.Response:
-    return httpx.post(url, timeout=TIMEOUT, **kwargs)
-
-
-def get(url: str, **kwargs) -> httpx.Response:
-    return httpx.get(url, timeout=TIMEOUT, **kwargs)
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert set(error) >= {"code", "message", "fields"} and error["message"]
-    if code:
-        assert error["code"] == code
-    return error
 
 
 def assert_matches(body: dict, model, rows: pd.DataFrame, rtol: float = 1e-9) -> None:

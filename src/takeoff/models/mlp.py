@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -27,7 +25,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import read_spec, write_json
+from takeoff.bundle import read_spec, write_atomic, write_json
 from takeoff.data.schema import Task
 from takeoff.errors import BudgetError, BundleError, DataError, DataSourceError
 from takeoff.features.block import Features
@@ -420,12 +418,7 @@ class MLPFamily(Family):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
-        tmp = directory / f".{WEIGHTS_FILE}.{secrets.token_hex(4)}.tmp"
-        try:
-            save_file(weights, str(tmp), metadata={"format": "pt"})
-            os.replace(tmp, directory / WEIGHTS_FILE)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
         document = {
             "format": FORMAT,
             "version": FORMAT_VERSION,

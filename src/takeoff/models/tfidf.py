@@ -23,9 +23,7 @@ what the fitted one did.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -33,7 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import read_spec, write_json
+from takeoff.bundle import read_spec, write_atomic, write_json
 from takeoff.data.schema import Task
 from takeoff.errors import BudgetError, BundleError, DataError
 from takeoff.features.block import Features
@@ -371,12 +369,7 @@ class TfidfFamily(Family):
             # term -> column index; JSON keeps any unicode term as it is
             vocabulary = {term: int(index) for term, index in vectorizer.vocabulary_.items()}
             vectorizers.append({"column": column, "kind": kind, "vocabulary": vocabulary})
-        tmp = directory / f".{ARRAYS_FILE}.{secrets.token_hex(4)}.tmp"
-        try:
-            save_file(arrays, str(tmp))
-            os.replace(tmp, directory / ARRAYS_FILE)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(directory / ARRAYS_FILE, lambda tmp: save_file(arrays, str(tmp)))
         document = {
             "format": FORMAT,
             "version": FORMAT_VERSION,

@@ -26,9 +26,7 @@ features the history is kept: the unknown row then stands for a new user with a 
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import time
 import zlib
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import read_spec, write_json
+from takeoff.bundle import read_spec, write_atomic, write_json
 from takeoff.data.interactions import Interactions, leave_last_out
 from takeoff.errors import BudgetError, BundleError, DataError
 from takeoff.models.base import FitReport, Params
@@ -634,12 +632,7 @@ class TwoTowerRecommender(Recommender):
         tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
         tensors.update({f"items.{k}": v.detach().cpu().contiguous() for k, v in self._inputs.items()})
         tensors.update({f"users.{k}": v.detach().cpu().contiguous() for k, v in self._user_inputs.items()})
-        tmp = directory / f".{WEIGHTS_FILE}.{secrets.token_hex(4)}.tmp"
-        try:
-            save_file(tensors, str(tmp), metadata={"format": "pt"})
-            os.replace(tmp, directory / WEIGHTS_FILE)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
         write_json(directory / SPEC_FILE, {
             "format": FORMAT, "version": FORMAT_VERSION, "architecture": self.spec,
             "best_epoch": self.best_epoch, "params": self.params.model_dump(mode="json"),
