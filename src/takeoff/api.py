@@ -142,9 +142,7 @@ def train(
     run_dir = Path(out) if out is not None else None
     created = False
     if run_dir is not None and resume is None:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(f"output directory {run_dir} already exists and is not empty. Fix: choose another --out, or remove it.")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _new_output_dir(run_dir)
         created = True
         state = {
             "status": "running",
@@ -173,8 +171,8 @@ def train(
             bundle.write_json(run_dir / bundle.RUN_STATE, state)
         raise
     except BaseException:
-        if created and run_dir.exists() and not (run_dir / bundle.MANIFEST).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if created:
+            _remove_unfinished(run_dir)
         raise
     return model
 
@@ -184,19 +182,27 @@ def _train_recommender(data, cfg, out, table, sql, encoding):
 
     started = time.monotonic()
     df, name = _read(data, table, sql, encoding)
-    run_dir = Path(out) if out is not None else None
-    created = False
-    if run_dir is not None:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ConfigError(f"output directory {run_dir} already exists and is not empty. Fix: choose another --out, or remove it.")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        created = True
+    run_dir = _new_output_dir(Path(out)) if out is not None else None
     try:
         return train_recommender(df, cfg, name, run_dir, started + cfg.time_budget)
     except BaseException:
-        if created and run_dir.exists() and not (run_dir / bundle.MANIFEST).exists():
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if run_dir is not None:
+            _remove_unfinished(run_dir)
         raise
+
+
+def _new_output_dir(run_dir: Path) -> Path:
+    """Create the output directory of a run, refusing one that already holds something."""
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"output directory {run_dir} already exists and is not empty. Fix: choose another --out, or remove it.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _remove_unfinished(run_dir: Path) -> None:
+    """After a failed run: nothing half-written is left behind (a finished bundle stays)."""
+    if run_dir.exists() and not (run_dir / bundle.MANIFEST).exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _rereadable(data) -> str | None:

@@ -606,12 +606,18 @@ class RecommenderModel:
         scores[code] = -np.inf
         return self._rank(scores, None, k, exclude_seen=False)
 
-    def _cooccurrence(self, code: int) -> np.ndarray:
-        binary = self._seen.copy()
+    @functools.cached_property
+    def _binary(self):
+        """Who interacted with what (1/0, CSC: one column per item) and each item's user count."""
+        binary = self._seen.tocsc(copy=True)
         binary.data[:] = 1.0
-        column = binary[:, code]
-        counts = np.asarray((binary.T @ column).todense()).ravel()
-        norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel()) * max(np.sqrt(counts[code]), 1e-12)
+        return binary, np.asarray(binary.sum(axis=0)).ravel()
+
+    def _cooccurrence(self, code: int) -> np.ndarray:
+        """Cosine of users in common, for families without item vectors (built once, not per call)."""
+        binary, counts_per_item = self._binary
+        counts = np.asarray((binary.T @ binary[:, code]).todense()).ravel()
+        norms = np.sqrt(counts_per_item) * max(np.sqrt(counts[code]), 1e-12)
         return counts / np.maximum(norms, 1e-12)
 
     def _rank(self, scores: np.ndarray, user: int | None, k: int, exclude_seen: bool) -> Recommendations:
