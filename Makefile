@@ -12,7 +12,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 $(BIN)/takeoff: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -e .
+	$(PIP) install -e ".[train]"
 	touch $@
 
 install: $(BIN)/takeoff
@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/takeoff demo
 
 $(VENV)/.test-deps: $(BIN)/takeoff
-	$(PIP) install -e ".[test,text]"
+	$(PIP) install -e ".[train,test,text]"
 	touch $@
 
 test: $(VENV)/.test-deps

@@ -281,6 +281,12 @@ class Model:
 
     # ----------------------------------------------------------------- info
     @property
+    def runtime(self) -> str:
+        """How the bundle predicts: "native" (its families' own libraries) or "onnx" (one ONNX
+        graph run by ONNX Runtime, written by ``takeoff compress --onnx``)."""
+        return self.manifest.get("runtime", "native")
+
+    @property
     def threshold(self) -> float | None:
         return self.manifest.get("threshold")
 
@@ -332,7 +338,8 @@ class Model:
 
     def features(self, data: pd.DataFrame | list[dict[str, Any]], *, strict: bool = False, where: str = "the data",
                  notes: ConformNotes | None = None, row_offset: int = 0) -> tuple[Features, ConformNotes]:
-        """Validate rows against the schema and turn them into model features.
+        """Validate rows against the schema and turn them into model features (for an ONNX
+        bundle, the graph's raw inputs: :class:`~takeoff.features.pipeline.RawInputs`).
 
         ``data`` is a DataFrame, or a list of records (dicts); a few clean, typed records (the
         server's requests) skip pandas, which costs milliseconds per call; any other records go
@@ -341,14 +348,19 @@ class Model:
         if not isinstance(data, pd.DataFrame):
             columns = conform_records(data, self.schema, self.task.target) if len(data) <= SMALL_FRAME else None
             if columns is not None:
-                return self.pipeline.transform(columns), notes or ConformNotes()
+                return self._transform(columns), notes or ConformNotes()
             data = pd.DataFrame.from_records(data)
         frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
                                row_offset=row_offset, target=self.task.target)
-        return self.pipeline.transform(frame), notes
+        return self._transform(frame), notes
+
+    def _transform(self, columns):
+        # an ONNX bundle's graph takes the raw columns (it imputes, scales and codes itself)
+        return self.blend.transform(columns) if self.runtime == "onnx" else self.pipeline.transform(columns)
 
     def predict_features(self, features: Features) -> np.ndarray:
-        """Raw outputs for features made by :meth:`features`."""
+        """Raw outputs for features made by :meth:`features` (for an ONNX bundle, the graph's
+        raw inputs, :class:`~takeoff.features.pipeline.RawInputs`)."""
         return self.blend.predict(features)
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
@@ -433,6 +445,8 @@ class Model:
         """Write the model as a bundle directory (atomically: complete, or not at all)."""
         def fill(tmp: Path) -> None:
             bundle.write_json(tmp / "features.json", self.pipeline.state())
+            if self.runtime == "onnx":
+                self.blend.save(tmp)
             for member, family in zip(self.manifest["members"], self.blend.members):
                 directory = tmp / member["dir"]
                 directory.mkdir(parents=True)
@@ -454,12 +468,29 @@ class Model:
         schema = Schema.from_json(manifest["schema"])
         task = Task.from_json(manifest["task"])
         pipeline = FeaturePipeline.from_state(schema, json.loads((path / "features.json").read_text()))
+        if manifest.get("runtime", "native") != "native":
+            return cls._load_runtime(path, manifest, schema, task, pipeline)
         families = []
         for member in manifest["members"]:
             if member["family"] not in registry.FAMILIES:
                 raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
             families.append(registry.get(member["family"]).load(path / member["dir"], task, member["params"]))
         model = cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
+        model.path = path
+        model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}
+        return model
+
+    @classmethod
+    def _load_runtime(cls, path: Path, manifest: dict[str, Any], schema: Schema, task: Task,
+                      pipeline: FeaturePipeline) -> Model:
+        """A bundle that predicts through an exported graph (no model family is imported)."""
+        runtime = manifest.get("runtime")
+        if runtime != "onnx":
+            raise BundleError(str(path), f"uses runtime {runtime!r}, unknown to this takeoff {__version__}", "upgrade takeoff")
+        from takeoff.runtime.onnx import OnnxBlend
+
+        width = len(task.classes) if task.is_classification else None
+        model = cls(manifest, schema, task, pipeline, OnnxBlend(path, manifest, pipeline, width))
         model.path = path
         model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}
         return model

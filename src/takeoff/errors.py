@@ -142,6 +142,14 @@ class BudgetError(TakeoffError, RuntimeError):
     """The time budget was too small to fit any model."""
 
 
+class ExportError(TakeoffError, ValueError):
+    """An ONNX export that does not predict what its bundle predicts (refused, nothing written)."""
+
+    def __init__(self, message: str, difference: float | None = None, tolerance: float | None = None):
+        self.difference, self.tolerance = difference, tolerance
+        super().__init__(message)
+
+
 class MissingDependencyError(TakeoffError, ImportError):
     """An optional dependency is needed for this feature and is not installed."""
 

@@ -86,38 +86,62 @@ class FeaturePipeline:
         one matrix (a few numpy calls whatever the column count: a one-row request costs
         microseconds); hashed text fills its own block; categories become codes.
         """
+        return self.finish(self.raw(df))
+
+    def raw(self, df: pd.DataFrame | Mapping[str, np.ndarray], *, hashed: bool = True) -> RawInputs:
+        """The first stage of :meth:`transform`: conformed rows as arrays, nothing fitted applied
+        yet (what an exported ONNX graph takes in; :meth:`finish` does the rest in numpy).
+
+        Args:
+            df: conformed rows, as for :meth:`transform`.
+            hashed: hash the free-text columns (needs scikit-learn); False leaves
+                ``RawInputs.hashed`` empty, for graphs that do not read the numeric block.
+        """
         n = len(df) if isinstance(df, pd.DataFrame) else len(next(iter(df.values()), ()))
         layout = self._layout or self._build_layout()
-        raw = np.empty((n, len(layout.keys)), dtype=np.float64)
-        text_blocks, texts = {}, {}
+        numbers = np.empty((n, len(layout.keys)), dtype=np.float64)
+        blocks, texts = {}, {}
         for column in self.schema.features:
             name = column.name
             if column.kind == Kind.DATETIME:
                 parts = _datetime_parts(pd.Series(df[name]))
                 for part in self.datetime_parts[name]:
-                    raw[:, layout.index[f"{name}__{part}"]] = parts[part].to_numpy(dtype=np.float64)
+                    numbers[:, layout.index[f"{name}__{part}"]] = parts[part].to_numpy(dtype=np.float64)
             elif column.kind in (Kind.NUMERIC, Kind.BOOLEAN):
-                raw[:, layout.index[name]] = _floats(df[name])
+                numbers[:, layout.index[name]] = _floats(df[name])
             elif column.kind == Kind.TEXT:
                 texts[name] = _texts(df[name])
-                text_blocks[name] = self._hash_text(texts[name])
-        missing = np.isnan(raw)
+                if hashed:
+                    blocks[name] = self._hash_text(texts[name])
+        categories = np.empty((n, len(layout.categorical)), dtype=object)
+        for j, name in enumerate(layout.categorical):
+            values = df[name]
+            categories[:, j] = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+        return RawInputs(numbers=numbers, categories=categories, hashed=blocks, text=texts)
+
+    def finish(self, raw: RawInputs) -> Features:
+        """The second stage of :meth:`transform`: imputation, scaling, clipping, missing
+        indicators, hashed text and category codes, in the numeric block's column order."""
+        n = len(raw)
+        layout = self._layout or self._build_layout()
+        values = raw.numbers
+        missing = np.isnan(values)
         if missing.any():
-            raw = np.where(missing, layout.median, raw)
-        scaled = (raw - layout.mean) / layout.std
+            values = np.where(missing, layout.median, values)
+        scaled = (values - layout.mean) / layout.std
         # clipped so that absurd inputs (1e300) stay finite in float32; monotone, so trees
         # split the same way
         np.clip(scaled, -CLIP, CLIP, out=scaled)
         numeric = np.empty((n, len(layout.names)), dtype=np.float32)
         numeric[:, layout.value_at] = scaled
         numeric[:, layout.indicator_at] = missing[:, layout.indicator_of]
-        for name, block in text_blocks.items():
+        for name, block in raw.hashed.items():
             start = layout.text_at[name]
             numeric[:, start:start + block.shape[1]] = block
         cat_names = layout.categorical
         categorical = np.zeros((n, len(cat_names)), dtype=np.int64)
         for j, name in enumerate(cat_names):
-            categorical[:, j] = self._codes(df[name], name)
+            categorical[:, j] = self._codes(raw.categories[:, j], name)
         return Features(
             numeric=numeric,
             categorical=categorical,
@@ -125,8 +149,12 @@ class FeaturePipeline:
             categorical_names=list(cat_names),
             cardinalities=[len(self.categories[c]) + 2 for c in cat_names],
             sources=layout.sources + list(cat_names),
-            text=texts,
+            text=dict(raw.text),
         )
+
+    def layout(self) -> _Layout:
+        """Where each column goes in the numeric block (built from the fitted state)."""
+        return self._layout or self._build_layout()
 
     def _build_layout(self) -> _Layout:
         """Where each numeric feature goes, in the order features have always had: per input
@@ -207,6 +235,45 @@ class FeaturePipeline:
         pipeline.datetime_parts = state["datetime_parts"]
         pipeline._build_lookups()
         return pipeline
+
+
+@dataclass
+class RawInputs:
+    """Conformed rows as arrays, before anything fitted is applied: what
+    :meth:`FeaturePipeline.finish` turns into :class:`Features`, and what an exported (ONNX)
+    bundle's graph takes in.
+
+    Attributes:
+        numbers: float64 (n, k): numbers, booleans and datetime parts in the pipeline's layout
+            order (``_Layout.keys``); NaN = missing.
+        categories: object (n, c): each categorical column's string; None = missing.
+        hashed: free-text column → its hashed bag of words, float32 (n, text_hash_features)
+            (empty when not asked for).
+        text: free-text column → its raw strings (object array, "" when missing).
+    """
+
+    numbers: np.ndarray
+    categories: np.ndarray
+    hashed: dict[str, np.ndarray] = field(default_factory=dict)
+    text: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.numbers.shape[0])
+
+    def take(self, index: np.ndarray) -> RawInputs:
+        """The rows at ``index`` (a copy)."""
+        return RawInputs(self.numbers[index], self.categories[index],
+                         {k: v[index] for k, v in self.hashed.items()}, {k: v[index] for k, v in self.text.items()})
+
+    @staticmethod
+    def concat(parts: list[RawInputs]) -> RawInputs:
+        first = parts[0]
+        return RawInputs(
+            np.concatenate([p.numbers for p in parts]),
+            np.concatenate([p.categories for p in parts]),
+            {k: np.concatenate([p.hashed[k] for p in parts]) for k in first.hashed},
+            {k: np.concatenate([p.text[k] for p in parts]) for k in first.text},
+        )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +25,12 @@ from pydantic import BaseModel, ConfigDict
 from takeoff.data.schema import Task
 from takeoff.features.block import Features
 from takeoff.training.context import FitContext
+
+if TYPE_CHECKING:
+    import onnx
+
+# The families whose ``to_onnx`` builds a graph (see :meth:`Family.to_onnx`).
+ONNX_FAMILIES = ("lightgbm", "mlp", "text-finetune")
 
 
 class Params(BaseModel):
@@ -113,3 +119,27 @@ class Family(ABC):
     def feature_importance(self, X: Features) -> np.ndarray | None:
         """Importance per feature column of ``X`` (numeric then categorical), if cheap to get."""
         return None
+
+    def to_onnx(self, sample: Features) -> onnx.ModelProto:
+        """This fitted model as an ONNX graph (``takeoff compress --onnx``).
+
+        The graph's inputs are those of the features it reads, each declared only when used:
+        ``numeric`` float32 [N, d_num] (the whole numeric block, hashed text included),
+        ``categorical`` int64 [N, d_cat], and for families that read text themselves, per text
+        column ``text.<column>.input_ids`` and ``text.<column>.attention_mask`` int64 [N, L]
+        (such families also implement ``onnx_assets(directory) -> {column: {"tokenizer": file,
+        "max_length": L}}``). Its one output, ``outputs`` float32, is what :meth:`predict`
+        returns: probabilities [N, n_classes] or values [N].
+
+        Args:
+            sample: a few rows of features, for tracing and shapes.
+
+        Raises:
+            ConfigError: the family cannot be exported (this default).
+        """
+        from takeoff.errors import ConfigError
+
+        raise ConfigError(
+            f"model family '{self.name}' cannot be exported to ONNX; families that can: {', '.join(ONNX_FAMILIES)}. "
+            "Fix: train with one of those (e.g. --family lightgbm), or keep serving the bundle as it is."
+        )

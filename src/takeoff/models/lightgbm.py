@@ -18,6 +18,7 @@ from takeoff.training.context import FitContext
 
 
 SMALL_ROWS = 20_000
+_SPLIT = 100  # ONNX export of regression forests: trees per TreeEnsembleRegressor, summed in double
 
 
 class LightGBMParams(Params):
@@ -140,12 +141,98 @@ class LightGBMFamily(Family):
         family.report = FitReport(best_iteration=meta["best_iteration"], history=meta["history"])
         return family
 
+    def to_onnx(self, sample: Features):
+        """The trees as an ONNX graph (onnxmltools' TreeEnsemble operators), inputs ``numeric``
+        and ``categorical``, output ``outputs`` (see :meth:`Family.to_onnx`).
+
+        Category codes reach the trees as floats, as in :meth:`predict` (``Features.dense``);
+        regression forests are summed in double in chunks of trees (onnxmltools' ``split``),
+        which keeps their float32 error small.
+        """
+        import lightgbm as lgb
+        import onnx
+        import onnxmltools
+        from onnx import TensorProto, helper
+        from onnxmltools.convert.common.data_types import FloatTensorType
+
+        n_num, n_cat = sample.numeric.shape[1], sample.categorical.shape[1]
+        # only the rounds predict uses (a fitted booster may hold more than the best ones)
+        text = _float32_thresholds(self.booster.model_to_string(num_iteration=self._best_rounds()))
+        booster = lgb.Booster(model_str=text)
+        regression = self.task.kind == "regression"
+        converted = onnxmltools.convert_lightgbm(
+            booster, initial_types=[("X", FloatTensorType([None, n_num + n_cat]))], target_opset=15,
+            zipmap=False, split=_SPLIT if regression and booster.num_trees() > _SPLIT else None,
+        )
+        graph = converted.graph
+        result = [o.name for o in graph.output][-1]  # "probabilities" (after "label") or "variable"
+        inputs, head = [], []
+        parts = []
+        if n_num:
+            inputs.append(helper.make_tensor_value_info("numeric", TensorProto.FLOAT, ["N", n_num]))
+            parts.append("numeric")
+        if n_cat:
+            inputs.append(helper.make_tensor_value_info("categorical", TensorProto.INT64, ["N", n_cat]))
+            head.append(helper.make_node("Cast", ["categorical"], ["categorical_float"], to=TensorProto.FLOAT))
+            parts.append("categorical_float")
+        head.append(helper.make_node("Concat", parts, ["X"], axis=1) if len(parts) > 1 else
+                    helper.make_node("Identity", parts, ["X"]))
+        initializers = list(graph.initializer)
+        if regression:  # [N, 1] -> [N]
+            initializers.append(helper.make_tensor("flat_shape", TensorProto.INT64, [1], [-1]))
+            tail = [helper.make_node("Cast", [result], ["values"], to=TensorProto.FLOAT),
+                    helper.make_node("Reshape", ["values", "flat_shape"], ["outputs"])]
+            output = helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["N"])
+        else:
+            tail = [helper.make_node("Identity", [result], ["outputs"])]
+            output = helper.make_tensor_value_info("outputs", TensorProto.FLOAT, ["N", len(self.task.classes)])
+        member = helper.make_graph(head + list(graph.node) + tail, "lightgbm", inputs, [output], initializers)
+        model = helper.make_model(member, opset_imports=list(converted.opset_import))
+        onnx.checker.check_model(model)
+        return model
+
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any]:
         # More rows support a few more rounds at the same learning rate.
         return {"rounds": max(1, round(self._best_rounds() * n_rows_ratio))}
 
     def feature_importance(self, X: Features) -> np.ndarray:
         return self.booster.feature_importance(importance_type="gain").astype(np.float64)
+
+
+def _float32_thresholds(model: str) -> str:
+    """A LightGBM model text whose numerical split thresholds are float32 values (each the
+    largest float32 <= the threshold), so that the ONNX tree operators, which hold float32
+    thresholds, send every float32 input down the same branch as LightGBM does.
+
+    Rounding a threshold to the nearest float32 instead (what a converter does) can land on an
+    input value that LightGBM sends right, and sends it left: a different leaf. For a float32
+    ``x``, ``x <= t`` and ``x <= floor32(t)`` always agree, so LightGBM's own predictions on
+    float32 features do not change.
+    """
+    # "tree_sizes" (bytes per tree, for parallel parsing) would no longer match: without it,
+    # LightGBM reads the trees one after the other
+    lines = [line for line in model.split("\n") if not line.startswith("tree_sizes=")]
+    threshold_at = None  # the line of the current tree's thresholds (decision_type follows it)
+    for i, line in enumerate(lines):
+        if line.startswith("threshold="):
+            threshold_at = i
+        elif line.startswith("decision_type=") and threshold_at is not None:
+            decisions = [int(v) for v in line.split("=", 1)[1].split()]
+            thresholds = lines[threshold_at].split("=", 1)[1].split()
+            lines[threshold_at] = "threshold=" + " ".join(
+                value if decision & 1 else _floor32(float(value))  # bit 0: a categorical split
+                for value, decision in zip(thresholds, decisions)
+            )
+            threshold_at = None
+    return "\n".join(lines)
+
+
+def _floor32(value: float) -> str:
+    """The largest float32 <= ``value``, written so that it reads back exactly."""
+    f = np.float32(value)
+    if float(f) > value:
+        f = np.nextafter(f, np.float32(-np.inf))
+    return repr(float(f))
 
 
 class _Watcher:

@@ -100,6 +100,39 @@ def _network(encoder, spec: dict[str, Any]):
     return FineTuned()
 
 
+def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str], classification: bool):
+    """``net`` behind the exported graph's inputs ``names`` (see ``to_onnx``), doing what
+    ``_inputs`` and ``predict`` do around it."""
+    import torch
+    from torch import nn
+
+    class Exported(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("kept", torch.from_numpy(kept.astype(np.int64)))
+            self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32))
+            self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32))
+            self.register_buffer("top", torch.tensor(spec["cardinalities"], dtype=torch.int64).reshape(-1) - 1)
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            given = dict(zip(names, inputs))
+            texts = [(given[f"text.{c}.input_ids"], given[f"text.{c}.attention_mask"]) for c in spec["text_columns"]]
+            n = texts[0][0].shape[0]
+            if "numeric" in given:  # the pipeline's block (n, d_num) -> the kept columns, standardised
+                numeric = (given["numeric"].index_select(1, self.kept) - self.mean) / self.std
+                numeric = torch.where(torch.isnan(numeric), torch.zeros_like(numeric), numeric)
+            else:
+                numeric = torch.zeros((n, 0), dtype=torch.float32)
+            categorical = torch.minimum(given["categorical"], self.top).clamp(min=0) if "categorical" in given else None
+            out = self.net(texts, numeric, categorical).float()  # (n, n_outputs)
+            if classification:
+                return torch.softmax(out, dim=1)
+            return out[:, 0] * spec["target_std"] + spec["target_mean"]  # (n,)
+
+    return Exported()
+
+
 class TextFinetuneFamily(Family):
     """A pretrained text encoder fine-tuned with a fusion head over the other columns.
 
@@ -402,6 +435,104 @@ class TextFinetuneFamily(Family):
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
         """``{"epochs": n}``: the epochs that were best on validation."""
         return None if self.best_epoch is None else {"epochs": int(self.best_epoch)}
+
+    # ------------------------------------------------------------------ onnx
+    def to_onnx(self, sample: Features):
+        """The whole model as one ONNX graph (torch's dynamo exporter, opset 18), with what
+        :meth:`predict` does around the network: the hashed bags of words dropped and the other
+        numbers re-standardised, the codes clamped, then softmax (classification) or the
+        target's scaling undone (regression).
+
+        Inputs (see :meth:`Family.to_onnx`): ``numeric`` float32 [N, d_num] and ``categorical``
+        int64 [N, d_cat] when the model reads such columns, and per text column
+        ``text.<column>.input_ids`` / ``text.<column>.attention_mask`` int64 [N, L] from
+        :func:`takeoff.features.tokens.encode_texts` with the files of :meth:`onnx_assets`;
+        N and each L are dynamic. Output ``outputs``: probabilities [N, n_classes] or values [N].
+
+        Raises:
+            DataError: the model is not fitted, or ``sample`` lacks rows or its text columns.
+        """
+        import copy
+        import logging
+        import warnings
+
+        import torch
+
+        if self._net is None or self.spec is None:
+            raise DataError("model family 'text-finetune' has not been fitted or loaded; call fit() or load() first")
+        if len(sample) == 0:
+            raise DataError("model family 'text-finetune': to_onnx needs at least one sample row; received 0")
+        spec = self.spec
+        # torch.export specialises an axis of size 1 and may merge axes of equal sizes: the trace
+        # takes two or three rows, and per text column a token length of its own above the row
+        # count, every row ending in padding (only the shapes matter, not what the tokens say)
+        rows = np.resize(np.arange(len(sample)), min(max(2, len(sample)), 3))
+        sample = sample.take(rows)
+        ids, _, _, _ = self._inputs(sample)  # checks the text and numeric columns
+        names = [n for n, width in (("numeric", spec["n_numeric"]), ("categorical", len(spec["cardinalities"]))) if width]
+        arrays = {"numeric": sample.numeric.astype(np.float32), "categorical": sample.categorical.astype(np.int64)}
+        args = [torch.from_numpy(np.ascontiguousarray(arrays[n])) for n in names]
+        batch = torch.export.Dim("N")
+        shapes: list[dict[int, Any]] = [{0: batch} for _ in names]
+        pad = self._tokenizer.pad_token_id or 0
+        for c, (column, col) in enumerate(zip(spec["text_columns"], ids)):
+            width = len(rows) + 3 + c
+            token_ids = np.full((len(rows), width), pad, dtype=np.int64)  # (n, L_c)
+            mask = np.zeros_like(token_ids)
+            for row, t in enumerate(col):
+                t = t[: width - 1]
+                token_ids[row, : len(t)], mask[row, : len(t)] = t, 1
+            length = torch.export.Dim(f"L{c}")
+            args += [torch.from_numpy(token_ids), torch.from_numpy(mask)]
+            shapes += [{0: batch, 1: length}, {0: batch, 1: length}]
+            names += [f"text.{column}.input_ids", f"text.{column}.attention_mask"]
+
+        net = copy.deepcopy(self._net).cpu().float().eval()  # the family's own net stays as it is
+        try:  # plain attention ops: fewer nodes than the exported scaled_dot_product_attention
+            net.encoder.set_attn_implementation("eager")
+        except (AttributeError, ValueError):
+            pass
+        module = _onnx_network(net, spec, self._kept(sample), names, self.task.is_classification).eval()
+        exporter_log = logging.getLogger("torch.onnx")
+        level = exporter_log.level
+        exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and the like
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(module, tuple(args), input_names=names, output_names=["outputs"],
+                                            dynamo=True, opset_version=18, dynamic_shapes=(tuple(shapes),),
+                                            verbose=False, report=False)
+        finally:
+            exporter_log.setLevel(level)
+        return program.model_proto
+
+    def onnx_assets(self, directory: Path) -> dict[str, dict[str, Any]]:
+        """Write ``tokenizer.json`` (the fast tokenizer, set to truncate at ``max_length`` and
+        pad with the model's pad token) into ``directory``; return, per text column, the file
+        and ``max_length`` for :func:`takeoff.features.tokens.encode_texts`.
+
+        Raises:
+            DataError: the model is not fitted.
+            ConfigError: the encoder's tokenizer has no fast (``tokenizers``) form.
+        """
+        from tokenizers import Tokenizer
+
+        if self._tokenizer is None or self.spec is None:
+            raise DataError("model family 'text-finetune' has not been fitted or loaded; call fit() or load() first")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        max_length = int(self.params.max_length)
+        backend = getattr(self._tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ConfigError(f"model family 'text-finetune': the tokenizer of encoder '{self.params.encoder}' has no "
+                              "fast (tokenizer.json) form, which the ONNX runtime needs. Fix: use an encoder that ships "
+                              "tokenizer.json, or keep serving the bundle as it is.")
+        tokenizer = Tokenizer.from_str(backend.to_str())  # a copy to configure
+        tokenizer.enable_truncation(max_length, direction=getattr(self._tokenizer, "truncation_side", "right"))
+        pad_id = self._tokenizer.pad_token_id or 0
+        tokenizer.enable_padding(pad_id=pad_id, pad_token=self._tokenizer.pad_token or tokenizer.id_to_token(pad_id) or "[PAD]")
+        tokenizer.save(str(directory / "tokenizer.json"))
+        return {column: {"tokenizer": "tokenizer.json", "max_length": max_length} for column in self.spec["text_columns"]}
 
     # ------------------------------------------------------------------ bundle
     def save(self, directory: Path) -> None:

@@ -1,0 +1,1 @@
+"""Execution paths for bundles that do not need the training libraries (see :mod:`takeoff.runtime.onnx`)."""
