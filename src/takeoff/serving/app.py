@@ -4,6 +4,7 @@ Routes (see docs/serving.md): ``POST /v1/predict``, ``POST /v1/models/{name}/pre
 ``POST /v1/recommend``, ``POST /v1/models/{name}/recommend``, ``POST /v1/similar-items``,
 ``POST /v1/models/{name}/similar-items`` (recommenders, see :mod:`takeoff.serving.recommend`),
 ``POST /v1/search``, ``POST /v1/models/{name}/search`` (search indexes, see :mod:`takeoff.serving.search`),
+``POST /v1/explain``, ``POST /v1/models/{name}/explain`` (see :mod:`takeoff.serving.explain`),
 ``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/report``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` and ``GET /static/{file}``
 (the page), ``GET /docs`` and ``GET /openapi.json``.
 
@@ -39,6 +40,7 @@ from takeoff.errors import DataError, TakeoffError
 from takeoff.features.block import Features
 from takeoff.serving.batching import MicroBatcher
 from takeoff.serving.errors import ApiError, error_response, from_data_error
+from takeoff.serving.explain import add_routes as add_explain_routes
 from takeoff.serving.metrics import Metrics
 from takeoff.serving.middleware import AuthMiddleware, CatchAllMiddleware, MetricsMiddleware
 from takeoff.serving.recommend import (RecommendEntry, RecommendRequest, RecommendResponse, SimilarItemsRequest,
@@ -112,7 +114,8 @@ class Entry:
 
     def _predict_parts(self, parts: list[Features]) -> list[np.ndarray]:
         """Predict the features of several requests in one call; split the outputs back."""
-        outputs = self.model.predict_features(Features.concat(parts) if len(parts) > 1 else parts[0])
+        batch = type(parts[0]).concat(parts) if len(parts) > 1 else parts[0]  # Features, or RawInputs (ONNX bundles)
+        outputs = self.model.predict_features(batch)
         return np.split(outputs, np.cumsum([len(p) for p in parts])[:-1])
 
     def features(self, parsed: Parsed) -> tuple[Features, list[str]]:
@@ -342,6 +345,10 @@ def _add_routes(app: FastAPI, store: ModelStore, entries: dict[str, Any], settin
                       summary=f"Semantic search in {which}", **common)
     app.add_api_route("/v1/models/{name}/search", search_named, operation_id="search_by_name",
                       summary="Semantic search in an index, by name", **common)
+
+    # ---------------------------------------------------------------- explanations
+    add_explain_routes(app, entries, predict_default, entry_for=entry_for, no_default=no_default, model_name=model_name,
+                       settings=settings, errors=ERRORS, read_body=_read_body)
 
     # ---------------------------------------------------------------- models and operations
     @app.get("/v1/models", tags=["models"], summary="The models served")

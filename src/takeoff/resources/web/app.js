@@ -38,6 +38,7 @@
   };
   const KIND_HINTS = { numeric: "number", categorical: "category", boolean: "yes / no", datetime: "date & time", text: "text" };
   const MAX_BARS = 12;
+  const METHOD_NAMES = { treeshap: "TreeSHAP", integrated_gradients: "Integrated Gradients", occlusion: "occlusion" };
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
@@ -581,6 +582,7 @@
       return;
     }
     const model = state.model;
+    state.record = record;
     setBusy(true);
     updateCurl(record);
     const started = performance.now();
@@ -689,6 +691,14 @@
       }
     }
 
+    if (model.task !== "recommend" && model.task !== "search") {
+      const record = state.record;
+      parts.push(el("div", { class: "explain", id: "explanation" },
+        el("button", { class: "btn btn-secondary btn-small", type: "button", id: "explain", text: "Explain",
+                       title: "Which inputs drive this answer (POST /v1/models/NAME/explain)",
+                       onclick: (event) => explainPrediction(model, record, event.currentTarget) })));
+    }
+
     const warnings = (data.warnings || []).map((w) => (typeof w === "string" ? w : w && (w.message || JSON.stringify(w))));
     if (warnings.length) {
       parts.push(el("div", { class: "warnings", role: "status" },
@@ -703,6 +713,34 @@
     requestAnimationFrame(() => requestAnimationFrame(() => {
       result.querySelectorAll(".bar-fill[data-width]").forEach((fill) => { fill.style.width = fill.dataset.width; });
     }));
+  }
+
+  // The columns that drive one prediction (POST /v1/models/{name}/explain), as bars growing
+  // right (raise the explained output) or left (lower it).
+  async function explainPrediction(model, record, button) {
+    const box = $("explanation");
+    button.disabled = true;
+    button.textContent = "Explaining…";
+    try {
+      const data = await api(`/v1/models/${encodeURIComponent(model.name)}/explain`, { method: "POST", body: { record, top: 8 } });
+      if (state.model !== model || !box.isConnected) return;
+      const scale = Math.max(1e-12, ...data.attributions.map((a) => Math.abs(a.attribution || 0)));
+      const rows = data.attributions.map((a) => {
+        const value = a.attribution || 0;
+        const width = `${(50 * Math.abs(value)) / scale}%`;
+        return el("li", { class: "explain-row", "data-column": a.column },
+          el("span", { class: "bar-label", title: a.column, text: a.column }),
+          el("span", { class: "explain-track" }, el("span", { class: `explain-fill ${value >= 0 ? "up" : "down"}`, style: `width:${width}` })),
+          el("span", { class: "bar-pct", text: `${value >= 0 ? "+" : "−"}${fmtNumber(Math.abs(value))}` }));
+      });
+      box.replaceChildren(
+        el("p", { class: "explain-title", text: `What moved the ${data.explained} (${data.method.map((m) => METHOD_NAMES[m] || m).join(" + ")})` }),
+        el("ul", { class: "explain-list", "aria-label": "Attribution of each input column" }, rows));
+    } catch (error) {
+      if (!box.isConnected) return;
+      box.replaceChildren(el("div", { class: "banner banner-error", role: "alert" }, ICON_ALERT(),
+        el("div", { class: "banner-body", text: sentence(error.message) })));
+    }
   }
 
   // On one-column layouts the answer sits below the form: bring it into view.
