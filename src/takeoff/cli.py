@@ -260,6 +260,89 @@ def predict(
 
 
 @app.command()
+def explain(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory.")],
+    data: Data,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Rows explained one by one: the first N of DATA.")] = 5,
+    report: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write.")] = Path("explanation.html"),
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the explanation as JSON here.")] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the row sample and the shuffles.")] = 0,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Why a bundle predicts what it does on DATA: global importance of each column and
+    attributions of the first rows (see docs/explain.md)."""
+    from takeoff import api
+    from takeoff.explain import explain as explain_model
+
+    _refuse_search_index(bundle, "explain")
+    model = _run(api.load, bundle)
+    if _is_recommender(model):
+        _fail(f"{bundle} is a recommender, which ranks items for users; it has no per-column predictions to explain. "
+              f"Fix: use `takeoff evaluate {bundle} DATA` for its ranking metrics.")
+    explanation = _run(explain_model, model, data, rows=rows, seed=seed, table=table, sql=sql, encoding=encoding)
+    explanation.write_html(report)
+    if json_path is not None:
+        explanation.write_json(json_path)
+    ranking = Table(title="global importance (top 5)", title_justify="left")
+    ranking.add_column("#", justify="right")
+    for method in explanation.global_:
+        ranking.add_column(method)
+    for k in range(min(5, len(model.schema.names()))):
+        ranking.add_row(str(k + 1), *(explanation.top(method, 5)[k] for method in explanation.global_))
+    out.print(ranking)
+    out.print(f"per row, the largest attributions (in the {explanation.explained}):", highlight=False)
+    for entry in explanation.local:
+        top = ", ".join(f"{a['column']} {a['attribution']:+.3g}" for a in entry["attributions"][:3] if a["attribution"] is not None)
+        out.print(f"row {entry['row']}: predicted {entry['prediction']!r}; {top}", highlight=False)
+    out.print(f"report: {report}")
+    if json_path is not None:
+        out.print(f"json: {json_path}")
+
+
+@app.command()
+def compress(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to compress.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory of the new bundle.")],
+    data: Annotated[str, typer.Option("--data", help="Labelled rows (with the target): the training table, whose "
+                                      "validation split is then used for measuring, or any labelled table.")],
+    eval_data: Annotated[Optional[str], typer.Option("--eval", help="A held-out labelled table to measure on "
+                                                     "(--data is then used whole for fitting).")] = None,
+    onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole pipeline to one ONNX graph (runtime: onnx).")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="int8: int8 weights for network members (implies --onnx).")] = None,
+    prune: Annotated[Optional[float], typer.Option("--prune", help="Share of weights (networks) or of trailing trees (LightGBM) to remove.")] = None,
+    structured: Annotated[bool, typer.Option("--structured", help="With --prune: remove whole hidden units (mlp).")] = False,
+    distill: Annotated[Optional[str], typer.Option("--distill", help="Train this family (e.g. lightgbm, mlp, tfidf) on the bundle's outputs.")] = None,
+    unlabeled: Annotated[Optional[str], typer.Option("--unlabeled", help="Extra rows without the target for --distill.")] = None,
+    time_budget: Annotated[float, typer.Option("--time-budget", min=1, help="Seconds for distillation and the fine-tune after pruning.")] = 120.0,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    encoding: EncodingOpt = None,
+) -> None:
+    """A smaller or faster bundle, measured against the original on the same rows (size,
+    latency at batch 1 and 64, metrics); see docs/compression.md."""
+    from takeoff.compression import compress as run_compress
+    from takeoff.compression.report import comparison_rows
+
+    _refuse_search_index(bundle, "compress")
+    result = _run(run_compress, bundle, data, out_dir, onnx=onnx, quantize=quantize, prune=prune, structured=structured,
+                  distill=distill, unlabeled=unlabeled, eval_data=eval_data, time_budget=time_budget, seed=seed,
+                  encoding=encoding)
+    if json_output:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    table = Table(title=f"{bundle} → {out_dir}", title_justify="left")
+    for name, justify in (("", "left"), ("original", "right"), ("compressed", "right"), ("change", "right")):
+        table.add_column(name, justify=justify)
+    for cells in comparison_rows(result):
+        table.add_row(*cells)
+    out.print(table)
+    out.print(f"measured on {result.rows}", highlight=False)
+    out.print(f"report: {out_dir / 'compression.html'}")
+
+
+@app.command()
 def recommend(
     bundle: Annotated[Path, typer.Argument(help="Recommender bundle directory (from `takeoff train --task recommend`).")],
     user: Annotated[Optional[str], typer.Option("--user", "-u", help="Recommend items for this user ID.")] = None,
