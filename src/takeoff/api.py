@@ -103,6 +103,7 @@ def train(
     Raises:
         DataSourceError, DataError, ConfigError, BudgetError: nothing is written then.
     """
+    _require_training()
     from takeoff.evaluation.report import write_report
     from takeoff.training import run
 
@@ -189,6 +190,21 @@ def _train_recommender(data, cfg, out, table, sql, encoding):
         if run_dir is not None:
             _remove_unfinished(run_dir)
         raise
+
+
+def _require_training() -> None:
+    """Training needs the `train` extra; the base and lite installs only predict and serve."""
+    from importlib.util import find_spec
+
+    from takeoff.errors import MissingDependencyError
+
+    for module, package in (("sklearn", "scikit-learn"), ("lightgbm", "lightgbm"), ("torch", "torch")):
+        try:
+            found = find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise MissingDependencyError(package, "training", extra="train")
 
 
 def _new_output_dir(run_dir: Path) -> Path:

@@ -35,6 +35,7 @@ def test_predict_and_serve_without_the_training_libraries(models_dir, onnx_lgb, 
     rows.to_csv(rows_csv, index=False)
     result = run_lite(REFUSED, models_dir, rows_csv, tmp_path)
     assert result["loaded"] == [] and result["attempts"] == [], result["attempts"]  # not even tried
+    assert "pip install 'takeoff[train]'" in result["train_error"]
     originals = {"credit": onnx_lgb, "credit-mlp": onnx_mlp}
     saved = pd.read_csv(rows_csv)  # the rows as the subprocess read them
     for name, original in originals.items():
