@@ -21,7 +21,7 @@ demo: install
 	$(BIN)/takeoff demo
 
 $(VENV)/.test-deps: $(BIN)/takeoff
-	$(PIP) install -e ".[train,test,text]"
+	$(PIP) install -e ".[train,test,text,image]"
 	touch $@
 
 test: $(VENV)/.test-deps

@@ -56,6 +56,7 @@ FORMATS = {
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip"}
 
 _FORMAT_NAMES = {
+    "images": "image folder",
     "csv": "CSV",
     "tsv": "tab-separated",
     "parquet": "Parquet",
@@ -180,10 +181,32 @@ def read_table(
                 df = _read_sql(src, conn, chunksize=None)
         finally:
             src.engine.dispose()
+    elif src.fmt == "images":
+        df = _read_image_folder(src)
     else:
         with _reading(src):
             df = _read_file(src)
+        if src.path is not None:
+            from takeoff.data.images import resolve_paths
+
+            df = resolve_paths(df, src.path.parent)
     return _finish(df, src, header_only=len(df.columns) > 0)
+
+
+def _read_image_folder(src: _Source) -> pd.DataFrame:
+    """An image folder as a table (see :func:`takeoff.data.images.read_folder`)."""
+    import logging
+
+    from takeoff.data.images import read_folder
+
+    listing = read_folder(src.path)
+    log = logging.getLogger("takeoff")
+    if listing.skipped:
+        log.warning("%s: skipped %d file(s) that are not images: %s", src.name, len(listing.skipped),
+                    preview([Path(f).name for f in listing.skipped]))
+    if listing.empty_classes:
+        log.warning("%s: class folder(s) without images, ignored: %s", src.name, preview(listing.empty_classes))
+    return listing.frame
 
 
 def iter_chunks(
@@ -229,6 +252,10 @@ def _chunks(src: _Source, chunk_rows: int) -> Iterator[pd.DataFrame]:
             columns = columns or [str(c) for c in chunk.columns]
             if len(chunk) == 0:
                 continue
+            if src.path is not None and src.fmt != "images":
+                from takeoff.data.images import resolve_paths
+
+                chunk = resolve_paths(chunk, src.path.parent)
             if offset == 0:
                 chunk = _finish(chunk, src, header_only=False)
             chunk.index = pd.RangeIndex(offset, offset + len(chunk))
@@ -246,6 +273,9 @@ def _raw_chunks(src: _Source, chunk_rows: int) -> Iterator[pd.DataFrame]:
         df = src.frame.copy()
         df.columns = [str(c) for c in df.columns]
         yield df
+        return
+    if src.fmt == "images":
+        yield _read_image_folder(src)
         return
     if src.engine is not None:
         with _reading(src), src.engine.connect() as conn:
@@ -288,6 +318,10 @@ def _resolve(source: Any, table: str | None, sql: str | None, encoding: str | No
     if not path.exists():
         raise _not_found(path)
     if path.is_dir():
+        from takeoff.data import images
+
+        if images.has_images(path):
+            return _Source(name=name, path=path, fmt="images")
         found = sorted(p.name for p in path.iterdir() if p.is_file() and _known(p))
         hint = f"pass one of the files in it: {preview(found)}" if found else "pass a data file"
         raise DataSourceError(str(path), "is a directory, not a data file", fix=hint)
