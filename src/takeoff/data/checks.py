@@ -238,7 +238,8 @@ def _leakage(
     folds = rng.permutation(len(target)) % _LEAK_FOLDS
     out = []
     for column in schema.features:
-        if column.name == task.target:  # a schema that kept the target: not a leak of itself
+        if column.name == task.target or column.kind == Kind.IMAGE:
+            # a schema that kept the target is not a leak of itself; image paths are not binned
             continue
         bins = _bin_codes(sample[columns[column.name]], column.kind)
         predicted = _out_of_fold(bins, target, folds)

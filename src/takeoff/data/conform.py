@@ -132,6 +132,8 @@ def parse_column(series: pd.Series, kind: Kind) -> tuple[pd.Series, np.ndarray]:
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert(None)
         return values, present & values.isna().to_numpy()
+    if kind == Kind.IMAGE:  # paths, bytes or arrays: the feature pipeline decodes them
+        return series.astype(object), np.zeros(len(series), dtype=bool)
     # categorical and text: strings, with integral floats shown as ints ("3", not "3.0")
     return as_strings(series), np.zeros(len(series), dtype=bool)
 

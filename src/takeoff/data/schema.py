@@ -25,12 +25,13 @@ class Kind(str, Enum):
     BOOLEAN = "boolean"
     DATETIME = "datetime"
     TEXT = "text"
+    IMAGE = "image"  # image paths, bytes or arrays: decoded by the feature pipeline
     IDENTIFIER = "identifier"  # unique per row: carries no signal, dropped
     CONSTANT = "constant"  # one value: carries no signal, dropped
     EMPTY = "empty"  # no values at all, dropped
 
 
-FEATURE_KINDS = (Kind.NUMERIC, Kind.CATEGORICAL, Kind.BOOLEAN, Kind.DATETIME, Kind.TEXT)
+FEATURE_KINDS = (Kind.NUMERIC, Kind.CATEGORICAL, Kind.BOOLEAN, Kind.DATETIME, Kind.TEXT, Kind.IMAGE)
 TASKS = ("binary", "multiclass", "regression")
 
 _TRUE = {"true", "yes", "y", "t", "1"}
@@ -195,6 +196,10 @@ def infer_kind(series: pd.Series, n_rows: int) -> tuple[Kind, int]:
     values = series.dropna()
     if len(values) == 0:
         return Kind.EMPTY, 0
+    from takeoff.data.images import looks_like_image_column
+
+    if looks_like_image_column(series):
+        return Kind.IMAGE, 0
     n_unique = values.nunique()
     if n_unique == 1:
         return Kind.CONSTANT, 0
@@ -260,11 +265,18 @@ def infer_schema(df: pd.DataFrame, target: str | None = None, drop: list[str] = 
                 kind=kind,
                 dtype=str(series.dtype),
                 n_missing=int(series.isna().sum()),
-                n_unique=int(series.nunique(dropna=True)),
+                n_unique=_n_unique(series),
                 bad_values=bad,
             )
         )
     return Schema(columns)
+
+
+def _n_unique(series: pd.Series) -> int:
+    try:
+        return int(series.nunique(dropna=True))
+    except TypeError:  # unhashable values (images given as arrays)
+        return int(series.notna().sum())
 
 
 def infer_task(

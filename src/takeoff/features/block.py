@@ -23,6 +23,8 @@ class Features:
         text: free-text column → its raw strings (object array, "" when missing), for the
             families that read text themselves (TF-IDF, pretrained encoders); the numeric block
             also holds a hashed bag of words of each, for the others.
+        images: image column → its decoded pixels, uint8 (n, channels, size, size), for the
+            image families (see :mod:`takeoff.data.images`).
     """
 
     numeric: np.ndarray
@@ -32,6 +34,7 @@ class Features:
     cardinalities: list[int]
     sources: list[str]
     text: dict[str, np.ndarray] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0])
@@ -50,6 +53,7 @@ class Features:
             self.cardinalities,
             self.sources,
             {name: values[index] for name, values in self.text.items()},
+            {name: values[index] for name, values in self.images.items()},
         )
 
     def dense(self) -> np.ndarray:
@@ -67,4 +71,5 @@ class Features:
             first.cardinalities,
             first.sources,
             {name: np.concatenate([p.text[name] for p in parts]) for name in first.text},
+            {name: np.concatenate([p.images[name] for p in parts]) for name in first.images},
         )

@@ -36,6 +36,11 @@ class FeatureParams(BaseModel):
     text_hash_features: int = Field(
         256, ge=8, le=65536, description="Hashed bag-of-words width per free-text column."
     )
+    image_size: int | None = Field(
+        None, ge=8, le=1024,
+        description="Side in pixels images are decoded to (shorter side resized, centre crop); "
+                    "None: the median shorter side of the training images, between 16 and 224.",
+    )
 
 
 class FeaturePipeline:
@@ -47,6 +52,7 @@ class FeaturePipeline:
         self.numeric: dict[str, dict[str, float]] = {}  # name -> {median, mean, std, indicator}
         self.categories: dict[str, list[str]] = {}  # name -> vocabulary, code = index + 2
         self.datetime_parts: dict[str, list[str]] = {}  # name -> parts that vary in training
+        self.images: dict[str, dict[str, Any]] = {}  # name -> {size, channels, mean, std}
         self._lookup: dict[str, dict[str, int]] = {}
         self._layout: _Layout | None = None  # built on first transform, from the fitted state
 
@@ -68,6 +74,8 @@ class FeaturePipeline:
                 # most frequent first; ties broken by the value so the vocabulary is stable
                 ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 self.categories[column.name] = [str(k) for k, _ in ordered[: self.params.max_categories]]
+            elif column.kind == Kind.IMAGE:
+                self.images[column.name] = _image_stats(series, self.params.image_size, column.name)
         self._build_lookups()
         return self
 
@@ -88,7 +96,8 @@ class FeaturePipeline:
         """
         return self.finish(self.raw(df))
 
-    def raw(self, df: pd.DataFrame | Mapping[str, np.ndarray], *, hashed: bool = True) -> RawInputs:
+    def raw(self, df: pd.DataFrame | Mapping[str, np.ndarray], *, hashed: bool = True,
+            image_errors: str = "raise") -> RawInputs:
         """The first stage of :meth:`transform`: conformed rows as arrays, nothing fitted applied
         yet (what an exported ONNX graph takes in; :meth:`finish` does the rest in numpy).
 
@@ -96,13 +105,19 @@ class FeaturePipeline:
             df: conformed rows, as for :meth:`transform`.
             hashed: hash the free-text columns (needs scikit-learn); False leaves
                 ``RawInputs.hashed`` empty, for graphs that do not read the numeric block.
+            image_errors: "raise": an image that cannot be read raises DataError naming the
+                rows and reasons; "collect": its pixels stay zero and ``RawInputs.image_failures``
+                lists it (training drops those rows).
         """
         n = len(df) if isinstance(df, pd.DataFrame) else len(next(iter(df.values()), ()))
         layout = self._layout or self._build_layout()
         numbers = np.empty((n, len(layout.keys)), dtype=np.float64)
-        blocks, texts = {}, {}
+        blocks, texts, pictures, failures = {}, {}, {}, {}
         for column in self.schema.features:
             name = column.name
+            if column.kind == Kind.IMAGE:
+                pictures[name], failures[name] = self._decode(df[name], name, image_errors)
+                continue
             if column.kind == Kind.DATETIME:
                 parts = _datetime_parts(pd.Series(df[name]))
                 for part in self.datetime_parts[name]:
@@ -117,7 +132,25 @@ class FeaturePipeline:
         for j, name in enumerate(layout.categorical):
             values = df[name]
             categories[:, j] = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
-        return RawInputs(numbers=numbers, categories=categories, hashed=blocks, text=texts)
+        return RawInputs(numbers=numbers, categories=categories, hashed=blocks, text=texts,
+                         images=pictures, image_failures={k: v for k, v in failures.items() if v})
+
+    def _decode(self, values: Any, name: str, errors: str) -> tuple[np.ndarray, dict[int, str]]:
+        from takeoff.data.images import decode_many
+        from takeoff.errors import DataError
+
+        stats = self.images[name]
+        raw = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+        decoded = decode_many(list(raw), stats["size"], stats["channels"])
+        if decoded.failed and errors == "raise":
+            rows = list(decoded.failed)
+            shown = "; ".join(f"row {r}: {decoded.failed[r]}" for r in rows[:5])
+            raise DataError(
+                f"image column '{name}': {len(rows)} image(s) cannot be read ({shown}). Fix: "
+                "correct or remove those rows (give image files, their bytes, or base64 text).",
+                column=name, rows=rows[:100],
+            )
+        return decoded.pixels, decoded.failed
 
     def finish(self, raw: RawInputs) -> Features:
         """The second stage of :meth:`transform`: imputation, scaling, clipping, missing
@@ -150,6 +183,7 @@ class FeaturePipeline:
             cardinalities=[len(self.categories[c]) + 2 for c in cat_names],
             sources=layout.sources + list(cat_names),
             text=dict(raw.text),
+            images=dict(raw.images),
         )
 
     def layout(self) -> _Layout:
@@ -221,6 +255,7 @@ class FeaturePipeline:
             "numeric": self.numeric,
             "categories": self.categories,
             "datetime_parts": self.datetime_parts,
+            "images": self.images,
         }
 
     @classmethod
@@ -233,6 +268,7 @@ class FeaturePipeline:
         pipeline.numeric = state["numeric"]
         pipeline.categories = state["categories"]
         pipeline.datetime_parts = state["datetime_parts"]
+        pipeline.images = state.get("images", {})
         pipeline._build_lookups()
         return pipeline
 
@@ -256,14 +292,17 @@ class RawInputs:
     categories: np.ndarray
     hashed: dict[str, np.ndarray] = field(default_factory=dict)
     text: dict[str, np.ndarray] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    image_failures: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.numbers.shape[0])
 
     def take(self, index: np.ndarray) -> RawInputs:
-        """The rows at ``index`` (a copy)."""
+        """The rows at ``index`` (a copy; ``image_failures`` is not carried over)."""
         return RawInputs(self.numbers[index], self.categories[index],
-                         {k: v[index] for k, v in self.hashed.items()}, {k: v[index] for k, v in self.text.items()})
+                         {k: v[index] for k, v in self.hashed.items()}, {k: v[index] for k, v in self.text.items()},
+                         {k: v[index] for k, v in self.images.items()})
 
     @staticmethod
     def concat(parts: list[RawInputs]) -> RawInputs:
@@ -273,6 +312,7 @@ class RawInputs:
             np.concatenate([p.categories for p in parts]),
             {k: np.concatenate([p.hashed[k] for p in parts]) for k in first.hashed},
             {k: np.concatenate([p.text[k] for p in parts]) for k in first.text},
+            {k: np.concatenate([p.images[k] for p in parts]) for k in first.images},
         )
 
 
@@ -321,6 +361,43 @@ def _numeric_stats(series: pd.Series) -> dict[str, float]:
         "std": std if std > 1e-12 else 1.0,
         "indicator": bool(missing.any()),
     }
+
+
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+_IMAGE_SAMPLE = 500
+
+
+def _image_stats(series: pd.Series, size: int | None, name: str) -> dict[str, Any]:
+    """Decode size, channels and per-channel mean/std (0..255) from a sample of the training
+    images: one channel when every sampled image is grayscale, else three."""
+    from takeoff.data.images import ImageError, decode_many, probe
+    from takeoff.errors import DataError
+
+    values = series.dropna().to_numpy(dtype=object)
+    rng = np.random.default_rng(0)
+    sample = values[np.sort(rng.permutation(len(values))[:_IMAGE_SAMPLE])] if len(values) else values
+    infos = []
+    for value in sample:
+        try:
+            infos.append(probe(value))
+        except ImageError:
+            continue
+    if not infos:
+        raise DataError(
+            f"image column '{name}': none of the {len(sample)} sampled training images can be read. "
+            "Fix: check the paths (relative paths are read against the table's folder) and the files.",
+            column=name,
+        )
+    channels = 1 if all(i.mode in GRAY_MODES for i in infos) else 3
+    if size is None:
+        size = int(np.clip(np.median([min(i.width, i.height) for i in infos]), 16, 224))
+    decoded = decode_many(list(sample), size, channels)
+    ok = np.setdiff1d(np.arange(len(sample)), np.fromiter(decoded.failed, dtype=np.intp, count=len(decoded.failed)))
+    pixels = decoded.pixels[ok].astype(np.float64)
+    mean = pixels.mean(axis=(0, 2, 3)) if len(ok) else np.full(channels, 127.5)
+    std = pixels.std(axis=(0, 2, 3)) if len(ok) else np.full(channels, 64.0)
+    return {"size": int(size), "channels": channels, "mean": [float(m) for m in mean],
+            "std": [float(max(s, 1.0)) for s in std]}
 
 
 def _datetime_parts(series: pd.Series) -> pd.DataFrame:

@@ -130,6 +130,7 @@ class Trainer:
         grad_clip: clip the gradient norm to this value, or None. Defaults to None.
         meta: JSON-like facts saved with each checkpoint; :meth:`resume` only accepts a
             checkpoint with equal ``meta`` (the same data and settings).
+        eval_batch_size: rows per forward pass when validating (images need fewer).
 
     Example:
         >>> net = nn.Linear(3, 1)
@@ -158,6 +159,7 @@ class Trainer:
         score_fn: ScoreFn | None = None,
         grad_clip: float | None = None,
         meta: dict[str, Any] | None = None,
+        eval_batch_size: int = EVAL_BATCH_SIZE,
     ):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -174,6 +176,7 @@ class Trainer:
             device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self.score_fn, self.grad_clip, self.meta = score_fn, grad_clip, meta
+        self.eval_batch_size = eval_batch_size
         self.steps_per_epoch = steps_per_epoch(len(train), batch_size)
         self.epoch = 0  # epochs completed
         self.global_step = 0
@@ -273,7 +276,7 @@ class Trainer:
 
     def evaluate(self, data: TensorSet) -> dict[str, float]:
         """``valid_loss`` (and the score function's logs) of the model on ``data``."""
-        outputs = self.predict(data.inputs)
+        outputs = self.predict(data.inputs, self.eval_batch_size)
         target = data.target.to(self.device)
         weight = None if data.weight is None else data.weight.to(self.device)
         with torch.no_grad():

@@ -117,7 +117,19 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     frame, _ = conform(rows, schema, where=source, target=target)
     train_idx, valid_idx = train_valid_split(y, task, config.valid_fraction, config.seed)
     pipeline = FeaturePipeline(schema, config.features).fit(frame.iloc[train_idx])
-    features = pipeline.transform(frame)
+    raw = pipeline.raw(frame, image_errors="collect")
+    features = pipeline.finish(raw)
+    unreadable = sorted({r for failed in raw.image_failures.values() for r in failed})
+    if unreadable:
+        # images that cannot be decoded are skipped, counted and listed
+        reasons = [f"row {r}: {failed[r]}" for failed in raw.image_failures.values() for r in list(failed)[:5]]
+        log.warning("skipped %d row(s) whose image cannot be read: %s", len(unreadable), "; ".join(reasons[:5]))
+        keep = np.ones(len(frame), dtype=bool)
+        keep[unreadable] = False
+        train_idx, valid_idx = train_idx[keep[train_idx]], valid_idx[keep[valid_idx]]
+        if len(train_idx) < 2 or len(valid_idx) < 1:
+            raise TargetError(f"{source}: too few readable images remain ({int(keep.sum())} of {len(frame)}). "
+                              "Fix: check the image files.", column=target)
     return Prepared(
         schema=schema,
         task=task,
@@ -125,12 +137,15 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         train=Dataset(features.take(train_idx), y[train_idx]),
         valid=Dataset(features.take(valid_idx), y[valid_idx]),
         findings=findings,
-        rows_dropped=int(len(df) - len(rows)),
+        rows_dropped=int(len(df) - len(rows)) + len(unreadable),
     )
 
 
 def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
     if config.family == "auto":
+        if schema is not None and schema.names(Kind.IMAGE):
+            # image tables: the families that read the pixels (and fuse the other columns)
+            return [n for n in registry.IMAGE_AUTO if task.kind in registry.get(n).tasks]
         has_text = schema is not None and bool(schema.names(Kind.TEXT))
         return [n for n in registry.AUTO if task.kind in registry.get(n).tasks
                 and (has_text or not getattr(registry.get(n), "needs_text", False))]
@@ -279,5 +294,8 @@ def permutation_importance(model: Blend, prep: Prepared, seed: int) -> dict[str,
         categorical[:, cat_cols] = X.categorical[perm][:, cat_cols]
         text = {**X.text, column: X.text[column][perm]} if column in X.text else X.text  # families reading raw text
         shuffled = replace(X, numeric=numeric, categorical=categorical, text=text)
+        out[column] = float(base - score(prep.task, y, model.predict(shuffled)))
+    for column, pixels in X.images.items():
+        shuffled = replace(X, images={**X.images, column: pixels[rng.permutation(len(X))]})
         out[column] = float(base - score(prep.task, y, model.predict(shuffled)))
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))

@@ -1,0 +1,100 @@
+"""image-cnn end to end on real handwritten digits: a class-folder tree with bad files in it,
+trained, saved as a bundle, loaded and used on paths, bytes and arrays."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import takeoff
+from takeoff.data.schema import Task
+from takeoff.errors import DataError
+from takeoff.models.base import Dataset
+from takeoff.training.context import FitContext
+
+pytest.importorskip("PIL")
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def digit_folder(datasets, tmp_path_factory):
+    """60 real images each of the digits 0, 1 and 7, plus a corrupt JPEG, a text file with an
+    image extension and a notes file."""
+    root = tmp_path_factory.mktemp("digits")
+    for label in ("0", "1", "7"):
+        (root / label).mkdir()
+        for path in sorted((datasets / "digits" / label).glob("*.png"))[:60]:
+            shutil.copy(path, root / label / path.name)
+    (root / "1" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 20)
+    (root / "7" / "fake.png").write_text("not a picture")
+    (root / "7" / "README.txt").write_text("scanned in 2024")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(digit_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "digits-model"
+    model = takeoff.train(digit_folder, target="label", time_budget=30, seed=0, out=out,
+                          config={"models": {"image-cnn": {"width": 12, "flip": False}}, "refit": False})
+    return model, out
+
+
+def test_trains_on_the_folder_and_skips_bad_files(trained):
+    model, _ = trained
+    assert model.metrics["accuracy"] > 0.8  # chance is 1/3
+    assert model.classes == ["0", "1", "7"] or model.classes == [0, 1, 7]
+
+
+def test_bundle_round_trip_predicts_paths_bytes_and_arrays(trained, digit_folder):
+    model, out = trained
+    loaded = takeoff.load(out)
+    paths = [str(digit_folder / d / sorted(p.name for p in (digit_folder / d).glob("0*.png"))[-1]) for d in ("0", "1", "7")]
+    by_path = loaded.predict(pd.DataFrame({"image": paths}))
+    assert by_path.tolist() == model.predict(pd.DataFrame({"image": paths})).tolist()
+    from PIL import Image
+
+    raw = [open(p, "rb").read() for p in paths]
+    arrays = [np.asarray(Image.open(p)) for p in paths]
+    for values in (raw, arrays):
+        again = loaded.predict(pd.DataFrame({"image": pd.Series(values, dtype=object)}))
+        assert again.tolist() == by_path.tolist()
+    proba = loaded.predict_proba(pd.DataFrame({"image": paths}))
+    assert np.allclose(proba.to_numpy(dtype=float).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_predict_names_the_row_of_an_unreadable_image(trained, digit_folder):
+    model, _ = trained
+    rows = pd.DataFrame({"image": [str(digit_folder / "0" / "missing.png"), str(digit_folder / "7" / "fake.png")]})
+    with pytest.raises(DataError, match=r"image column 'image': 2 image\(s\).*row 0: file .*missing.png does not exist"):
+        model.predict(rows)
+
+
+def test_fuses_other_columns_and_learns_a_regression(datasets):
+    """A table of image + a numeric column, regression target: both inputs reach the head."""
+    from takeoff.data.conform import conform
+    from takeoff.data.schema import infer_schema
+    from takeoff.features.pipeline import FeaturePipeline
+    from takeoff.models.image_cnn import ImageCNNFamily
+
+    paths = sorted((datasets / "digits" / "3").glob("*.png"))[:40] + sorted((datasets / "digits" / "8").glob("*.png"))[:40]
+    rng = np.random.default_rng(0)
+    extra = rng.normal(size=len(paths))
+    df = pd.DataFrame({"image": [str(p) for p in paths], "x": extra})
+    y = np.where(np.arange(len(paths)) < 40, 0.0, 1.0) + 2.0 * extra
+    schema = infer_schema(df)
+    frame, _ = conform(df, schema)
+    X = FeaturePipeline(schema).fit(frame).transform(frame)
+    family = ImageCNNFamily(Task("regression", "y"), {"width": 8, "epochs": 25, "flip": False})
+    family.fit(Dataset(X, y), None, FitContext(deadline=time.monotonic() + 60))
+    pred = family.predict(X)
+    r2 = 1 - ((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert r2 > 0.5, r2
+
+
+def test_a_table_without_images_is_refused_with_the_fix(credit_small):
+    with pytest.raises(DataError, match="needs an image column"):
+        takeoff.train(credit_small.head(200), target="Status", family="image-cnn", time_budget=10)
