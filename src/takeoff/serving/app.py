@@ -425,9 +425,11 @@ async def _predict(request: Request, entry: Entry, settings: ServeSettings) -> R
         return entry.predict_direct(parse(body))
 
     async def work() -> Response:
+        nonlocal kind
         body = await _read_body(request, settings.max_body_bytes)
         if media == "multipart/form-data":
-            body = await _csv_upload(request, body)
+            body, is_record = await _upload(request, body, entry)
+            kind = "json" if is_record else kind
         # A few JSON records take well under a millisecond: a hop to a worker thread would cost
         # more than it frees the event loop. Bigger bodies are worked on in a thread.
         inline = kind == "json" and len(body) <= INLINE_BYTES
@@ -509,20 +511,38 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _csv_upload(request: Request, body: bytes) -> bytes:
+async def _upload(request: Request, body: bytes, entry: Entry) -> tuple[bytes, bool]:
+    """The CSV of a multipart upload (field ``file``), or, for a model with image inputs,
+    one record made of the uploaded image file(s) (a field named as the image column) and the
+    other form fields; returns the body and whether it is a JSON record."""
     async def stream():
         yield body
 
+    images = [n for n, k in entry.schema.kinds.items() if k == "image"]
     try:
-        form = await MultiPartParser(request.headers, stream(), max_files=1, max_fields=20).parse()
+        form = await MultiPartParser(request.headers, stream(), max_files=max(1, len(images)), max_fields=200).parse()
     except Exception as exc:  # noqa: BLE001 (python-multipart raises several kinds on malformed bodies)
         raise ApiError(400, f"the multipart body cannot be read: {exc}", code="invalid_multipart") from None
+    if any(isinstance(form.get(n), UploadFile) for n in images):
+        import base64
+
+        try:
+            record: dict[str, Any] = {}
+            for name in entry.schema.names:
+                value = form.get(name)
+                if isinstance(value, UploadFile):
+                    record[name] = base64.b64encode(await value.read()).decode("ascii")
+                else:
+                    record[name] = value if value not in (None, "") else None
+            return json.dumps(record).encode(), True
+        finally:
+            await form.close()
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise ApiError(422, "no file in the upload; send the CSV as the multipart field 'file'",
                        fields=[{"field": "file", "problem": "required field is missing"}])
     try:
-        return await upload.read()
+        return await upload.read(), False
     finally:
         await form.close()
 

@@ -8,6 +8,8 @@ ignores extra columns. The rows then go through ``Model.features`` like any othe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 import math
@@ -141,6 +143,7 @@ class RequestSchema:
         except ValidationError as exc:
             raise ApiError(422, f"the request does not match the inputs of model '{self.name}'",
                            fields=_field_problems(exc, single)) from None
+        self._decode_images(rows)
         extras = set().union(*(r.keys() for r in records)) - set(self.names) - {self.target}
         if extras:
             warnings.insert(0, f"ignored field(s) the model does not use: {preview(sorted(extras))}")
@@ -164,9 +167,35 @@ class RequestSchema:
                            f"with: {preview(self.names, 40)}. Fix: add them (empty values are allowed).",
                            fields=[{"field": m, "problem": "required column is missing"} for m in missing])
         df.columns = columns
+        if any(k == "image" for k in self.kinds.values()):
+            df = df.astype({n: object for n, k in self.kinds.items() if k == "image"})
+            records = df[self.names].to_dict("records")
+            self._decode_images(records)
+            df = pd.DataFrame(records, columns=self.names)
         extras = [c for c in columns if c not in self.kinds and c != self.target]
         warnings = [f"ignored column(s) the model does not use: {preview(extras)}"] if extras else []
         return Parsed(df[self.names].reset_index(drop=True), False, warnings)
+
+
+    def _decode_images(self, rows: list[dict[str, Any]]) -> None:
+        """Image fields arrive as base64 text (optionally a data: URI) and become bytes. A
+        client never names a file: the server does not read paths off its own disk."""
+        images = [n for n, k in self.kinds.items() if k == "image"]
+        for i, row in enumerate(rows):
+            for name in images:
+                value = row.get(name)
+                if value is None or (isinstance(value, float) and value != value):
+                    row[name] = None
+                    continue
+                text = str(value).strip()
+                if text.startswith("data:") and "," in text:
+                    text = text.split(",", 1)[1]
+                try:
+                    row[name] = base64.b64decode(text, validate=True)
+                except (ValueError, binascii.Error):
+                    raise ApiError(422, f"field '{name}' of record {i} is not base64 image data. Fix: send the image "
+                                        "file's bytes base64-encoded (a data: URI is accepted); file paths are not read.",
+                                   fields=[{"field": name, "problem": "not base64"}]) from None
 
 
 def _reject_constant(token: str):
