@@ -101,6 +101,10 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds of training per takeoff family")
     parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("takeoff").setLevel(logging.INFO)
     train, test = split()
     digest = hashlib.sha256("\n".join(sorted(Path(p).name + str(lbl) for p, lbl in zip(test["image"], test["label"]))).encode())
     print(f"split: {len(train)} train / {len(test)} test images; test-set sha256 {digest.hexdigest()[:16]}", flush=True)

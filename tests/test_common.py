@@ -19,7 +19,8 @@ from takeoff.training.context import FitContext
 
 # Small, fast settings per family so the contract runs in seconds.
 FAST = {"lightgbm": {"max_rounds": 30}, "mlp": {"max_epochs": 3, "hidden_sizes": [16]},
-        "text-finetune": {"max_epochs": 1, "max_length": 32, "batch_size": 16, "fusion_dim": 32}}
+        "text-finetune": {"max_epochs": 1, "max_length": 32, "batch_size": 16, "fusion_dim": 32},
+        "image-cnn": {"max_epochs": 2, "width": 8}}
 
 
 def _dataset(df: pd.DataFrame, target: str, task_kind: str | None = None):
@@ -50,6 +51,23 @@ def text_tasks(datasets):
 
 
 @pytest.fixture(scope="module")
+def image_tasks(datasets):
+    """Real digit images with a numeric column beside them, for the families that read
+    images (``needs_images``)."""
+    paths = {d: sorted((datasets / "digits" / d).glob("*.png"))[:40] for d in ("0", "1", "7")}
+    rows = [(str(p), int(d)) for d, ps in paths.items() for p in ps]
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rows, columns=["image", "digit"]).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    df["x"] = rng.normal(size=len(df))
+    df["value"] = df["digit"] + df["x"]
+    return {
+        "binary": _dataset(df[df["digit"] != 7][["image", "x", "digit"]].reset_index(drop=True), "digit"),
+        "multiclass": _dataset(df[["image", "x", "digit"]], "digit", "multiclass"),
+        "regression": _dataset(df[["image", "x", "value"]], "value", "regression"),
+    }
+
+
+@pytest.fixture(scope="module")
 def tasks(credit):
     sample = credit.sample(400, random_state=1).reset_index(drop=True)
     multi = sample.copy()
@@ -75,7 +93,8 @@ def test_family_contract(name, kind, request, tmp_path):
         pytest.skip(f"{name} does not declare {kind}")
     if name == "text-embed":
         pytest.importorskip("transformers", reason="the text extra is not installed")
-    task, train, valid = request.getfixturevalue("text_tasks" if cls.needs_text else "tasks")[kind]
+    fixture = "text_tasks" if cls.needs_text else "image_tasks" if cls.needs_images else "tasks"
+    task, train, valid = request.getfixturevalue(fixture)[kind]
     family = cls(task, _params(cls, name))
     report = family.fit(train, valid, FitContext(seed=0, progress=False))
     assert isinstance(report, FitReport) and report.best_iteration and report.best_iteration >= 1

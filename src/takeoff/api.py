@@ -131,6 +131,10 @@ def train(
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
         return _train_recommender(data, cfg, out, table, sql, encoding)
+    if cfg.target is None and isinstance(data, (str, Path)) and Path(data).expanduser().is_dir():
+        from takeoff.data.images import LABEL_COLUMN
+
+        cfg = cfg.model_copy(update={"target": LABEL_COLUMN})  # an image folder: its class subfolders
     if cfg.target is None:
         raise ConfigError("no target column given. Fix: pass --target COLUMN (or target: in the config); "
                           "for recommendations, pass --user COLUMN --item COLUMN.")

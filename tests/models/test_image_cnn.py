@@ -38,7 +38,7 @@ def digit_folder(datasets, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(digit_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "digits-model"
-    model = takeoff.train(digit_folder, target="label", time_budget=30, seed=0, out=out,
+    model = takeoff.train(digit_folder, time_budget=30, seed=0, out=out,
                           config={"models": {"image-cnn": {"width": 12, "flip": False}}, "refit": False})
     return model, out
 

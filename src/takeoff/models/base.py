@@ -75,6 +75,8 @@ class Family(ABC):
     Params: ClassVar[type[Params]] = Params
     # reads ``Features.text`` (raw strings): tried by ``auto`` only when the table has text
     needs_text: ClassVar[bool] = False
+    # reads ``Features.images`` (decoded pixels): tried by ``auto`` only on image tables
+    needs_images: ClassVar[bool] = False
 
     def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
         if task.kind not in self.tasks:
