@@ -47,6 +47,9 @@ def test_trains_on_the_folder_and_skips_bad_files(trained):
     model, _ = trained
     assert model.metrics["accuracy"] > 0.8  # chance is 1/3
     assert model.classes == ["0", "1", "7"] or model.classes == [0, 1, 7]
+    # broken.jpg and fake.png are listed by the folder but cannot be decoded: skipped, counted
+    assert model.manifest["training"]["rows_dropped"] == 2
+    assert model.manifest["training"]["rows_train"] + model.manifest["training"]["rows_valid"] == 180
 
 
 def test_bundle_round_trip_predicts_paths_bytes_and_arrays(trained, digit_folder):

@@ -52,7 +52,7 @@ class FeaturePipeline:
         self.numeric: dict[str, dict[str, float]] = {}  # name -> {median, mean, std, indicator}
         self.categories: dict[str, list[str]] = {}  # name -> vocabulary, code = index + 2
         self.datetime_parts: dict[str, list[str]] = {}  # name -> parts that vary in training
-        self.images: dict[str, dict[str, Any]] = {}  # name -> {size, channels, mean, std}
+        self.images: dict[str, dict[str, Any]] = {}  # name -> {size, channels}
         self._lookup: dict[str, dict[str, int]] = {}
         self._layout: _Layout | None = None  # built on first transform, from the fitted state
 
@@ -368,9 +368,10 @@ _IMAGE_SAMPLE = 500
 
 
 def _image_stats(series: pd.Series, size: int | None, name: str) -> dict[str, Any]:
-    """Decode size, channels and per-channel mean/std (0..255) from a sample of the training
-    images: one channel when every sampled image is grayscale, else three."""
-    from takeoff.data.images import ImageError, decode_many, probe
+    """Decode size and channels from the headers of a sample of the training images: one
+    channel when every sampled image is grayscale, else three. (Normalisation is fitted by the
+    image families on the decoded training pixels and stored in their own spec.)"""
+    from takeoff.data.images import ImageError, probe
     from takeoff.errors import DataError
 
     values = series.dropna().to_numpy(dtype=object)
@@ -391,13 +392,7 @@ def _image_stats(series: pd.Series, size: int | None, name: str) -> dict[str, An
     channels = 1 if all(i.mode in GRAY_MODES for i in infos) else 3
     if size is None:
         size = int(np.clip(np.median([min(i.width, i.height) for i in infos]), 16, 224))
-    decoded = decode_many(list(sample), size, channels)
-    ok = np.setdiff1d(np.arange(len(sample)), np.fromiter(decoded.failed, dtype=np.intp, count=len(decoded.failed)))
-    pixels = decoded.pixels[ok].astype(np.float64)
-    mean = pixels.mean(axis=(0, 2, 3)) if len(ok) else np.full(channels, 127.5)
-    std = pixels.std(axis=(0, 2, 3)) if len(ok) else np.full(channels, 64.0)
-    return {"size": int(size), "channels": channels, "mean": [float(m) for m in mean],
-            "std": [float(max(s, 1.0)) for s in std]}
+    return {"size": int(size), "channels": channels}
 
 
 def _datetime_parts(series: pd.Series) -> pd.DataFrame:
