@@ -6,8 +6,10 @@ Data: ``../shared/datasets/digits/<class>/*.png`` (1,797 images, 32x32 grayscale
 with a fixed stratified 80/20 split (scikit-learn ``train_test_split``, random_state 0; the
 split's file lists are hashed and printed so runs compare). Baselines in the same run, on the
 same split: an RBF SVC and a logistic regression on the raw 32x32 pixels scaled to 0..1.
-takeoff trains ``image-cnn`` from the image folder of the training split (``flip`` off: digits
-have a handedness) and is scored on the test images.
+takeoff trains ``image-cnn`` (from scratch) and ``image-finetune`` (ImageNet EfficientNet-Lite0,
+when its packages are installed), each with the same time budget, from the image folder of the
+training split (``flip`` off: digits have a handedness), and each is scored on the test images:
+does fine-tuning a pretrained backbone beat training from scratch at equal time?
 
 Also measured: predict throughput of the trained bundle on this machine's CPU, images/s at
 batch 1 and batch 64 (decoding from PNG files included, as a served request would).
@@ -111,6 +113,13 @@ def main() -> None:
     results = baselines(train, test)
     with tempfile.TemporaryDirectory(prefix="takeoff-bench-images-") as work:
         results["takeoff image-cnn"] = takeoff_run(train, test, "image-cnn", args.budget, Path(work))
+        from takeoff.models.image_finetune import backbone_problem
+
+        problem = backbone_problem()
+        if problem is None:
+            results["takeoff image-finetune"] = takeoff_run(train, test, "image-finetune", args.budget, Path(work))
+        else:
+            print(f"image-finetune not measured: {problem}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     print(f"\n{os.cpu_count()} cores; digits test split ({len(test)} images)\n")

@@ -18,12 +18,13 @@ FAMILIES: dict[str, str] = {
     "text-embed": "takeoff.models.text_embed:TextEmbedFamily",
     "text-finetune": "takeoff.models.text_finetune:TextFinetuneFamily",
     "image-cnn": "takeoff.models.image_cnn:ImageCNNFamily",
+    "image-finetune": "takeoff.models.image_finetune:ImageFinetuneFamily",
 }
 
 # What `auto` tries, in order (the cheapest first, so a tiny budget still yields a model).
 AUTO = ("lightgbm", "mlp", "tfidf", "text-embed")
 # What `auto` tries on a table with an image column (these fuse the other columns too).
-IMAGE_AUTO = ("image-cnn",)
+IMAGE_AUTO = ("image-cnn", "image-finetune")
 
 # Recommenders (task "recommend"), same rules: one file in models/ and one line here.
 RECOMMENDERS: dict[str, str] = {

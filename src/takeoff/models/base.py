@@ -113,6 +113,12 @@ class Family(ABC):
     def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> Family:
         """Read a model written by :meth:`save`. Never executes code from the directory."""
 
+    @classmethod
+    def unavailable(cls, params: dict[str, Any] | None = None) -> str | None:
+        """Why this family cannot train on this machine (a missing package or pretrained
+        weights), or None. ``auto`` skips an unavailable family with this as the warning."""
+        return None
+
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
         """Params for refitting on train+valid without a validation split, or None if the
         family should not be refitted. ``n_rows_ratio`` is full rows / train rows."""

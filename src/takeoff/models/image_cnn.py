@@ -39,10 +39,9 @@ FORMAT_VERSION = 1
 PREDICT_BATCH = 256
 
 
-class ImageCNNParams(Params):
-    """Hyperparameters of the from-scratch image CNN."""
+class ImageTrainParams(Params):
+    """What every image family's training takes: optimisation, schedule and augmentation."""
 
-    width: int = Field(32, ge=4, le=512, description="Channels of the first stage (the others double it).")
     learning_rate: float = Field(3e-3, gt=0.0, le=1.0, description="Peak one-cycle learning rate (AdamW).")
     weight_decay: float = Field(5e-4, ge=0.0, description="AdamW weight decay.")
     batch_size: int = Field(128, ge=2, description="Images per optimizer step.")
@@ -62,59 +61,24 @@ class ImageCNNParams(Params):
     epochs: int | None = Field(None, ge=1, description="Train exactly this many epochs without early stopping (refit).")
 
 
-def _network(spec: dict[str, Any]):
+class ImageCNNParams(ImageTrainParams):
+    """Hyperparameters of the from-scratch image CNN."""
+
+    width: int = Field(32, ge=4, le=512, description="Channels of the first stage (the others double it).")
+
+
+def augment_module(options: dict[str, Any]):
+    """The train-time augmentation as a module (identity in eval mode is the caller's job):
+    random resized crop + rotation + flip in one affine resampling, then brightness and
+    contrast jitter, on a float batch (n, c, h, w) of 0..255 pixels, on the batch's device.
+
+    ``options``: ``crop_scale``, ``rotate_degrees``, ``flip``, ``jitter`` (see
+    :class:`ImageCNNParams`)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
 
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.skip = None
-            if stride != 1 or cin != cout:
-                self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            out = F.relu(self.bn1(self.conv1(x)))
-            out = self.bn2(self.conv2(out))
-            return F.relu(out + (x if self.skip is None else self.skip(x)))
-
-    class ImageCNN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            c, w = spec["channels"], spec["width"]
-            self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32).view(1, c, 1, 1))
-            self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32).view(1, c, 1, 1))
-            self.augment = Augment(spec["augment"])
-            self.stem = nn.Sequential(nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
-            stages, cin = [], w
-            for i, cout in enumerate((w, 2 * w, 4 * w)):
-                stages += [Block(cin, cout, 1 if i == 0 else 2), Block(cout, cout, 1)]
-                cin = cout
-            self.stages = nn.Sequential(*stages)
-            self.embeddings = nn.ModuleList(nn.Embedding(k, d) for k, d in zip(spec["cardinalities"], spec["embedding_dims"]))
-            width = cin + spec["n_numeric"] + sum(spec["embedding_dims"])
-            self.head = nn.Sequential(nn.Dropout(spec["dropout"]), nn.Linear(width, spec["n_outputs"]))
-
-        def forward(self, pixels, numeric, categorical):
-            x = pixels.float()
-            if self.training:
-                x = self.augment(x)
-            x = (x - self.mean) / self.std
-            if x.is_cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            x = self.stages(self.stem(x)).mean(dim=(2, 3))  # (n, 4·width)
-            parts = [x, numeric] + [emb(categorical[:, j]) for j, emb in enumerate(self.embeddings)]
-            return self.head(torch.cat(parts, dim=1))
-
     class Augment(nn.Module):
-        """Random resized crop + rotation + flip in one affine resampling, then brightness and
-        contrast jitter; pixels stay in 0..255."""
-
         def __init__(self, options: dict[str, Any]) -> None:
             super().__init__()
             self.options = options
@@ -145,6 +109,58 @@ def _network(spec: dict[str, Any]):
                 x = ((x - mean) * contrast + mean) * bright
             return x.clamp(0.0, 255.0)
 
+    return Augment(options)
+
+
+def _network(spec: dict[str, Any]):
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.skip = None
+            if stride != 1 or cin != cout:
+                self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            out = F.relu(self.bn1(self.conv1(x)))
+            out = self.bn2(self.conv2(out))
+            return F.relu(out + (x if self.skip is None else self.skip(x)))
+
+    class ImageCNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            c, w = spec["channels"], spec["width"]
+            self.register_buffer("mean", torch.tensor(spec["mean"], dtype=torch.float32).view(1, c, 1, 1))
+            self.register_buffer("std", torch.tensor(spec["std"], dtype=torch.float32).view(1, c, 1, 1))
+            self.augment = augment_module(spec["augment"])
+            self.stem = nn.Sequential(nn.Conv2d(c, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+            stages, cin = [], w
+            for i, cout in enumerate((w, 2 * w, 4 * w)):
+                stages += [Block(cin, cout, 1 if i == 0 else 2), Block(cout, cout, 1)]
+                cin = cout
+            self.stages = nn.Sequential(*stages)
+            self.embeddings = nn.ModuleList(nn.Embedding(k, d) for k, d in zip(spec["cardinalities"], spec["embedding_dims"]))
+            width = cin + spec["n_numeric"] + sum(spec["embedding_dims"])
+            self.head = nn.Sequential(nn.Dropout(spec["dropout"]), nn.Linear(width, spec["n_outputs"]))
+
+        def forward(self, pixels, numeric, categorical):
+            x = pixels.float()
+            if self.training:
+                x = self.augment(x)
+            x = (x - self.mean) / self.std
+            if x.is_cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = self.stages(self.stem(x)).mean(dim=(2, 3))  # (n, 4·width)
+            parts = [x, numeric] + [emb(categorical[:, j]) for j, emb in enumerate(self.embeddings)]
+            return self.head(torch.cat(parts, dim=1))
+
     return ImageCNN()
 
 
@@ -160,6 +176,11 @@ class ImageCNNFamily(Family):
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     Params: ClassVar[type[Params]] = ImageCNNParams
     needs_images: ClassVar[bool] = True
+    # the files save() writes and their format tag (a subclass with another network sets its own)
+    weights_file: ClassVar[str] = WEIGHTS_FILE
+    spec_file: ClassVar[str] = SPEC_FILE
+    format: ClassVar[str] = FORMAT
+    format_version: ClassVar[int] = FORMAT_VERSION
 
     def __init__(self, task: Task, params: ImageCNNParams | dict[str, Any] | None = None):
         super().__init__(task, params)
@@ -179,7 +200,7 @@ class ImageCNNFamily(Family):
         from takeoff.training.loop import Trainer, chance_score, steps_per_epoch
 
         start = time.monotonic()
-        p: ImageCNNParams = self.params  # type: ignore[assignment]
+        p: ImageTrainParams = self.params  # type: ignore[assignment]
         column = _image_column(train.X, self.name)
         if len(train) < 2:
             raise DataError(f"model family '{self.name}' needs at least 2 training images; received {len(train)}")
@@ -196,14 +217,11 @@ class ImageCNNFamily(Family):
         if not classification:
             y = train.y.astype(np.float64)
             target_mean, target_std = float(y.mean()), float(y.std()) or 1.0
-        mean, std = _pixel_stats(pixels)
         self.spec = {
             "column": column,
             "channels": int(pixels.shape[1]),
             "size": int(pixels.shape[2]),
-            "width": p.width,
-            "mean": mean,
-            "std": std,
+            **self._architecture(pixels),
             "n_numeric": int(train.X.numeric.shape[1]),
             "cardinalities": [int(c) for c in train.X.cardinalities],
             "embedding_dims": [embedding_dim(int(c), 16) for c in train.X.cardinalities],
@@ -230,18 +248,19 @@ class ImageCNNFamily(Family):
             loss_fn = _regression_loss
 
         seed_everything(ctx.seed, deterministic=False)
-        net = _network(self.spec).to(device)
+        net = self._build(self.spec).to(device)
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         model = torch.compile(net) if p.compile and device.type == "cuda" else net
         if p.epochs is None:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = _epochs_in_budget(net, train_set, batch_size, device, ctx.remaining(), epochs, valid_set)
-        optimizer = torch.optim.AdamW(net.parameters(), lr=p.learning_rate, weight_decay=p.weight_decay,
+        groups = self._param_groups(net)
+        optimizer = torch.optim.AdamW(groups, lr=p.learning_rate, weight_decay=p.weight_decay,
                                       fused=True if device.type == "cuda" else None)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=p.learning_rate, total_steps=epochs * steps_per_epoch(len(train_set), batch_size),
-            pct_start=0.2,
+            optimizer, max_lr=[g["lr"] for g in groups],
+            total_steps=epochs * steps_per_epoch(len(train_set), batch_size), pct_start=0.2,
         )
         stopper = EarlyStopping("valid_loss", "min", patience=p.patience) if early_stop else None
         callbacks: list[Any] = [TerminateOnNaN(), TimeBudget(), ProgressBar()]
@@ -249,6 +268,7 @@ class ImageCNNFamily(Family):
             callbacks.insert(0, stopper)
         if valid_set is not None:
             callbacks.append(ChanceWarning())
+        callbacks += self._schedule_callbacks(net, epochs)
         trainer = Trainer(
             model, loss_fn, optimizer, scheduler, train=train_set, valid=valid_set, batch_size=batch_size,
             max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx, device=device,
@@ -261,6 +281,7 @@ class ImageCNNFamily(Family):
                 f"model family '{self.name}': the time budget ran out before the first batch was trained. "
                 "Fix: give a larger time budget."
             )
+        self._after_fit(net, train_set, device, batch_size)
         self._net, self._device = net.eval(), device
         self.best_epoch = stopper.best_epoch if stopper is not None and stopper.best_epoch > 0 else max(trainer.epoch, 1)
         self.report = FitReport(
@@ -270,6 +291,34 @@ class ImageCNNFamily(Family):
             seconds=time.monotonic() - start,
         )
         return self.report
+
+    # ---------------------------------------------------------------- hooks
+    # A family with another network (image-finetune) overrides these and keeps the rest.
+    def _architecture(self, pixels: np.ndarray) -> dict[str, Any]:
+        """The spec entries of this network: fitted normalisation and widths."""
+        mean, std = _pixel_stats(pixels)
+        return {"width": self.params.width, "mean": mean, "std": std}
+
+    @classmethod
+    def _network(cls, spec: dict[str, Any]):
+        """The network for ``spec``, as load() rebuilds it before reading the saved weights."""
+        return _network(spec)
+
+    def _build(self, spec: dict[str, Any]):
+        """The network fit() starts from (image-finetune loads pretrained weights into it)."""
+        return self._network(spec)
+
+    def _param_groups(self, net) -> list[dict[str, Any]]:
+        """Optimizer parameter groups, each with its peak learning rate ``lr``."""
+        return [{"params": list(net.parameters()), "lr": self.params.learning_rate}]
+
+    def _schedule_callbacks(self, net, epochs: int) -> list[Any]:
+        """Extra trainer callbacks (image-finetune unfreezes its backbone with one)."""
+        return []
+
+    def _after_fit(self, net, data, device, batch_size: int) -> None:
+        """Runs on the trained network before it is kept (image-finetune recalibrates its
+        batch-norm statistics here)."""
 
     def _tensors(self, data: Dataset):
         import torch
@@ -332,9 +381,9 @@ class ImageCNNFamily(Family):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         weights = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
-        write_atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
-        write_json(directory / SPEC_FILE, {
-            "format": FORMAT, "version": FORMAT_VERSION, "task": self.task.kind, "architecture": self.spec,
+        write_atomic(directory / self.weights_file, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
+        write_json(directory / self.spec_file, {
+            "format": self.format, "version": self.format_version, "task": self.task.kind, "architecture": self.spec,
             "best_epoch": self.best_epoch, "params": self.params.model_dump(mode="json"),
         })
 
@@ -345,17 +394,17 @@ class ImageCNNFamily(Family):
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        document = read_spec(directory, SPEC_FILE, (WEIGHTS_FILE,), FORMAT, (FORMAT_VERSION,), cls.name)
+        document = read_spec(directory, cls.spec_file, (cls.weights_file,), cls.format, (cls.format_version,), cls.name)
         spec = document["architecture"]
         expected = len(task.classes) if task.is_classification else 1
         if spec["n_outputs"] != expected:
-            raise BundleError(str(directory / SPEC_FILE),
+            raise BundleError(str(directory / cls.spec_file),
                               f"the network has {spec['n_outputs']} output(s), the task '{task.kind}' needs {expected}")
-        net = _network(spec)
+        net = cls._network(spec)
         try:
-            net.load_state_dict(load_file(str(directory / WEIGHTS_FILE), device="cpu"), strict=True)
+            net.load_state_dict(load_file(str(directory / cls.weights_file), device="cpu"), strict=True)
         except (OSError, SafetensorError, RuntimeError) as error:
-            raise BundleError(str(directory / WEIGHTS_FILE), f"weights do not match the architecture ({error})")
+            raise BundleError(str(directory / cls.weights_file), f"weights do not match the architecture ({error})")
         model = cls(task, params)
         model.spec, model.best_epoch = spec, document.get("best_epoch")
         model._net, model._device = net.eval(), torch.device("cpu")

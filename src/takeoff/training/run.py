@@ -130,6 +130,7 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         if len(train_idx) < 2 or len(valid_idx) < 1:
             raise TargetError(f"{source}: too few readable images remain ({int(keep.sum())} of {len(frame)}). "
                               "Fix: check the image files.", column=target)
+    findings += _images_across_splits(features, train_idx, valid_idx, rows.index)
     return Prepared(
         schema=schema,
         task=task,
@@ -141,11 +142,44 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     )
 
 
+def _images_across_splits(features: Features, train_idx: np.ndarray, valid_idx: np.ndarray, index: pd.Index) -> list:
+    """Validation images whose decoded pixels equal a training image's: they flatter the
+    validation score the model is chosen by."""
+    import hashlib
+
+    from takeoff.data.checks import Finding
+
+    out = []
+    for column, pixels in features.images.items():
+        seen = {hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest() for i in train_idx}
+        copies = [int(i) for i in valid_idx if hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest() in seen]
+        if copies:
+            finding = Finding(
+                "duplicate_image_across_splits", "warning",
+                f"{len(copies)} of {len(valid_idx)} validation image(s) are identical to a training image once "
+                f"decoded (e.g. rows {preview([index[i] for i in copies])}); the validation score is that much too optimistic",
+                "remove exact copies before training (takeoff inspect lists them)", column=column, count=len(copies),
+            )
+            log.warning("%s", finding)
+            out.append(finding)
+    return out
+
+
 def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
     if config.family == "auto":
         if schema is not None and schema.names(Kind.IMAGE):
             # image tables: the families that read the pixels (and fuse the other columns)
-            return [n for n in registry.IMAGE_AUTO if task.kind in registry.get(n).tasks]
+            names = []
+            for n in registry.IMAGE_AUTO:
+                cls = registry.get(n)
+                if task.kind not in cls.tasks:
+                    continue
+                problem = cls.unavailable(getattr(config.models, n).model_dump())
+                if problem is not None:
+                    log.warning("%s: skipped; the other image families train instead. %s", n, problem)
+                    continue
+                names.append(n)
+            return names
         has_text = schema is not None and bool(schema.names(Kind.TEXT))
         return [n for n in registry.AUTO if task.kind in registry.get(n).tasks
                 and (has_text or not getattr(registry.get(n), "needs_text", False))]
