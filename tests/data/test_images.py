@@ -133,3 +133,45 @@ def test_a_large_jpeg_decodes_at_reduced_scale(tmp_path):
     assert 9000 * 9000 > images.MAX_PIXELS
     out = images.decode(tmp_path / "big.jpg", 32, 1)
     assert out.shape == (1, 32, 32) and abs(int(out.mean()) - 128) <= 2
+
+
+def test_inspect_finds_unreadable_truncated_duplicate_tiny_and_mixed_images(datasets, tmp_path):
+    """Real digits with the problems a scraped or hand-sorted folder has, through takeoff inspect's API."""
+    import shutil
+
+    import takeoff
+
+    for label in ("3", "8"):
+        (tmp_path / label).mkdir()
+        for path in sorted((datasets / "digits" / label).glob("*.png"))[:30]:
+            shutil.copy(path, tmp_path / label / path.name)
+    first3 = sorted((tmp_path / "3").glob("*.png"))[0]
+    shutil.copy(first3, tmp_path / "3" / "copy-of-first.png")  # same bytes, same label
+    shutil.copy(first3, tmp_path / "8" / "mislabelled.png")  # same bytes, another label
+    data = (tmp_path / "8" / sorted(p.name for p in (tmp_path / "8").glob("*.png"))[1]).read_bytes()
+    (tmp_path / "8" / "truncated.png").write_bytes(data[: len(data) // 2])  # the header survives
+    Image.fromarray(np.full((6, 6), 200, np.uint8)).save(tmp_path / "3" / "thumb.png")
+    Image.fromarray(np.full((32, 32, 3), (200, 30, 30), np.uint8)).save(tmp_path / "8" / "colour.png")
+
+    report = takeoff.inspect(tmp_path, target="label")
+    found = {f["check"]: f for f in report["findings"] if f["column"] == "image"}
+    assert found["unreadable_image"]["count"] == 1
+    assert "truncated" in found["unreadable_image"]["message"] or "corrupt" in found["unreadable_image"]["message"]
+    assert found["duplicate_image"]["count"] == 2
+    assert found["conflicting_duplicate_image"]["count"] == 1
+    assert "'3'" in found["conflicting_duplicate_image"]["message"] and "'8'" in found["conflicting_duplicate_image"]["message"]
+    assert found["tiny_image"]["count"] == 1 and "smallest 6 px" in found["tiny_image"]["message"]
+    assert "L 63" in found["mixed_image_modes"]["message"] and "RGB 1" in found["mixed_image_modes"]["message"]
+
+
+def test_a_clean_image_folder_has_no_image_findings(datasets, tmp_path):
+    import shutil
+
+    import takeoff
+
+    for label in ("0", "1"):
+        (tmp_path / label).mkdir()
+        for path in sorted((datasets / "digits" / label).glob("*.png"))[:20]:
+            shutil.copy(path, tmp_path / label / path.name)
+    report = takeoff.inspect(tmp_path, target="label")
+    assert [f for f in report["findings"] if f["column"] == "image"] == []

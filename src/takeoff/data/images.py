@@ -17,6 +17,7 @@ instead of being expanded in memory.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".
 # An image with more pixels than this is only decoded when its format can decode it at a
 # reduced scale (JPEG); otherwise it is refused (a 20,000 x 20,000 PNG would need 1.2 GB).
 MAX_PIXELS = 50_000_000
+# PIL modes that decode to one channel (grayscale)
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 IMAGE_COLUMN, LABEL_COLUMN = "image", "label"
 # A string column is a column of image paths when this share of its values end in an image
 # extension.
@@ -239,20 +242,7 @@ def decode(value: Any, size: int, channels: int) -> np.ndarray:
     if isinstance(value, np.ndarray):
         image = _array_image(value)
     else:
-        image = _open(value)
-        if image.width * image.height > MAX_PIXELS:
-            if image.format == "JPEG":
-                # decode at 1/2, 1/4 or 1/8 scale: memory stays bounded by the reduced size
-                image.draft("RGB" if channels == 3 else "L", (size, size))
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageError(
-                    f"is {image.width}x{image.height} pixels ({image.width * image.height / 1e6:.0f} Mpx), "
-                    f"over the {MAX_PIXELS / 1e6:.0f} Mpx that can be decoded safely; downscale it first"
-                )
-        try:
-            image.load()
-        except (OSError, ValueError, SyntaxError) as error:
-            raise ImageError(f"could not be decoded, the file may be truncated or corrupt ({error})") from None
+        image = _load(_open(value), size, "RGB" if channels == 3 else "L")
     image = _to_mode(image, channels, Image)
     w, h = image.size
     scale = size / min(w, h)
@@ -265,6 +255,25 @@ def decode(value: Any, size: int, channels: int) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def _load(image, size: int, mode: str, draft: bool = False):
+    """Decode ``image``'s pixels, memory bounded: JPEGs over :data:`MAX_PIXELS` (or any JPEG
+    with ``draft``) decode at 1/2, 1/4 or 1/8 scale, no smaller than ``size``; other images
+    over the limit are refused."""
+    if image.width * image.height > MAX_PIXELS or draft:
+        if image.format == "JPEG":
+            image.draft(mode, (size, size))
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageError(
+                f"is {image.width}x{image.height} pixels ({image.width * image.height / 1e6:.0f} Mpx), "
+                f"over the {MAX_PIXELS / 1e6:.0f} Mpx that can be decoded safely; downscale it first"
+            )
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError) as error:
+        raise ImageError(f"could not be decoded, the file may be truncated or corrupt ({error})") from None
+    return image
 
 
 def _to_mode(image, channels: int, Image):
@@ -345,3 +354,64 @@ def decode_many(values: Sequence[Any], size: int, channels: int, workers: int | 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, range(n)))
     return Decoded(pixels, dict(sorted(failed.items())))
+
+
+@dataclass
+class Scanned:
+    """A column of images looked over for the data checks (nothing kept but the facts)."""
+
+    digests: list[str | None]  # sha256 of the file bytes (or array bytes); None: unreadable
+    sizes: list[tuple[int, int] | None]  # (width, height) from the header
+    modes: list[str | None]
+    failed: dict[int, str] = field(default_factory=dict)
+    verified: int = 0  # how many were fully decoded (truncation shows only then)
+
+
+def scan(values: Sequence[Any], verify: int = 5000, workers: int | None = None) -> Scanned:
+    """Hash, probe and (the first ``verify``) fully decode every image of a column.
+
+    A file is read once: its bytes are hashed (exact duplicates) and opened from memory for the
+    header (size, mode); a full decode finds truncated files. Missing values are not failures.
+    """
+    n = len(values)
+    digests: list[str | None] = [None] * n
+    sizes: list[tuple[int, int] | None] = [None] * n
+    modes: list[str | None] = [None] * n
+    failed: dict[int, str] = {}
+
+    def one(i: int) -> None:
+        value = values[i]
+        if value is None or (isinstance(value, float) and value != value):
+            return
+        try:
+            if isinstance(value, np.ndarray):
+                array = _as_hwc(value)
+                digests[i] = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+                sizes[i], modes[i] = (array.shape[1], array.shape[0]), "L" if array.shape[2] == 1 else "RGB"
+                return
+            data = value
+            if isinstance(value, (str, os.PathLike)):
+                path = Path(value)
+                if not path.is_file():
+                    raise ImageError(f"file {path} does not exist" if not path.exists() else f"{path} is not a file")
+                data = path.read_bytes()
+                if not data:
+                    raise ImageError(f"file {path} is empty (0 bytes)")
+            image = _open(data)
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                digests[i] = hashlib.sha256(bytes(data)).hexdigest()
+            sizes[i], modes[i] = (int(image.width), int(image.height)), str(image.mode)
+            if i < verify:
+                _load(image, 224, image.mode, draft=True)
+        except ImageError as error:
+            digests[i] = sizes[i] = modes[i] = None
+            failed[i] = error.reason
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    if n < 16 or workers == 1:
+        for i in range(n):
+            one(i)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(one, range(n)))
+    return Scanned(digests, sizes, modes, dict(sorted(failed.items())), verified=min(n, verify))

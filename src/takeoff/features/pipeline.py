@@ -363,7 +363,6 @@ def _numeric_stats(series: pd.Series) -> dict[str, float]:
     }
 
 
-GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
 _IMAGE_SAMPLE = 500
 
 
@@ -371,7 +370,7 @@ def _image_stats(series: pd.Series, size: int | None, name: str) -> dict[str, An
     """Decode size and channels from the headers of a sample of the training images: one
     channel when every sampled image is grayscale, else three. (Normalisation is fitted by the
     image families on the decoded training pixels and stored in their own spec.)"""
-    from takeoff.data.images import ImageError, probe
+    from takeoff.data.images import GRAY_MODES, ImageError, probe
     from takeoff.errors import DataError
 
     values = series.dropna().to_numpy(dtype=object)
