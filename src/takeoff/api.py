@@ -166,7 +166,7 @@ def train(
                 metrics=outcome.metrics, y=prep.valid.y, pred=outcome.valid_pred,
                 threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
                 findings=[f.to_json() for f in prep.findings], model_info=model._model_info(),
-                data_name=f"{name} (validation split)",
+                data_name=f"{name} (validation split)", images=next(iter(prep.valid.X.images.values()), None),
             )
             model._attachments["report.html"] = report
             model.save(run_dir)
@@ -450,8 +450,18 @@ class Model:
                 report, title=f"{target} — evaluation on {name}", task=self.task, metrics=metrics,
                 y=y, pred=outputs, threshold=self.threshold, importance=self.manifest.get("importance"),
                 history=None, findings=None, model_info=self._model_info(), data_name=name,
+                images=self._report_images(df),
             )
         return metrics
+
+    def _report_images(self, df: pd.DataFrame) -> np.ndarray | None:
+        """The first image column of ``df`` decoded as the model sees it, for the report."""
+        for column, stats in self.pipeline.images.items():
+            if column in df.columns:
+                from takeoff.data.images import decode_many
+
+                return decode_many(list(df[column]), stats["size"], stats["channels"]).pixels
+        return None
 
     def _frame(self, data, **read) -> tuple[pd.DataFrame, str]:
         if isinstance(data, dict):

@@ -38,7 +38,7 @@ def digit_folder(datasets, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(digit_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "digits-model"
-    model = takeoff.train(digit_folder, time_budget=30, seed=0, out=out,
+    model = takeoff.train(digit_folder, family="image-cnn", time_budget=30, seed=0, out=out,
                           config={"models": {"image-cnn": {"width": 12, "flip": False}}, "refit": False})
     return model, out
 
@@ -101,3 +101,44 @@ def test_fuses_other_columns_and_learns_a_regression(datasets):
 def test_a_table_without_images_is_refused_with_the_fix(credit_small):
     with pytest.raises(DataError, match="needs an image column"):
         takeoff.train(credit_small.head(200), target="Status", family="image-cnn", time_budget=10)
+
+
+def test_copies_across_training_and_validation_are_reported(datasets, tmp_path):
+    """Every image saved twice under two names: the random split puts copies on both sides."""
+    for label in ("4", "6"):
+        (tmp_path / label).mkdir()
+        for path in sorted((datasets / "digits" / label).glob("*.png"))[:20]:
+            shutil.copy(path, tmp_path / label / path.name)
+            shutil.copy(path, tmp_path / label / f"again-{path.name}")
+    model = takeoff.train(tmp_path, family="image-cnn", time_budget=10, seed=0, out=tmp_path / "m",
+                          config={"models": {"image-cnn": {"width": 8, "max_epochs": 2}}, "refit": False})
+    found = [f for f in model.manifest["findings"] if f["check"] == "duplicate_image_across_splits"]
+    assert len(found) == 1 and found[0]["column"] == "image"
+    valid = model.manifest["training"]["rows_valid"]
+    assert 0 < found[0]["count"] <= valid
+    assert any(f["check"] == "duplicate_image" and f["count"] == 40 for f in model.manifest["findings"])
+
+
+def test_reports_show_the_most_confident_mistakes_as_images(trained, digit_folder, tmp_path):
+    import re
+
+    model, out = trained
+    html = (out / "report.html").read_text()
+    n_valid = model.manifest["training"]["rows_valid"]
+    n_wrong = round((1 - model.metrics["accuracy"]) * n_valid)
+    if n_wrong:
+        assert "Most confident mistakes" in html
+        thumbs = re.findall(r'<figure class="thumb"><img alt="actual (\w+) · predicted (\w+) \((\d+)%\)" src="data:image/png;base64,', html)
+        assert len(thumbs) == min(12, n_wrong)
+        assert all(a != b for a, b, _ in thumbs)
+        assert [int(c) for _, _, c in thumbs] == sorted((int(c) for _, _, c in thumbs), reverse=True)
+    else:
+        assert "Every evaluated image is classified correctly" in html
+    # evaluate on a table whose labels are deliberately wrong: every row is a mistake to show
+    paths = [str(p) for d in ("0", "1") for p in sorted((digit_folder / d).glob("*.png"))[:4]]
+    table = pd.DataFrame({"image": paths, "label": ["7"] * len(paths)})
+    report = tmp_path / "eval.html"
+    model.evaluate(table, report=report)
+    thumbs = re.findall(r'<figure class="thumb"><img alt="actual 7 · predicted (\w+)', report.read_text())
+    predicted = [str(v) for v in model.predict(table[["image"]])]
+    assert len(thumbs) == sum(p != "7" for p in predicted)

@@ -71,6 +71,7 @@ def write_report(
     findings: Sequence[Mapping[str, Any]] | None = None,
     model_info: Mapping[str, Any] | None = None,
     data_name: str = "",
+    images: np.ndarray | None = None,
 ) -> Path:
     """Write the evaluation report as one self-contained HTML file.
 
@@ -100,6 +101,9 @@ def write_report(
             table (e.g. ``{"versions": {"numpy": "2.1"}}``). Keys ending in ``_s`` or
             ``seconds`` are shown as durations.
         data_name: name of the evaluated data (e.g. a file name).
+        images: the evaluated rows' decoded images, uint8 (n, channels, h, w), in the order of
+            ``y``: adds a grid of the most confidently wrong predictions (classification) or
+            the largest errors (regression), each image inlined as a small PNG.
 
     Returns:
         The path written.
@@ -130,6 +134,8 @@ def write_report(
     elif task.kind == "multiclass" and "per_class" in metrics:
         body.append(_section("per-class", "Per-class results",
                              _card(_per_class_table(metrics["per_class"]), cls="table-card")))
+    if images is not None and y is not None and pred is not None and len(images) == len(y):
+        body.append(_mistakes(task, np.asarray(y), np.asarray(pred), images, threshold))
     if importance:
         body.append(_section("importance", "Feature importance", _figure(
             "What drives the predictions",
@@ -294,6 +300,56 @@ def _performance(task: Task, y: np.ndarray, pred: np.ndarray, threshold: float |
             "of the rows of the class, the share found.</p>"
             f"{_per_class_table(per_class)}</div>")
     return _section("performance", "Performance", f'<div class="grid">{"".join(figures)}</div>')
+
+
+MISTAKES_SHOWN = 12
+
+
+def _mistakes(task: Task, y: np.ndarray, pred: np.ndarray, images: np.ndarray, threshold: float | None) -> str:
+    """A grid of the rows the model got most confidently wrong, with their images."""
+    if task.kind == "regression":
+        error = np.abs(pred.astype(np.float64) - y.astype(np.float64))
+        order = np.argsort(-error, kind="stable")[:MISTAKES_SHOWN]
+        captions = [f"actual {_fmt_number(float(y[i]))} · predicted {_fmt_number(float(pred[i]))}" for i in order]
+        title, caption = "Largest errors", "The rows with the largest absolute error, largest first."
+    else:
+        labels = list(task.classes)
+        codes = predicted_codes(task, pred, threshold)
+        proba = pred if pred.ndim == 2 else np.stack([1 - pred, pred], axis=1)
+        wrong = np.flatnonzero(codes != y.astype(np.int64))
+        if not len(wrong):
+            return _section("mistakes", "Confident mistakes", _card(
+                '<p class="empty-note">Every evaluated image is classified correctly.</p>'))
+        confidence = proba[wrong, codes[wrong]]
+        order = wrong[np.argsort(-confidence, kind="stable")][:MISTAKES_SHOWN]
+        captions = [f"actual {labels[int(y[i])]} · predicted {labels[int(codes[i])]} ({proba[i, codes[i]]:.0%})"
+                    for i in order]
+        title = "Most confident mistakes"
+        caption = (f"{len(wrong):,} of {len(y):,} images are misclassified; the {len(order)} the model was surest "
+                   "about are shown, surest first. Wrong labels in the data often show up here.")
+    cells = "".join(
+        f'<figure class="thumb"><img alt="{_e(text)}" src="data:image/png;base64,{_png_base64(images[i])}">'
+        f"<figcaption>{_e(text)}</figcaption></figure>"
+        for i, text in zip(order, captions)
+    )
+    return _section("mistakes", title, f'<div class="card figure wide"><p>{_e(caption)}</p>'
+                                       f'<div class="thumbs">{cells}</div></div>')
+
+
+def _png_base64(pixels: np.ndarray, side: int = 96) -> str:
+    """A (channels, h, w) uint8 image as a base64 PNG, scaled to ``side`` px (nearest)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    array = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(1, 2, 0))
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    scale = side / max(image.size)
+    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _top_classes(y: np.ndarray, codes: np.ndarray, labels: list[Any]):
@@ -583,6 +639,10 @@ svg.chart{display:block;width:100%;height:auto}
 .table-card{overflow-x:auto}
 .table-card h3{padding:16px 18px 6px}
 .figure.table-card{padding:20px 0 8px}
+.thumbs{display:grid;grid-template-columns:repeat(auto-fill,minmax(120px,1fr));gap:12px}
+.thumb{margin:0;text-align:center}
+.thumb img{width:96px;height:96px;object-fit:contain;border-radius:6px;background:#f1f3f8;image-rendering:pixelated}
+.thumb figcaption{font-size:12px;color:var(--muted);margin-top:4px;line-height:1.3}
 .figure.table-card h3,.figure.table-card p{padding:0 22px}
 table{width:100%;border-collapse:collapse;font-size:14px}
 th{text-align:left;font-size:11.5px;font-weight:600;letter-spacing:.05em;text-transform:uppercase;
