@@ -427,3 +427,60 @@ def test_page_searches_an_index(page, search_url):
     picker.select_option("cancer")
     page.locator("#fields .field").first.wait_for()
     assert page.locator("#search-card").is_hidden() and page.locator("#predict-form").is_visible()
+
+
+@pytest.fixture(scope="module")
+def image_url(start_server, datasets, tmp_path_factory):
+    """A server over a small image-cnn bundle trained on real digits 0 and 1."""
+    pytest.importorskip("PIL")
+    import takeoff
+
+    root = tmp_path_factory.mktemp("web-images")
+    for label in ("0", "1"):
+        (root / "data" / label).mkdir(parents=True)
+        for path in sorted((datasets / "digits" / label).glob("*.png"))[:30]:
+            shutil.copy(path, root / "data" / label / path.name)
+    takeoff.train(root / "data", target="label", family="image-cnn", time_budget=20, seed=0, out=root / "digits",
+                  config={"models": {"image-cnn": {"width": 8, "flip": False, "epochs": 4}}, "refit": False})
+    return start_server(root / "digits"), root / "data"
+
+
+def test_page_predicts_from_a_dropped_image(page, image_url):
+    url, data = image_url
+    page.goto(url + "/")
+    zone = page.locator(".drop-zone")
+    zone.wait_for()
+    assert "Drop an image" in zone.inner_text()
+    assert page.locator(".field-image .kind").inner_text().lower() == "image"
+    png = sorted((data / "1").glob("*.png"))[-1]
+    page.locator("input[type=file]").set_input_files(str(png))
+    page.locator(".drop-preview:not([hidden])").wait_for()
+    assert png.name in zone.inner_text()
+
+    sent = _predict(page)
+    image = sent["records"][0]["image"]
+    assert image.startswith("data:image/png;base64,")
+    prediction = page.locator("#prediction-value")
+    prediction.wait_for()
+    answer = httpx.post(f"{url}/v1/predict", json={"records": [{"image": image}]}).json()
+    assert prediction.inner_text() == str(answer["predictions"][0]["prediction"])
+    _shot(page, "page-image.png")
+
+    # a file that is not an image is refused on the page, before anything is sent
+    notes = data.parent / "notes.txt"
+    notes.write_text("not a picture")
+    page.locator("input[type=file]").set_input_files(str(notes))
+    error = page.locator(".field-image .field-error")
+    error.wait_for()
+    assert "not an image" in error.inner_text()
+    # a dropped file (a real drag-and-drop event with a DataTransfer) fills the zone as well
+    b64 = __import__("base64").b64encode(png.read_bytes()).decode()
+    page.evaluate("""async (b64) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+        document.querySelector(".drop-zone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+    }""", b64)
+    page.get_by_text("dropped.png — drop or click to replace").wait_for()
+    again = _predict(page)
+    assert again["records"][0]["image"] == image  # the same bytes, the same data: URI

@@ -36,7 +36,8 @@
     lightgbm: "LightGBM", xgboost: "XGBoost", catboost: "CatBoost", mlp: "Neural net (MLP)", linear: "Linear",
     popular: "Most popular", itemknn: "Item k-NN", als: "ALS (matrix factorisation)", two_tower: "Two-tower network",
   };
-  const KIND_HINTS = { numeric: "number", categorical: "category", boolean: "yes / no", datetime: "date & time", text: "text" };
+  const KIND_HINTS = { numeric: "number", categorical: "category", boolean: "yes / no", datetime: "date & time", text: "text", image: "image" };
+  const MAX_IMAGE_BYTES = 20 * 1024 * 1024;
   const MAX_BARS = 12;
   const METHOD_NAMES = { treeshap: "TreeSHAP", integrated_gradients: "Integrated Gradients", occlusion: "occlusion" };
 
@@ -386,7 +387,7 @@
     const errorId = `${id}-error`;
     const error = el("div", { class: "field-error", id: errorId, "aria-live": "polite" });
     const hint = el("span", { class: "kind", "aria-hidden": "true", text: KIND_HINTS[kind] || kind });
-    const wrap = el("div", { class: `field field-${kind}${kind === "text" ? " field-wide" : ""}`, "data-field": spec.name });
+    const wrap = el("div", { class: `field field-${kind}${kind === "text" || kind === "image" ? " field-wide" : ""}`, "data-field": spec.name });
     const control = { spec, kind, node: wrap };
     const changed = () => { clearFieldError(control); markStale(); };
 
@@ -462,6 +463,59 @@
       };
       control.example = () => null;
       control.inputs = radios.map((r) => r.radio);
+    } else if (kind === "image") {
+      // a drop zone (or click / Enter to choose a file); the image travels as a data: URI in
+      // the JSON record, which the server decodes exactly as a base64 field
+      const file = el("input", { id, type: "file", accept: "image/*", class: "sr-only", name: spec.name,
+        "aria-describedby": errorId });
+      const preview = el("img", { class: "drop-preview", alt: "", hidden: true });
+      const prompt = el("span", { class: "drop-prompt", text: "Drop an image here, or click to choose one" });
+      const zone = el("label", { class: "drop-zone", for: id, tabindex: "0", role: "button",
+        "aria-label": `Image for ${spec.name}: drop a file or press Enter to choose one` }, preview, prompt);
+      let dataUri = null;
+      const show = (uri, name) => {
+        dataUri = uri;
+        preview.hidden = !uri;
+        if (uri) preview.src = uri; else preview.removeAttribute("src");
+        prompt.textContent = uri ? `${name || "image"} — drop or click to replace` : "Drop an image here, or click to choose one";
+        zone.classList.toggle("has-image", Boolean(uri));
+      };
+      const take = (chosen) => {
+        if (!chosen) return;
+        if (chosen.type && !chosen.type.startsWith("image/")) {
+          setFieldError(control, `${chosen.name} is not an image (${chosen.type})`);
+          return;
+        }
+        if (chosen.size > MAX_IMAGE_BYTES) {
+          setFieldError(control, `${chosen.name} is larger than ${MAX_IMAGE_BYTES / 1024 / 1024} MB`);
+          return;
+        }
+        const reader = new FileReader();
+        reader.onload = () => { show(String(reader.result), chosen.name); changed(); };
+        reader.onerror = () => setFieldError(control, `could not read ${chosen.name}`);
+        reader.readAsDataURL(chosen);
+      };
+      file.addEventListener("change", () => take(file.files && file.files[0]));
+      zone.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") { event.preventDefault(); file.click(); }
+      });
+      zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("is-dragging"); });
+      zone.addEventListener("dragleave", () => zone.classList.remove("is-dragging"));
+      zone.addEventListener("drop", (event) => {
+        event.preventDefault();
+        zone.classList.remove("is-dragging");
+        take(event.dataTransfer && event.dataTransfer.files[0]);
+      });
+      wrap.append(el("div", { class: "field-label" }, el("span", { class: "label", text: spec.name }), hint), file, zone, error);
+      control.focus = () => zone.focus();
+      control.get = () => dataUri;
+      control.set = (v) => {
+        const uri = typeof v === "string" && v.startsWith("data:image/") ? v : null;
+        show(uri, null);
+        if (!uri) file.value = "";
+      };
+      control.example = () => null;
+      control.inputs = [file, zone];
     } else {
       const isDate = kind === "datetime";
       const input = isDate
