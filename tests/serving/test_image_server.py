@@ -53,3 +53,14 @@ def test_paths_and_bad_images_are_refused(start_server, image_bundle):
     not_image = post(url, json={"image": base64.b64encode(b"hello, not a picture").decode()})
     assert not_image.status_code == 422, not_image.text
     assert "not a readable image" in not_image.text
+
+
+def test_explain_answers_for_an_image_record(start_server, image_bundle):
+    bundle, data = image_bundle
+    url = start_server(bundle) + "/v1/explain"
+    png = sorted((data / "0").glob("*.png"))[-1].read_bytes()
+    answer = post(url, json={"record": {"image": base64.b64encode(png).decode()}, "top": 3})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [a["column"] for a in body["attributions"]] == ["image"]
+    assert body["attributions"][0]["attribution"] is not None

@@ -255,9 +255,26 @@ def _local(model, rows: Rows, raw: pd.DataFrame, columns: list[str], params: Exp
             for member_entry, member_words in zip(entry["members"], found_words.members):
                 member_entry.setdefault("tokens", {})[column] = [number(v) for v in member_words]
         local.append(entry)
+    _add_saliency(model, rows, local, params)
     members = [{"family": member.name, "weight": w, "method": f.method}
                for member, w, f in zip(model.blend.members, weights, found)]
     return local, members
+
+
+def _add_saliency(model, rows: Rows, local: list[dict[str, Any]], params: ExplainParams) -> None:
+    """Saliency maps of the heaviest image member, per row: ``entry["images"][column]``."""
+    from takeoff.explain.saliency import image_saliency, is_image_member, overlay_png, pooled
+
+    members = [(w, m) for w, m in zip(model.blend.weights, model.blend.members) if is_image_member(m)]
+    if not members:
+        return
+    weight, member = max(members, key=lambda pair: pair[0])
+    found = image_saliency(member, rows.X, rows.classes, params.ig_steps)
+    for i, entry in enumerate(local):
+        entry["images"] = {found.column: {
+            "method": "integrated_gradients", "family": member.name, "delta": number(found.delta[i]),
+            "saliency": pooled(found.maps[i]), "overlay": overlay_png(found.pixels[i], found.maps[i]),
+        }}
 
 
 def _ranked(columns: Sequence[str], values: np.ndarray, cells: pd.Series | None = None) -> list[dict[str, Any]]:

@@ -152,9 +152,21 @@ def _row_card(x: Explanation, entry: dict[str, Any], token_scale: float) -> str:
                          + (f" (delta {_num(m['delta'])})" if m.get("delta") is not None else ""))
     note = f'<p class="note">{_e("; ".join(notes))}.</p>' if notes else ""
     texts = "".join(_tokens(column, tokens, token_scale) for column, tokens in entry.get("tokens", {}).items())
+    images = "".join(_saliency(column, found) for column, found in entry.get("images", {}).items())
     return (f'<div class="card row-card"><h3>{heading}</h3>'
             f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-            f"{note}{texts}</div>")
+            f"{note}{texts}{images}</div>")
+
+
+def _saliency(column: str, found: dict[str, Any]) -> str:
+    """The image with its saliency overlay (already a data: URI made by the explainer)."""
+    overlay = str(found.get("overlay", ""))
+    if not overlay.startswith("data:image/png;base64,"):
+        return ""
+    return (f'<div class="saliency"><h4>{_e(column)} — where {_e(found.get("family", "the model"))} looked</h4>'
+            f'<img src="{_e(overlay)}" alt="saliency map of {_e(column)}" width="160" height="160">'
+            "<p>Red: the pixels that moved the explained output most (Integrated Gradients from a grey "
+            "image; absolute values, the row's largest at full colour).</p></div>")
 
 
 def _tokens(column: str, tokens: list[dict[str, Any]], scale: float) -> str:
@@ -237,6 +249,10 @@ margin-right:10px;vertical-align:middle}
 .dbar i.pos{left:50%;background:#10b981}
 .dbar i.neg{right:50%;background:#e11d48}
 .tokens h4{margin:14px 0 4px;font-size:13px;color:var(--muted)}
+.saliency{padding:0 22px 14px}
+.saliency h4{margin:14px 0 6px;font-size:13px;color:var(--muted)}
+.saliency img{border-radius:8px;image-rendering:pixelated;background:#f1f3f8}
+.saliency p{font-size:12.5px;color:var(--muted);margin:6px 0 0;max-width:72ch}
 .tokens p{line-height:2.1;margin:0 0 8px}
 .tok{padding:2px 3px;border-radius:4px}
 .rest{color:var(--faint)}

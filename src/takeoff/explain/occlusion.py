@@ -4,6 +4,7 @@
   text-embed, text-finetune): attribution = output(row) - output(row with the column
   missing), "missing" being what the pipeline does with an empty cell (the training median,
   code 0, an empty text).
+  An image column is replaced by a uniform grey image (an image cannot be missing).
 * Word occlusion (token attributions of text columns, every family): attribution =
   output(row) - output(row with that word removed), for each of the first ``max_words`` words
   (whitespace-separated) of the text; all variants are predicted in one batch.
@@ -24,6 +25,7 @@ import pandas as pd
 from takeoff.explain.rows import Rows, pick, predict_members
 
 WORD = re.compile(r"\S+")
+GREY = np.full((8, 8), 128, dtype=np.uint8)  # what an occluded image column is replaced by
 
 
 def column_occlusion(model, rows: Rows, columns: Sequence[str]) -> list[np.ndarray]:
@@ -33,7 +35,11 @@ def column_occlusion(model, rows: Rows, columns: Sequence[str]) -> list[np.ndarr
         n, k = len(rows), len(columns)
         variants = rows.frame.iloc[np.repeat(np.arange(n), k)].reset_index(drop=True)
         for j, column in enumerate(columns):
-            variants.iloc[np.arange(j, n * k, k), variants.columns.get_loc(column)] = None  # row i, column j missing
+            at, position = np.arange(j, n * k, k), variants.columns.get_loc(column)
+            if column in model.pipeline.images:  # an image cannot be missing at predict time: a grey one
+                variants.iloc[at, position] = pd.Series([GREY] * len(at), dtype=object).to_numpy()
+            else:
+                variants.iloc[at, position] = None  # row i, column j missing
         outputs = predict_members(model, model.pipeline.transform(variants))
         classes = None if rows.classes is None else np.repeat(rows.classes, k)
         rows.cache[key] = [

@@ -10,7 +10,7 @@ made from one input column of the same row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,7 +55,7 @@ def permutation_importance(model, rows: Rows, columns: Sequence[str], y: np.ndar
     for j, column in enumerate(columns):
         numeric = [i for i, s in enumerate(X.sources[:n_num]) if s == column]
         categorical = [i for i, s in enumerate(X.sources[n_num:]) if s == column]
-        if not numeric and not categorical and column not in X.text:
+        if not numeric and not categorical and column not in X.text and column not in X.images:
             continue  # the column made no feature (e.g. a datetime whose parts never varied)
         for r in range(repeats):
             order = rng.permutation(len(rows))
@@ -73,7 +73,7 @@ UNITS = {"roc_auc": "drop in ROC AUC", "log_loss": "rise in log loss", "rmse": "
 
 
 def _shuffled(X: Features, numeric: list[int], categorical: list[int], column: str, order: np.ndarray) -> Features:
-    """``X`` with one input column's features (and raw text) in the row order ``order``."""
+    """``X`` with one input column's features (and raw text or decoded images) in the row order ``order``."""
     num, cat = X.numeric, X.categorical
     if numeric:
         num = num.copy()
@@ -84,4 +84,7 @@ def _shuffled(X: Features, numeric: list[int], categorical: list[int], column: s
     text = dict(X.text)
     if column in text:
         text[column] = text[column][order]
-    return Features(num, cat, X.numeric_names, X.categorical_names, X.cardinalities, X.sources, text)
+    images = dict(X.images)
+    if column in images:
+        images[column] = images[column][order]
+    return replace(X, numeric=num, categorical=cat, text=text, images=images)
