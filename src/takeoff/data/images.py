@@ -346,6 +346,13 @@ def decode_many(values: Sequence[Any], size: int, channels: int, workers: int | 
         except ImageError as error:
             failed[i] = error.reason
 
+    _each(n, one, workers)
+    return Decoded(pixels, dict(sorted(failed.items())))
+
+
+def _each(n: int, one, workers: int | None) -> None:
+    """``one(i)`` for i in 0..n-1, in a thread pool when there is enough to share (Pillow
+    releases the GIL while decoding)."""
     workers = workers or min(8, os.cpu_count() or 1)
     if n < 16 or workers == 1:
         for i in range(n):
@@ -353,7 +360,6 @@ def decode_many(values: Sequence[Any], size: int, channels: int, workers: int | 
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, range(n)))
-    return Decoded(pixels, dict(sorted(failed.items())))
 
 
 @dataclass
@@ -407,11 +413,5 @@ def scan(values: Sequence[Any], verify: int = 5000, workers: int | None = None) 
             digests[i] = sizes[i] = modes[i] = None
             failed[i] = error.reason
 
-    workers = workers or min(8, os.cpu_count() or 1)
-    if n < 16 or workers == 1:
-        for i in range(n):
-            one(i)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(one, range(n)))
+    _each(n, one, workers)
     return Scanned(digests, sizes, modes, dict(sorted(failed.items())), verified=min(n, verify))
