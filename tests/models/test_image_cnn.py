@@ -142,3 +142,54 @@ def test_reports_show_the_most_confident_mistakes_as_images(trained, digit_folde
     thumbs = re.findall(r'<figure class="thumb"><img alt="actual 7 · predicted (\w+)', report.read_text())
     predicted = [str(v) for v in model.predict(table[["image"]])]
     assert len(thumbs) == sum(p != "7" for p in predicted)
+
+
+def _interrupt_at(epoch: int):
+    """A callback that presses Ctrl-C in the second batch of ``epoch`` (after the checkpoint of the one before)."""
+    from takeoff.training.callbacks import Callback
+
+    class InterruptAt(Callback):
+        def on_batch_end(self, trainer, step, loss):
+            if trainer.epoch == epoch and step == 1:
+                raise KeyboardInterrupt
+
+    return InterruptAt()
+
+
+def test_an_interrupted_fit_resumes_from_its_checkpoint(datasets, tmp_path, caplog):
+    import logging
+
+    from takeoff.data.conform import conform
+    from takeoff.data.schema import infer_schema
+    from takeoff.features.pipeline import FeaturePipeline
+    from takeoff.models.image_cnn import ImageCNNFamily
+
+    paths = sorted((datasets / "digits" / "2").glob("*.png"))[:40] + sorted((datasets / "digits" / "5").glob("*.png"))[:40]
+    df = pd.DataFrame({"image": [str(p) for p in paths]})
+    schema = infer_schema(df)
+    frame, _ = conform(df, schema)
+    X = FeaturePipeline(schema).fit(frame).transform(frame)
+    y = np.repeat([0, 1], 40)
+    train, valid = Dataset(X.take(np.arange(0, 80, 2)), y[::2]), Dataset(X.take(np.arange(1, 80, 2)), y[1::2])
+    task, params = Task("binary", "label", [0, 1]), {"width": 8, "max_epochs": 6, "patience": 50, "flip": False, "batch_size": 16}
+
+    def ctx(folder, seed=0, warn=None):
+        return FitContext(deadline=time.monotonic() + 120, seed=seed, checkpoint_dir=tmp_path / folder,
+                          **({"warn": warn} if warn else {}))
+
+    full = ImageCNNFamily(task, params)
+    full_report = full.fit(train, valid, ctx("full"))
+    cut = ImageCNNFamily(task, params)
+    cut.callbacks.append(_interrupt_at(3))
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit(train, valid, ctx("cut"))
+    resumed = ImageCNNFamily(task, params)
+    with caplog.at_level(logging.INFO, logger="takeoff"):
+        report = resumed.fit(train, valid, ctx("cut"))
+    assert "continuing the interrupted fit from epoch 3" in caplog.text
+    # the schedule, the augmentation's random draws and early stopping continue where they were
+    assert report.history == full_report.history
+    np.testing.assert_allclose(resumed.predict(valid.X), full.predict(valid.X), atol=1e-6)
+    warnings: list[str] = []
+    ImageCNNFamily(task, params).fit(train, valid, ctx("cut", seed=1, warn=warnings.append))
+    assert any("another fit" in w for w in warnings)

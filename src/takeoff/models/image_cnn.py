@@ -17,6 +17,7 @@ trainer's), optionally ``torch.compile``.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -194,8 +195,15 @@ class ImageCNNFamily(Family):
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         import torch
 
-        from takeoff.models.mlp import _classification_loss, _regression_loss, embedding_dim
-        from takeoff.training.callbacks import ChanceWarning, EarlyStopping, ProgressBar, TerminateOnNaN, TimeBudget
+        from takeoff.models.mlp import _classification_loss, _fingerprint, _regression_loss, embedding_dim
+        from takeoff.training.callbacks import (
+            ChanceWarning,
+            Checkpoint,
+            EarlyStopping,
+            ProgressBar,
+            TerminateOnNaN,
+            TimeBudget,
+        )
         from takeoff.training.device import resolve_device, seed_everything
         from takeoff.training.loop import Trainer, chance_score, steps_per_epoch
 
@@ -252,9 +260,22 @@ class ImageCNNFamily(Family):
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         model = torch.compile(net) if p.compile and device.type == "cuda" else net
-        if p.epochs is None:
+        meta, resumable = None, False
+        if ctx.checkpoint_dir is not None:
+            # a checkpoint of this same fit (data, params, seed) is continued, with its schedule
+            meta = {"family": self.name, "params": p.model_dump(mode="json"), "seed": ctx.seed,
+                    "data": _fingerprint(train, valid)}
+            saved = _saved_meta(ctx, self.name)
+            if saved is not None and {k: v for k, v in saved.items() if k != "epochs"} == meta:
+                epochs, resumable = int(saved["epochs"]), True
+            elif saved is not None:
+                ctx.warn(f"the checkpoint in {ctx.checkpoint_dir} is from another fit (other data, params or "
+                         f"seed); {self.name} starts from scratch and replaces it")
+        if p.epochs is None and not resumable:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = _epochs_in_budget(net, train_set, batch_size, device, ctx.remaining(), epochs, valid_set)
+        if meta is not None:
+            meta["epochs"] = epochs
         groups = self._param_groups(net)
         optimizer = torch.optim.AdamW(groups, lr=p.learning_rate, weight_decay=p.weight_decay,
                                       fused=True if device.type == "cuda" else None)
@@ -269,12 +290,17 @@ class ImageCNNFamily(Family):
         if valid_set is not None:
             callbacks.append(ChanceWarning())
         callbacks += self._schedule_callbacks(net, epochs)
+        if ctx.checkpoint_dir is not None:
+            callbacks.append(Checkpoint(ctx.checkpoint_dir))
         trainer = Trainer(
             model, loss_fn, optimizer, scheduler, train=train_set, valid=valid_set, batch_size=batch_size,
             max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx, device=device,
             score_fn=chance_score(self.task.kind) if valid_set is not None else None,
-            eval_batch_size=PREDICT_BATCH,
+            eval_batch_size=PREDICT_BATCH, meta=meta,
         )
+        if resumable and trainer.resume(ctx.checkpoint_dir):
+            logging.getLogger("takeoff").info("%s: continuing the interrupted fit from epoch %d of %d",
+                                              self.name, trainer.epoch, epochs)
         result = trainer.fit()
         if trainer.global_step == 0:
             raise BudgetError(
@@ -443,6 +469,20 @@ def _epochs_in_budget(net, data, batch_size: int, device, remaining: float, most
     n_valid = 0 if valid is None else len(valid)
     epoch = step * (steps_per_epoch(len(data), batch_size) * 1.1 + n_valid / max(batch_size, 1) / 3) + 0.05
     return int(max(1, min(most, (0.85 * remaining) // epoch)))
+
+
+def _saved_meta(ctx: FitContext, family: str) -> dict[str, Any] | None:
+    """The meta of the checkpoint in ``ctx.checkpoint_dir``, or None (none, or unreadable: warned)."""
+    from takeoff.errors import DataSourceError
+    from takeoff.training.checkpoint import load_state
+
+    try:
+        state = load_state(ctx.checkpoint_dir)
+    except DataSourceError as error:
+        ctx.warn(f"{error}; {family} starts from scratch")
+        return None
+    meta = None if state is None else state.get("meta")
+    return meta if isinstance(meta, dict) and "epochs" in meta else None
 
 
 def _image_column(X: Features, family: str) -> str:

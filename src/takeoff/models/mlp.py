@@ -565,13 +565,14 @@ def _regression_loss(outputs, target, weight):
 
 # ------------------------------------------------------------------------ helpers
 def _fingerprint(train: Dataset, valid: Dataset | None) -> str:
-    """A hash of the data, so a checkpoint is only resumed for the same rows."""
+    """A hash of the data (decoded images included), so a checkpoint is only resumed for the same rows."""
     digest = hashlib.sha256()
     for data in (train, valid):
         if data is None:
             digest.update(b"none")
             continue
-        for array in (data.X.numeric, data.X.categorical, data.y, data.weight):
+        images = [data.X.images[k] for k in sorted(data.X.images)]
+        for array in (*images, data.X.numeric, data.X.categorical, data.y, data.weight):
             if array is None:
                 digest.update(b"none")
                 continue
