@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("TAKEOFF_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def _find_datasets() -> Path:
+    """``$TAKEOFF_DATASETS``, else ``shared/datasets`` beside this checkout, else beside the
+    checkout it was cloned from (a clean clone in a scratch folder, as CI makes one)."""
+    if "TAKEOFF_DATASETS" in os.environ:
+        return Path(os.environ["TAKEOFF_DATASETS"])
+    beside = REPO.parent / "shared" / "datasets"
+    if beside.is_dir():
+        return beside
+    try:
+        origin = subprocess.run(["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        origin = ""
+    if origin and "://" not in origin and Path(origin).is_dir():
+        cloned_from = Path(origin).resolve().parent / "shared" / "datasets"
+        if cloned_from.is_dir():
+            return cloned_from
+    return beside
+
+
+DATASETS = _find_datasets()
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
