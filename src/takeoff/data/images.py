@@ -415,3 +415,23 @@ def scan(values: Sequence[Any], verify: int = 5000, workers: int | None = None) 
 
     _each(n, one, workers)
     return Scanned(digests, sizes, modes, dict(sorted(failed.items())), verified=min(n, verify))
+
+
+# ------------------------------------------------------------------------ pictures for pages
+def picture(pixels: np.ndarray, side: int):
+    """Decoded pixels, uint8 (channels, h, w), as a PIL image whose longer side is ``side``
+    px (nearest neighbour: small images stay sharp), for reports and explanations."""
+    Image = _pil()
+    array = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(1, 2, 0))
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    scale = side / max(image.size)
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.NEAREST)
+
+
+def png_data_uri(image) -> str:
+    """A PIL image as a ``data:image/png;base64,...`` URI (self-contained HTML)."""
+    import base64
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -327,29 +327,15 @@ def _mistakes(task: Task, y: np.ndarray, pred: np.ndarray, images: np.ndarray, t
         title = "Most confident mistakes"
         caption = (f"{len(wrong):,} of {len(y):,} images are misclassified; the {len(order)} the model was surest "
                    "about are shown, surest first. Wrong labels in the data often show up here.")
+    from takeoff.data.images import picture, png_data_uri
+
     cells = "".join(
-        f'<figure class="thumb"><img alt="{_e(text)}" src="data:image/png;base64,{_png_base64(images[i])}">'
+        f'<figure class="thumb"><img alt="{_e(text)}" src="{png_data_uri(picture(images[i], 96))}">'
         f"<figcaption>{_e(text)}</figcaption></figure>"
         for i, text in zip(order, captions)
     )
     return _section("mistakes", title, f'<div class="card figure wide"><p>{_e(caption)}</p>'
                                        f'<div class="thumbs">{cells}</div></div>')
-
-
-def _png_base64(pixels: np.ndarray, side: int = 96) -> str:
-    """A (channels, h, w) uint8 image as a base64 PNG, scaled to ``side`` px (nearest)."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    array = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(1, 2, 0))
-    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-    scale = side / max(image.size)
-    image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _top_classes(y: np.ndarray, codes: np.ndarray, labels: list[Any]):

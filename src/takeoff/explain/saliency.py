@@ -13,8 +13,6 @@ Captum and torch are imported only here.
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +59,8 @@ def image_saliency(member, X: Features, classes: np.ndarray | None, steps: int =
     import torch
     from torch import nn
 
-    spec, net = member.spec, member._net.cpu().eval()
+    spec, net = member.spec, member._net.eval()  # on its own device: the member keeps predicting there
+    device = next(net.parameters()).device
     column = spec["column"]
     classification = member.task.is_classification
 
@@ -77,18 +76,18 @@ def image_saliency(member, X: Features, classes: np.ndarray | None, steps: int =
             return out * spec["target_std"] + spec["target_mean"]
 
     pixels = np.ascontiguousarray(X.images[column])
-    inputs = torch.from_numpy(pixels).float()
+    inputs = torch.from_numpy(pixels).float().to(device)
     grey = float(np.mean(spec["mean"]))
     baseline = torch.full_like(inputs[:1], grey)
-    numeric = torch.from_numpy(np.ascontiguousarray(X.numeric, dtype=np.float32))
-    categorical = torch.from_numpy(np.ascontiguousarray(X.categorical, dtype=np.int64))
-    target = torch.from_numpy(np.asarray(classes, dtype=np.int64)) if classes is not None else 0
+    numeric = torch.from_numpy(np.ascontiguousarray(X.numeric, dtype=np.float32)).to(device)
+    categorical = torch.from_numpy(np.ascontiguousarray(X.categorical, dtype=np.int64)).to(device)
+    target = torch.from_numpy(np.asarray(classes, dtype=np.int64)).to(device) if classes is not None else 0
     attributions, delta = IntegratedGradients(Output()).attribute(
         inputs, baselines=baseline, target=target, additional_forward_args=(numeric, categorical),
         n_steps=steps, internal_batch_size=max(steps, 64), return_convergence_delta=True)
-    maps = attributions.detach().abs().sum(dim=1).numpy().astype(np.float64)  # (n, h, w)
+    maps = attributions.detach().abs().sum(dim=1).cpu().numpy().astype(np.float64)  # (n, h, w)
     maps /= np.maximum(maps.reshape(len(maps), -1).max(axis=1), 1e-12)[:, None, None]
-    return SaliencyMaps(column, maps, pixels, delta.detach().numpy().astype(np.float64))
+    return SaliencyMaps(column, maps, pixels, delta.detach().cpu().numpy().astype(np.float64))
 
 
 def pooled(saliency: np.ndarray, side: int = JSON_SIDE) -> list[list[float]]:
@@ -104,15 +103,12 @@ def overlay_png(pixels: np.ndarray, saliency: np.ndarray, side: int = OVERLAY_SI
     """The image with its saliency in red on top, as a ``data:image/png;base64,...`` URI."""
     from PIL import Image
 
-    array = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(1, 2, 0))
-    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).convert("RGB")
-    scale = side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    image = image.resize(size, Image.Resampling.NEAREST).convert("RGBA")
+    from takeoff.data.images import picture, png_data_uri
+
+    image = picture(pixels, side).convert("RGBA")
+    size = image.size
     heat = np.zeros((saliency.shape[0], saliency.shape[1], 4), dtype=np.uint8)
     heat[..., 0], heat[..., 1], heat[..., 2] = 239, 68, 68
     heat[..., 3] = np.clip(saliency * 200, 0, 255).astype(np.uint8)
     heat_image = Image.fromarray(heat, mode="RGBA").resize(size, Image.Resampling.BILINEAR)
-    buffer = io.BytesIO()
-    Image.alpha_composite(image, heat_image).convert("RGB").save(buffer, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_uri(Image.alpha_composite(image, heat_image).convert("RGB"))

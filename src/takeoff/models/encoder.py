@@ -84,7 +84,7 @@ def resolve_encoder(name: str | os.PathLike[str] | None = None) -> Path:
             return folder
         except ImportError:
             looked.append(f"the Python package '{module.replace('_', '-')}' (not installed)")
-    cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub")
+    cache = hub_cache()
     if "/" in full:
         snapshots = cache / f"models--{full.replace('/', '--')}" / "snapshots"
         candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
@@ -98,6 +98,12 @@ def resolve_encoder(name: str | os.PathLike[str] | None = None) -> Path:
     else:
         looked.append(f"the Hugging Face cache at {cache} (a cache entry needs an 'org/name' model name)")
     raise EncoderNotFoundError(name, looked)
+
+
+def hub_cache() -> Path:
+    """The Hugging Face hub cache folder: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else
+    ``~/.cache/huggingface/hub`` (the library's own order)."""
+    return Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub")
 
 
 def check_encoder_folder(folder: Path) -> None:

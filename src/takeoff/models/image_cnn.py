@@ -260,18 +260,19 @@ class ImageCNNFamily(Family):
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
         model = torch.compile(net) if p.compile and device.type == "cuda" else net
-        meta, resumable = None, False
+        meta, saved = None, None
         if ctx.checkpoint_dir is not None:
             # a checkpoint of this same fit (data, params, seed) is continued, with its schedule
             meta = {"family": self.name, "params": p.model_dump(mode="json"), "seed": ctx.seed,
                     "data": _fingerprint(train, valid)}
-            saved = _saved_meta(ctx, self.name)
-            if saved is not None and {k: v for k, v in saved.items() if k != "epochs"} == meta:
-                epochs, resumable = int(saved["epochs"]), True
+            saved = _saved_state(ctx, self.name)
+            if saved is not None and {k: v for k, v in saved["meta"].items() if k != "epochs"} == meta:
+                epochs = int(saved["meta"]["epochs"])
             elif saved is not None:
                 ctx.warn(f"the checkpoint in {ctx.checkpoint_dir} is from another fit (other data, params or "
                          f"seed); {self.name} starts from scratch and replaces it")
-        if p.epochs is None and not resumable:
+                saved = None
+        if p.epochs is None and saved is None:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = _epochs_in_budget(net, train_set, batch_size, device, ctx.remaining(), epochs, valid_set)
         if meta is not None:
@@ -298,7 +299,8 @@ class ImageCNNFamily(Family):
             score_fn=chance_score(self.task.kind) if valid_set is not None else None,
             eval_batch_size=PREDICT_BATCH, meta=meta,
         )
-        if resumable and trainer.resume(ctx.checkpoint_dir):
+        if saved is not None:
+            trainer.load_state_dict(saved)
             logging.getLogger("takeoff").info("%s: continuing the interrupted fit from epoch %d of %d",
                                               self.name, trainer.epoch, epochs)
         result = trainer.fit()
@@ -471,8 +473,9 @@ def _epochs_in_budget(net, data, batch_size: int, device, remaining: float, most
     return int(max(1, min(most, (0.85 * remaining) // epoch)))
 
 
-def _saved_meta(ctx: FitContext, family: str) -> dict[str, Any] | None:
-    """The meta of the checkpoint in ``ctx.checkpoint_dir``, or None (none, or unreadable: warned)."""
+def _saved_state(ctx: FitContext, family: str) -> dict[str, Any] | None:
+    """The checkpoint in ``ctx.checkpoint_dir`` when it holds an image fit's state, or None (none,
+    or unreadable: warned); read once, then compared and loaded."""
     from takeoff.errors import DataSourceError
     from takeoff.training.checkpoint import load_state
 
@@ -482,7 +485,7 @@ def _saved_meta(ctx: FitContext, family: str) -> dict[str, Any] | None:
         ctx.warn(f"{error}; {family} starts from scratch")
         return None
     meta = None if state is None else state.get("meta")
-    return meta if isinstance(meta, dict) and "epochs" in meta else None
+    return state if isinstance(meta, dict) and "epochs" in meta else None
 
 
 def _image_column(X: Features, family: str) -> str:

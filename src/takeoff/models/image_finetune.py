@@ -136,8 +136,9 @@ def resolve_backbone(name: str = DEFAULT_BACKBONE, weights: str | os.PathLike[st
         mean, std = _timm_scaling(model_name)
         if weights is not None:
             return Backbone(name, _weights_file(weights), mean, std)
-        cache = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub")
-        snapshots = cache / f"models--timm--{model_name}" / "snapshots"
+        from takeoff.models.encoder import hub_cache
+
+        snapshots = hub_cache() / f"models--timm--{model_name}" / "snapshots"
         for file in ("model.safetensors", "pytorch_model.bin"):
             found = sorted(snapshots.glob(f"*/{file}"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
             if found:
@@ -185,13 +186,15 @@ def _timm():
 
 def _timm_scaling(model_name: str) -> tuple[list[float], list[float]]:
     timm = _timm()
-    try:
-        config = timm.create_model(model_name, pretrained=False).pretrained_cfg
-    except RuntimeError as error:  # unknown model name
-        raise ConfigError(f"image backbone 'timm:{model_name}': {error}") from None
-    mean = [float(v) * 255.0 for v in config.get("mean", (0.485, 0.456, 0.406))]
-    std = [float(v) * 255.0 for v in config.get("std", (0.229, 0.224, 0.225))]
-    return mean, std
+    from timm.models import get_pretrained_cfg
+
+    if not timm.is_model(model_name):
+        raise ConfigError(f"image backbone 'timm:{model_name}': timm has no model of that name. "
+                          "Fix: pick one of timm.list_models() (e.g. timm:resnet50.a1_in1k).")
+    config = get_pretrained_cfg(model_name)  # the config only: no network is built to read it
+    mean = getattr(config, "mean", None) or (0.485, 0.456, 0.406)
+    std = getattr(config, "std", None) or (0.229, 0.224, 0.225)
+    return [float(v) * 255.0 for v in mean], [float(v) * 255.0 for v in std]
 
 
 def _read_weights(path: Path) -> dict[str, Any]:

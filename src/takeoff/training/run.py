@@ -84,7 +84,10 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         "task: %s on '%s'%s; %d feature columns",
         task.kind, target, f" (classes {preview(task.classes)})" if task.is_classification else "", len(schema.features),
     )
-    findings = run_checks(df, schema, target, task, config.checks)
+    # the feature pipeline decodes every image anyway and lists the ones that fail: the checks
+    # need not decode them first (they still hash and probe each file)
+    checks = config.checks.model_copy(update={"verify_images": 0}) if schema.names(Kind.IMAGE) else config.checks
+    findings = run_checks(df, schema, target, task, checks)
     errors = [f for f in findings if f.severity == "error"]
     if config.strict and errors:
         raise ChecksFailedError(errors)
