@@ -15,7 +15,6 @@ from takeoff.data.schema import infer_schema, infer_task
 from takeoff.data.sources import read_table
 from takeoff.errors import ColumnNotFoundError
 
-DATASETS = "/work/shared/datasets"
 
 
 def check(df: pd.DataFrame, target: str | None, **params) -> list[Finding]:
@@ -29,8 +28,8 @@ def only(findings: list[Finding], name: str) -> list[Finding]:
 
 
 @pytest.fixture(scope="module")
-def credit() -> pd.DataFrame:
-    return read_table(f"{DATASETS}/credit_risk.csv")
+def credit(datasets) -> pd.DataFrame:
+    return read_table(datasets / "credit_risk.csv")
 
 
 def test_credit_risk_has_no_errors(credit):
@@ -42,9 +41,9 @@ def test_credit_risk_has_no_errors(credit):
 @pytest.mark.parametrize(
     "name, target", [("telco_churn", "churn"), ("diamonds", "price"), ("breast_cancer", "diagnosis")]
 )
-def test_strong_real_features_are_not_called_leaks(name, target):
+def test_strong_real_features_are_not_called_leaks(name, target, datasets):
     # breast_cancer's 'worst perimeter' alone reaches ROC-AUC ~0.96; diamonds' carat R² ~0.87
-    findings = check(read_table(f"{DATASETS}/{name}.csv"), target)
+    findings = check(read_table(datasets / f"{name}.csv"), target)
     assert only(findings, "leakage") == []
 
 
@@ -62,9 +61,9 @@ def test_planted_leak_is_an_error_naming_the_column(credit):
     assert "ROC-AUC" in leaks[0].message and "drop column 'review_outcome'" in leaks[0].fix
 
 
-def test_planted_regression_leak(credit):
+def test_planted_regression_leak(credit, datasets):
     rng = np.random.default_rng(4)
-    df = read_table(f"{DATASETS}/diamonds.csv")
+    df = read_table(datasets / "diamonds.csv")
     df["price_estimate"] = df["price"] * (1 + 0.01 * rng.standard_normal(len(df)))
     leaks = only(check(df, "price"), "leakage")
     assert [f.column for f in leaks] == ["price_estimate"] and "R²" in leaks[0].message

@@ -17,7 +17,6 @@ from takeoff.data.sources import iter_chunks, read_table, source_name
 from takeoff.data.writer import TableWriter
 from takeoff.errors import DataError, DataSourceError, MissingDependencyError, SourceNotFoundError
 
-CREDIT = "/work/shared/datasets/credit_risk.csv"
 
 
 @pytest.fixture
@@ -100,8 +99,8 @@ def test_dataframe_is_copied(frame):
     assert source_name(frame) == "DataFrame"
 
 
-def test_real_dataset():
-    df = read_table(CREDIT)
+def test_real_dataset(datasets):
+    df = read_table(datasets / "credit_risk.csv")
     assert df.shape == (4454, 14) and "Status" in df.columns
 
 
@@ -205,13 +204,13 @@ def test_sql_syntax_error_shows_database_message(sqlite_url):
         read_table(sqlite_url, sql="SELECT * FROM payments")
 
 
-def test_sql_needs_exactly_one_of_table_and_sql(sqlite_url):
+def test_sql_needs_exactly_one_of_table_and_sql(sqlite_url, datasets):
     with pytest.raises(DataSourceError, match="neither table= nor sql="):
         read_table(sqlite_url)
     with pytest.raises(DataSourceError, match="both table= and sql="):
         read_table(sqlite_url, table="loans", sql="SELECT 1")
     with pytest.raises(DataSourceError, match="only applies to database URLs"):
-        read_table(CREDIT, table="loans")
+        read_table(datasets / "credit_risk.csv", table="loans")
 
 
 def test_sql_bad_urls(tmp_path, sqlite_url):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,11 +14,9 @@ from takeoff.models.recommender import ItemFeatures, UserFeatures
 from takeoff.models.two_tower import TwoTowerRecommender
 from takeoff.training.context import FitContext
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "movielens_ratings.csv"
 FAST = {"embedding_dim": 32, "hidden_dim": 64, "history_length": 20, "batch_size": 512, "negatives": 512,
         "hash_buckets": 4096, "learning_rate": 0.01, "max_epochs": 5, "patience": 2}
 
-pytestmark = pytest.mark.skipif(not DATA.is_file(), reason=f"{DATA} is not there")
 
 
 def _features(frame: pd.DataFrame, item_ids: list[str]) -> ItemFeatures:
@@ -43,10 +40,10 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def movielens():
+def movielens(datasets):
     """The 400 most active users' last 40 ratings of the 1,500 most rated movies:
     (frame, log, item features)."""
-    frame = pd.read_csv(DATA)
+    frame = pd.read_csv(datasets / "movielens_ratings.csv")
     frame = frame[frame["movieId"].isin(frame["movieId"].value_counts().index[:1500])]
     top = frame["userId"].value_counts().index[:400]
     frame = frame[frame["userId"].isin(top)].sort_values("timestamp").groupby("userId").tail(40)
