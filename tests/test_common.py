@@ -43,7 +43,11 @@ def text_tasks(datasets):
     tweets["kind"] = np.where(tweets["retweet_count"] < 500, "rare", tweets["kind"])
     tweets["likes"] = np.log1p(tweets["favorite_count"])
     base = tweets[["text", "hour", "source"]]
+    tweets["labels"] = [  # three labels read off each tweet: its phone, a link, an exclamation
+        "|".join(x for x in ("android" if s == "Twitter for Android" else "", "link" if "http" in t else "",
+                             "exclaims" if "!" in t else "") if x) for s, t in zip(tweets["source"], tweets["text"])]
     return {
+        "multilabel": _dataset(tweets[["text", "hour", "labels"]], "labels", "multilabel"),
         "binary": _dataset(base, "source"),
         "multiclass": _dataset(tweets[["text", "hour", "kind"]], "kind", "multiclass"),
         "regression": _dataset(tweets[["text", "hour", "likes"]], "likes", "regression"),
@@ -60,7 +64,9 @@ def image_tasks(datasets):
     df = pd.DataFrame(rows, columns=["image", "digit"]).sample(frac=1.0, random_state=0).reset_index(drop=True)
     df["x"] = rng.normal(size=len(df))
     df["value"] = df["digit"] + df["x"]
+    df["shape"] = df["digit"].map({0: "round", 1: "straight", 7: "straight|corner"})
     return {
+        "multilabel": _dataset(df[["image", "x", "shape"]], "shape", "multilabel"),
         "binary": _dataset(df[df["digit"] != 7][["image", "x", "digit"]].reset_index(drop=True), "digit"),
         "multiclass": _dataset(df[["image", "x", "digit"]], "digit", "multiclass"),
         "regression": _dataset(df[["image", "x", "value"]], "value", "regression"),
@@ -72,7 +78,12 @@ def tasks(credit):
     sample = credit.sample(400, random_state=1).reset_index(drop=True)
     multi = sample.copy()
     multi["Home"] = multi["Home"].fillna("other")
+    labels = sample.copy()  # three labels from the table's own columns, which then leave the inputs
+    labels["flags"] = ["|".join(x for x in ("bad" if s == "bad" else "", "records" if r == "yes" else "",
+                                            "owner" if h == "owner" else "") if x)
+                       for s, r, h in zip(labels["Status"], labels["Records"], labels["Home"])]
     return {
+        "multilabel": _dataset(labels.drop(columns=["Status", "Records", "Home"]), "flags", "multilabel"),
         "binary": _dataset(sample, "Status"),
         "multiclass": _dataset(multi, "Home", "multiclass"),
         "regression": _dataset(sample, "Amount", "regression"),
@@ -85,17 +96,17 @@ def _params(cls, name):
 
 
 @pytest.mark.parametrize("name", registry.names())
-@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression"])
 def test_family_contract(name, kind, request, tmp_path):
     cls = registry.get(name)
     assert issubclass(cls, Family) and cls.name == name
-    if kind not in cls.tasks:
+    if not cls.supports(kind):
         pytest.skip(f"{name} does not declare {kind}")
     if name == "text-embed":
         pytest.importorskip("transformers", reason="the text extra is not installed")
     fixture = "text_tasks" if cls.needs_text else "image_tasks" if cls.needs_images else "tasks"
     task, train, valid = request.getfixturevalue(fixture)[kind]
-    family = cls(task, _params(cls, name))
+    family = cls.create(task, _params(cls, name))  # multilabel: natively, or one model per label
     report = family.fit(train, valid, FitContext(seed=0, progress=False))
     assert isinstance(report, FitReport) and report.best_iteration and report.best_iteration >= 1
 
@@ -104,17 +115,20 @@ def test_family_contract(name, kind, request, tmp_path):
         assert pred.shape == (len(valid), len(task.classes))
         np.testing.assert_allclose(pred.sum(axis=1), 1.0, atol=1e-5)
         assert (pred >= 0).all()
+    elif task.is_multilabel:
+        assert pred.shape == (len(valid), len(task.classes))
+        assert ((pred >= 0) & (pred <= 1)).all()
     else:
         assert pred.shape == (len(valid),)
         assert np.isfinite(pred).all()
 
     family.save(tmp_path)
-    loaded = cls.load(tmp_path, task, family.params.model_dump())
+    loaded = cls.restore(tmp_path, task, family.params.model_dump())
     np.testing.assert_allclose(loaded.predict(valid.X), pred, rtol=1e-6, atol=1e-6)
 
     overrides = family.refit_params(1.25)
     if overrides is not None:
-        refit = cls(task, {**family.params.model_dump(), **overrides})
+        refit = cls.create(task, {**family.params.model_dump(), **overrides})
         refit.fit(train, None, FitContext(seed=0, progress=False))
         assert refit.predict(valid.X).shape == pred.shape
 

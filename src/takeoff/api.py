@@ -28,7 +28,15 @@ import pandas as pd
 from takeoff import bundle, registry
 from takeoff._version import __version__
 from takeoff.data.conform import SMALL_FRAME, ConformNotes, conform, conform_records
-from takeoff.data.schema import Schema, Task, infer_schema, infer_task, require_columns
+from takeoff.data.schema import (
+    Schema,
+    Task,
+    combine_label_columns,
+    infer_schema,
+    infer_task,
+    require_columns,
+    split_target,
+)
 from takeoff.errors import BundleError, ConfigError, DataError
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
@@ -58,7 +66,7 @@ def _read(data, table=None, sql=None, encoding=None) -> tuple[pd.DataFrame, str]
 
 def train(
     data=None,
-    target: str | None = None,
+    target: str | list[str] | None = None,
     *,
     time_budget: float | None = None,
     config=None,
@@ -162,7 +170,7 @@ def train(
         if run_dir is not None:
             report = run_dir / "report.html"
             write_report(
-                report, title=f"{cfg.target} — validation report", task=prep.task,
+                report, title=f"{prep.task.target} — validation report", task=prep.task,
                 metrics=outcome.metrics, y=prep.valid.y, pred=outcome.valid_pred,
                 threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
                 findings=[f.to_json() for f in prep.findings], model_info=model._model_info(),
@@ -265,23 +273,27 @@ def load(path: str | Path) -> Model:
     return Model._load(path, manifest)
 
 
-def inspect(data, target: str | None = None, *, table=None, sql=None, encoding=None, config=None) -> dict[str, Any]:
+def inspect(data, target: str | list[str] | None = None, *, table=None, sql=None, encoding=None, config=None) -> dict[str, Any]:
     """The inferred schema, task and data findings of a table, as a JSON-ready dict."""
     from takeoff.data.checks import run_checks
 
     cfg = _config(config, target=target)
     df, name = _read(data, table, sql, encoding)
     task = None
-    if cfg.target is not None:
-        require_columns(df, [cfg.target], name, role="target column")
-        task = infer_task(df[cfg.target], cfg.target, cfg.task, cfg.positive_label)
-    schema = infer_schema(df, cfg.target, list(cfg.drop))
-    findings = run_checks(df, schema, cfg.target, task, cfg.checks)
+    target, label_columns = split_target(cfg.target, [str(c) for c in df.columns])
+    if target is not None:
+        require_columns(df, label_columns or [target], name, role="label column" if label_columns else "target column")
+        if label_columns:  # several 0/1 columns: one multilabel target of their label sets
+            df = df.assign(**{target: combine_label_columns(df, label_columns, target)})
+        task = infer_task(df[target], target, "multilabel" if label_columns else cfg.task, cfg.positive_label)
+        task.columns = label_columns
+    schema = infer_schema(df, target, list(cfg.drop) + label_columns)
+    findings = run_checks(df, schema, target, task, cfg.checks)
     return {
         "source": name,
         "rows": int(len(df)),
         "columns": schema.to_json(),
-        "target": cfg.target,
+        "target": target,
         "task": task.to_json() if task else None,
         "findings": [f.to_json() for f in findings],
     }
@@ -307,7 +319,8 @@ class Model:
         return self.manifest.get("runtime", "native")
 
     @property
-    def threshold(self) -> float | None:
+    def threshold(self) -> float | list[float] | None:
+        """The tuned decision threshold: binary, one float; multilabel, one per label."""
         return self.manifest.get("threshold")
 
     @property
@@ -366,13 +379,17 @@ class Model:
         through the same :func:`~takeoff.data.conform.conform` as a DataFrame.
         """
         if not isinstance(data, pd.DataFrame):
-            columns = conform_records(data, self.schema, self.task.target) if len(data) <= SMALL_FRAME else None
+            columns = conform_records(data, self.schema, self._target_names) if len(data) <= SMALL_FRAME else None
             if columns is not None:
                 return self._transform(columns), notes or ConformNotes()
             data = pd.DataFrame.from_records(data)
         frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
-                               row_offset=row_offset, target=self.task.target)
+                               row_offset=row_offset, target=self._target_names)
         return self._transform(frame), notes
+
+    @functools.cached_property
+    def _target_names(self) -> list[str]:
+        return [self.task.target, *self.task.columns]
 
     def _transform(self, columns):
         # an ONNX bundle's graph takes the raw columns (it imputes, scales and codes itself)
@@ -384,10 +401,11 @@ class Model:
         return self.blend.predict(features)
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
-        """Labels (classification, using the tuned threshold) or values (regression)."""
+        """Labels (classification, using the tuned threshold), label sets ("a|b", multilabel,
+        using each label's threshold) or values (regression)."""
         from takeoff.evaluation.metrics import predicted_codes
 
-        if not self.task.is_classification:
+        if not (self.task.is_classification or self.task.is_multilabel):
             return outputs
         return self.task.decode(predicted_codes(self.task, outputs, self.threshold))
 
@@ -399,7 +417,7 @@ class Model:
     def output_frame(self, outputs: np.ndarray, index: pd.Index) -> pd.DataFrame:
         """Raw outputs as the prediction table of :meth:`predict_frame`."""
         out = pd.DataFrame({"prediction": self.decide(outputs)}, index=index)
-        if self.task.is_classification:
+        if self.task.is_classification or self.task.is_multilabel:
             for i, label in enumerate(self.task.classes):
                 out[f"proba_{label}"] = outputs[:, i]
         return out
@@ -411,8 +429,9 @@ class Model:
         return self.decide(outputs)
 
     def predict_proba(self, data, *, strict: bool = False) -> pd.DataFrame:
-        """Class probabilities, one column per label (classification only)."""
-        if not self.task.is_classification:
+        """Class probabilities, one column per label (classification; for multilabel, each
+        label's own probability)."""
+        if not (self.task.is_classification or self.task.is_multilabel):
             raise DataError(f"predict_proba is for classification; this model does {self.task.kind}. Use predict.")
         outputs, index = self._outputs(data, strict)
         return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=index)
@@ -438,11 +457,12 @@ class Model:
 
         df, name = self._frame(data, table=table, sql=sql, encoding=encoding)
         target = self.task.target
-        require_columns(df, [target], name, role="target column")
-        df = df[df[target].notna()]
+        require_columns(df, self.task.target_columns, name, role="target column")
+        if not self.task.is_multilabel:  # a multilabel row without labels has the empty set
+            df = df[df[target].notna()]
         if df.empty:
             raise DataError(f"{name} has no rows with a value in target '{target}'", column=target)
-        y = self.task.encode(df[target])
+        y = self.task.encode(self.task.target_values(df))
         outputs, _ = self.predict_outputs(df, where=name)
         metrics = compute_metrics(self.task, y, outputs, self.threshold)
         if report is not None:
@@ -504,7 +524,7 @@ class Model:
         for member in manifest["members"]:
             if member["family"] not in registry.FAMILIES:
                 raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
-            families.append(registry.get(member["family"]).load(path / member["dir"], task, member["params"]))
+            families.append(registry.get(member["family"]).restore(path / member["dir"], task, member["params"]))
         model = cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
         model.path = path
         model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}
@@ -519,7 +539,7 @@ class Model:
             raise BundleError(str(path), f"uses runtime {runtime!r}, unknown to this takeoff {__version__}", "upgrade takeoff")
         from takeoff.runtime.onnx import OnnxBlend
 
-        width = len(task.classes) if task.is_classification else None
+        width = len(task.classes) if task.is_classification or task.is_multilabel else None
         model = cls(manifest, schema, task, pipeline, OnnxBlend(path, manifest, pipeline, width))
         model.path = path
         model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}

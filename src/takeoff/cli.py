@@ -100,13 +100,13 @@ def _per_class_table(metrics: dict) -> Table | None:
 @app.command()
 def train(
     data: Annotated[Optional[str], typer.Argument(help="Training data (file or SQLAlchemy URL).")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (not for recommend).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (not for recommend); several 0/1 label columns as a,b,c make a multilabel task.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Bundle directory (default takeoff-runs/<time>-<name>).")] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Seconds the whole run may take (default 120).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,

@@ -72,8 +72,10 @@ def config_class() -> type[BaseModel]:
         model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
         version: Literal[1] = Field(CONFIG_VERSION, description="Config format version.")
-        target: str | None = Field(None, description="Column to predict.")
-        task: Literal["binary", "multiclass", "regression", "recommend"] | None = Field(
+        target: str | list[str] | None = Field(
+            None, description="Column to predict; for a multilabel task, one column of '|'-joined labels or a list of 0/1 label columns."
+        )
+        task: Literal["binary", "multiclass", "multilabel", "regression", "recommend"] | None = Field(
             None, description="Learning task; inferred from the target (or 'recommend' from recommend.user and recommend.item) when not set."
         )
         positive_label: str | int | bool | None = Field(

@@ -85,6 +85,29 @@ def test_regression_on_log_likes_predicts_finite_values(tweets):
     assert abs(pred.mean() - train.y.mean()) < 3 * train.y.std()  # on the target's scale, not standardised
 
 
+def test_multilabel_head_gives_one_probability_per_label(tweets, tmp_path):
+    # three labels read off real tweets: the phone it came from, a link, an exclamation
+    labels = np.where(tweets["source"] == "Twitter for Android", "android", "")
+    df = pd.DataFrame({"text": tweets["text"], "hour": tweets["hour"], "labels": [
+        "|".join(x for x in (a, "link" if "http" in t else "", "exclaims" if "!" in t else "") if x)
+        for a, t in zip(labels, tweets["text"])]})
+    task, train, valid = _split(df.iloc[:220], "labels", "multilabel", 170)
+    assert task.classes == ["android", "exclaims", "link"] and train.y.shape == (170, 3)
+    model = TextFinetuneFamily(task, {**SMALL, "max_epochs": 2, "patience": 2})
+    model.fit(train, valid, FitContext(seed=0, progress=False, device="cpu"))
+    history = model.report.history
+    assert min(history["valid_loss"]) < history["valid_loss_initial"][0], history
+    probs = model.predict(valid.X)
+    assert probs.shape == (len(valid), 3) and ((probs >= 0) & (probs <= 1)).all()
+    assert not np.allclose(probs.sum(axis=1), 1)  # independent sigmoids, not a softmax
+    from takeoff.evaluation.metrics import compute_metrics
+
+    assert compute_metrics(task, valid.y, probs)["roc_auc"] > 0.6
+    model.save(tmp_path)
+    loaded = TextFinetuneFamily.load(tmp_path, task, model.params.model_dump())
+    np.testing.assert_allclose(loaded.predict(valid.X), probs, atol=1e-5)
+
+
 def test_lora_trains_only_adapters_and_saves_a_merged_model(binary, fitted, tmp_path, monkeypatch):
     pytest.importorskip("peft")
     task, train, valid = binary

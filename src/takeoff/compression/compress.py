@@ -151,6 +151,10 @@ def compress(
 
     model = bundle if isinstance(bundle, Model) else load(bundle)
     source = Path(model.path) if model.path is not None else None
+    if getattr(model, "task", None) is not None and model.task.is_multilabel:
+        raise ConfigError(f"{source} is a multilabel bundle; compress handles binary, multiclass and regression bundles "
+                          "(ONNX export, quantization, pruning and distillation of per-label models are not built). "
+                          "Fix: serve this bundle as it is.")
     if getattr(model, "task", None) is None or model.task.kind not in ("binary", "multiclass", "regression"):
         raise ConfigError("compress works on table models (classification or regression); "
                           f"{source} is a {model.manifest.get('task', {}).get('kind')} bundle")

@@ -134,10 +134,14 @@ def run_checks(
     if target is not None:
         require_columns(df, [target], "the data", role="target")
         y = df[target]
-        findings += _missing_target(y, target)
+        if task is None or not task.is_multilabel:  # a multilabel row without labels has the empty set
+            findings += _missing_target(y, target)
         if task is not None:
             if task.is_classification:
                 findings += _class_balance(y, task, params)
+            if task.is_multilabel:
+                findings += _label_balance(y, task, params)
+                y = pd.Series(np.zeros(len(y)), index=y.index)  # every row has a (possibly empty) label set
             findings += _leakage(df, columns, schema, y, task, params)
     findings += _duplicates(df)
     for column in schema.columns:
@@ -174,6 +178,40 @@ def _missing_target(y: pd.Series, target: str) -> list[Finding]:
             count=n,
         )
     ]
+
+
+_FEW_LABEL_ROWS = 10  # a label on fewer rows is reported (under 2: training refuses it)
+
+
+def _label_balance(y: pd.Series, task: Task, params: CheckParams) -> list[Finding]:
+    """Labels of a multilabel target seen on too few rows to learn (or on nearly every row)."""
+    from takeoff.data.schema import label_sets
+
+    sets = label_sets(y)
+    counts = pd.Series([label for cell in sets for label in cell]).value_counts()
+    out = []
+    few = max(params.min_class_rows, _FEW_LABEL_ROWS)
+    rare = counts[counts < few]
+    if len(rare):
+        listed = ", ".join(f"'{label}' ({k} row{'s' if k != 1 else ''})" for label, k in rare.items())
+        out.append(Finding(
+            "rare_label", "warning" if rare.min() >= 2 else "error",
+            f"label(s) of target '{task.target}' on fewer than {few} rows: {listed}; "
+            "a model cannot learn a label from so few examples, and its validation score is noise",
+            "collect more rows with those labels, merge them into similar labels, or set drop_rare_classes: true "
+            "(labels on fewer than 2 rows are dropped then)",
+            column=task.target, count=len(rare),
+        ))
+    empty = sum(1 for cell in sets if not cell)
+    if empty:
+        out.append(Finding(
+            "no_label", "info",
+            f"{empty} of {len(sets)} row(s) of target '{task.target}' have no label (an empty label set); "
+            "they teach the model when to predict none",
+            "nothing to do if 'no label' is a real answer; otherwise fill those rows in",
+            column=task.target, count=empty,
+        ))
+    return out
 
 
 def _class_balance(y: pd.Series, task: Task, params: CheckParams) -> list[Finding]:
@@ -234,7 +272,14 @@ def _leakage(
     if len(rows) > params.sample_rows:
         rows = np.sort(rng.choice(rows, size=params.sample_rows, replace=False))
     sample = df.iloc[rows]
-    if task.is_classification:
+    if task.is_multilabel:
+        from takeoff.data.schema import LABEL_SEP, label_sets
+
+        known = set(task.classes)  # labels dropped as too rare are not learned, so not checked
+        indicator = task.encode(pd.Series([LABEL_SEP.join(x for x in cell if x in known)
+                                           for cell in label_sets(sample[task.target])]))
+        target, metric = indicator.astype(np.float64), "macro ROC-AUC over labels"
+    elif task.is_classification:
         codes = task.encode(sample[task.target])
         target = np.eye(len(task.classes))[codes]  # (n, K) one-hot
         metric = "ROC-AUC"
@@ -254,7 +299,12 @@ def _leakage(
             continue
         bins = _bin_codes(sample[columns[column.name]], column.kind)
         predicted = _out_of_fold(bins, target, folds)
-        if task.is_classification:
+        if task.is_multilabel:
+            aucs = [_macro_auc(indicator[:, k], np.column_stack([1 - predicted[:, k], predicted[:, k]]))
+                    for k in range(indicator.shape[1])]
+            aucs = [a for a in aucs if a is not None]
+            score = float(np.mean(aucs)) if aucs else None
+        elif task.is_classification:
             score = _macro_auc(codes, predicted)
         else:
             score = _r2(target[:, 0], predicted[:, 0])

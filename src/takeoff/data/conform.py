@@ -50,7 +50,7 @@ def conform(
     strict: bool = False,
     notes: ConformNotes | None = None,
     row_offset: int = 0,
-    target: str | None = None,
+    target: str | Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, ConformNotes]:
     """Select and parse the schema's feature columns of ``df``.
 
@@ -61,7 +61,7 @@ def conform(
         strict: raise on values that do not parse instead of treating them as missing.
         notes: notes to add to (when conforming a stream of chunks).
         row_offset: index of ``df``'s first row in the whole input, for messages.
-        target: the target column, if present (not reported as ignored).
+        target: the target column (or columns), if present (not reported as ignored).
 
     Returns:
         The parsed feature columns, in schema order, and the notes.
@@ -75,7 +75,7 @@ def conform(
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise SchemaMismatchError(missing, expected, where)
-    known = {c.name for c in schema.columns} | {target}
+    known = {c.name for c in schema.columns} | _names(target)
     for extra in df.columns:
         if str(extra) not in known and str(extra) not in notes.extra_columns:
             notes.extra_columns.append(str(extra))
@@ -157,7 +157,7 @@ def as_strings(series: pd.Series) -> pd.Series:
 
 # ------------------------------------------------------------------ records (a few dicts)
 def conform_records(records: Sequence[dict[str, Any]], schema: Schema,
-                    target: str | None = None) -> dict[str, np.ndarray] | None:
+                    target: str | Sequence[str] | None = None) -> dict[str, np.ndarray] | None:
     """The schema's feature columns of a few already-typed records, without building a
     DataFrame (the server's single-record path: pandas costs milliseconds per call).
 
@@ -168,7 +168,7 @@ def conform_records(records: Sequence[dict[str, Any]], schema: Schema,
     :func:`conform`, which gives every message and note. So both paths give the same values
     (tests/data/test_conform.py checks it).
     """
-    known = {c.name for c in schema.columns} | {target}
+    known = {c.name for c in schema.columns} | _names(target)
     if not all(isinstance(r, dict) and r.keys() <= known for r in records):
         return None
     out: dict[str, np.ndarray] = {}
@@ -209,3 +209,9 @@ def conform_records(records: Sequence[dict[str, Any]], schema: Schema,
         else:  # datetimes: pandas parses them
             return None
     return out
+
+
+def _names(target: str | Sequence[str] | None) -> set[str]:
+    if target is None:
+        return set()
+    return {target} if isinstance(target, str) else set(target)

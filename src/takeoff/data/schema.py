@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,9 @@ class Kind(str, Enum):
 
 
 FEATURE_KINDS = (Kind.NUMERIC, Kind.CATEGORICAL, Kind.BOOLEAN, Kind.DATETIME, Kind.TEXT, Kind.IMAGE)
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
+LABEL_SEP = "|"  # a multilabel target cell holds its labels joined by this: "billing|refund"
+MAX_LABELS = 1000  # more distinct labels than this in a "|"-joined column: not a label set
 
 _TRUE = {"true", "yes", "y", "t", "1"}
 _FALSE = {"false", "no", "n", "f", "0"}
@@ -73,27 +76,49 @@ class Task:
     """The learning task: its kind, the target column and, for classification, the labels.
 
     ``classes`` is the label mapping: code ``i`` means ``classes[i]``. For binary tasks the
-    positive label is ``classes[1]``.
+    positive label is ``classes[1]``. For a multilabel task ``classes`` are the labels (strings)
+    and a row's target is a set of them: one column of ``"a|b"`` cells, or several 0/1 columns
+    (``columns``, combined into ``target``'s label sets by :meth:`target_values`).
     """
 
     kind: str
     target: str
     classes: list[Any] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # multilabel from several 0/1 columns
 
     @property
     def is_classification(self) -> bool:
+        """Single-label classification (one class per row: softmax, argmax)."""
         return self.kind in ("binary", "multiclass")
 
     @property
+    def is_multilabel(self) -> bool:
+        return self.kind == "multilabel"
+
+    @property
     def n_outputs(self) -> int:
-        return len(self.classes) if self.is_classification else 1
+        return len(self.classes) if self.is_classification or self.is_multilabel else 1
 
     @property
     def positive_label(self) -> Any:
         return self.classes[1] if self.kind == "binary" else None
 
+    @property
+    def target_columns(self) -> list[str]:
+        """The columns of a table that hold the target (several for 0/1 label columns)."""
+        return list(self.columns) or [self.target]
+
+    def target_values(self, df: pd.DataFrame) -> pd.Series:
+        """The target of ``df``: its target column, or the label sets of its 0/1 label columns."""
+        if not self.columns:
+            return df[self.target]
+        return combine_label_columns(df, self.columns, self.target)
+
     def encode(self, y: pd.Series) -> np.ndarray:
-        """Map target values to class codes (classification) or float values (regression)."""
+        """Map target values to class codes (classification), float values (regression), or a
+        0/1 indicator matrix (n_rows, n_labels) (multilabel)."""
+        if self.is_multilabel:
+            return self._encode_sets(y)
         if not self.is_classification:
             return pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)
         lookup = {_label_key(c): i for i, c in enumerate(self.classes)}
@@ -110,19 +135,131 @@ class Task:
             )
         return codes
 
+    def _encode_sets(self, y: pd.Series) -> np.ndarray:
+        lookup = {label: i for i, label in enumerate(self.classes)}
+        out = np.zeros((len(y), len(self.classes)), dtype=np.int64)
+        unknown: set[str] = set()
+        for row, labels in enumerate(label_sets(y)):
+            for label in labels:
+                code = lookup.get(label)
+                if code is None:
+                    unknown.add(label)
+                else:
+                    out[row, code] = 1
+        if unknown:
+            raise DataError(
+                f"target '{self.target}' has label(s) the model does not know: {preview(sorted(unknown))}; "
+                f"known labels: {preview(self.classes)}. Fix: drop those labels, or retrain with them.",
+                column=self.target,
+            )
+        return out
+
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """Map class codes back to the original labels (keeping ints as ints)."""
+        """Map class codes back to the original labels (keeping ints as ints); for multilabel,
+        an indicator matrix to ``"a|b"`` strings (``""`` for a row with no label)."""
+        if self.is_multilabel:
+            names = np.asarray(self.classes, dtype=object)
+            indicator = np.asarray(codes).astype(bool)
+            return np.array([LABEL_SEP.join(names[row]) for row in indicator], dtype=object)
         labels = np.asarray(self.classes, dtype=object)[np.asarray(codes, dtype=np.int64)]
         if all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in self.classes):
             return labels.astype(np.int64)
         return labels
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "target": self.target, "classes": self.classes}
+        out = {"kind": self.kind, "target": self.target, "classes": self.classes}
+        if self.columns:
+            out["columns"] = list(self.columns)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Task:
-        return cls(kind=data["kind"], target=data["target"], classes=list(data["classes"]))
+        return cls(kind=data["kind"], target=data["target"], classes=list(data["classes"]),
+                   columns=list(data.get("columns", [])))
+
+
+def label_sets(y: pd.Series | Sequence[Any]) -> list[tuple[str, ...]]:
+    """Each cell of a multilabel target as a tuple of labels, in order, without repeats.
+
+    A cell is a string of labels joined by ``|`` (``"billing| refund"``; spaces around a label
+    are dropped), a list/tuple/set of labels (JSON lines, DataFrames), or missing / ``""`` (no
+    label). Numbers become their text (``3`` and ``"3"`` are one label).
+    """
+    out = []
+    for value in (y.tolist() if isinstance(y, pd.Series) else list(y)):
+        if isinstance(value, (list, tuple, set, frozenset, np.ndarray)):
+            items = [str(_to_json_scalar(v)).strip() for v in value if not _is_missing(v)]
+        elif _is_missing(value):
+            items = []
+        else:
+            items = [part.strip() for part in str(_to_json_scalar(value)).split(LABEL_SEP)]
+        out.append(tuple(dict.fromkeys(i for i in items if i)))
+    return out
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def combine_label_columns(df: pd.DataFrame, columns: Sequence[str], name: str) -> pd.Series:
+    """Label sets (``"a|b"`` strings) from 0/1 label columns: a row has label ``c`` where column
+    ``c`` is 1 / true / yes.
+
+    Raises:
+        ColumnNotFoundError: a label column is missing.
+        TargetError: a label column holds something else than 0/1 values (names the column,
+            a bad value and its row).
+    """
+    require_columns(df, list(columns), "the data", role="label column")
+    flags = []
+    for column in columns:
+        parsed, bad = _label_flags(df[column])
+        if bad is not None:
+            raise TargetError(
+                f"label column '{column}' must hold 0/1 (or true/false, yes/no) values; row {bad[0]!r} holds "
+                f"{bad[1]!r}. Fix: clean that column, or leave it out of the target columns.",
+                column=column,
+            )
+        flags.append(parsed)
+    matrix = np.column_stack(flags) if flags else np.zeros((len(df), 0), dtype=bool)
+    names = np.asarray(list(columns), dtype=object)
+    return pd.Series([LABEL_SEP.join(names[row]) for row in matrix], index=df.index, name=name, dtype=object)
+
+
+def _label_flags(series: pd.Series) -> tuple[np.ndarray, tuple[Any, Any] | None]:
+    """A 0/1 column as booleans (missing = 0), or the first value that is not 0/1."""
+    out = np.zeros(len(series), dtype=bool)
+    for i, (index, value) in enumerate(series.items()):
+        if _is_missing(value):
+            continue
+        key = str(value).strip().lower()
+        if isinstance(value, (bool, np.bool_)) or key in _TRUE | _FALSE or key in ("1.0", "0.0"):
+            out[i] = bool(value) if isinstance(value, (bool, np.bool_)) else key in _TRUE | {"1.0"}
+        else:
+            return out, (index, value)
+    return out, None
+
+
+def split_target(target: str | Sequence[str] | None, columns: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The target name and, for several 0/1 label columns, the columns.
+
+    ``target`` is one column, a list of columns, or columns joined by commas
+    (``"toxic,insult,threat"``, when no single column has that name). Several columns make a
+    multilabel target named by the columns joined with ``|``.
+    """
+    if target is None:
+        return None, []
+    if isinstance(target, str):
+        if target in columns or "," not in target:
+            return target, []
+        target = [t.strip() for t in target.split(",") if t.strip()]
+    names = list(dict.fromkeys(target))
+    if len(names) == 1:
+        return names[0], []
+    return LABEL_SEP.join(names), names
 
 
 @dataclass
@@ -290,6 +427,8 @@ def infer_task(
     values = y.dropna()
     if len(values) == 0:
         raise TargetError(f"target '{target}' has no values. Fix: choose another target column.", target)
+    if override == "multilabel" or (override is None and _looks_like_label_sets(values)):
+        return _multilabel_task(y, target)
     uniques = pd.unique(values)
     if len(uniques) < 2:
         raise TargetError(
@@ -337,6 +476,34 @@ def infer_task(
         positive = _choose_positive(classes, values, positive_label, target)
         classes = [c for c in classes if c != positive] + [positive]
     return Task(kind, target, classes)
+
+
+def _looks_like_label_sets(values: pd.Series) -> bool:
+    """Cells that are lists, or text where at least 1% of the cells join labels with ``|`` and
+    the labels repeat across cells (a set column, not free text with a stray bar)."""
+    sample = values.iloc[:10_000]
+    if sample.map(lambda v: isinstance(v, (list, tuple, set, frozenset, np.ndarray))).any():
+        return True
+    if not (pd.api.types.is_object_dtype(sample) or pd.api.types.is_string_dtype(sample)):
+        return False
+    text = sample.astype(str)
+    joined = text.str.contains(LABEL_SEP, regex=False)
+    if joined.mean() < 0.01:
+        return False
+    labels = pd.Series([label for cell in label_sets(text) for label in cell])
+    return 2 <= labels.nunique() <= MAX_LABELS and labels.nunique() < 0.5 * len(labels)
+
+
+def _multilabel_task(y: pd.Series, target: str) -> Task:
+    sets = label_sets(y)
+    classes = sorted({label for cell in sets for label in cell})
+    if len(classes) < 2:
+        raise TargetError(
+            f"target '{target}' holds {len(classes)} distinct label(s) ({preview(classes)}); a multilabel task "
+            "needs at least 2. Fix: use a binary task for one label, or check the separator (labels are joined by '|').",
+            column=target,
+        )
+    return Task("multilabel", target, classes)
 
 
 def _choose_positive(classes: list[Any], values: pd.Series, positive_label: Any, target: str) -> Any:

@@ -61,6 +61,10 @@ def train_valid_split(
             "set need at least 2. Fix: add rows.",
             column=task.target,
         )
+    if task.is_multilabel:
+        # stratified on each row's rarest label, so that every label with rows to spare is
+        # found in both sets (a plain shuffle can leave a rare label out of validation)
+        return train_valid_split(_rarest_label(y), Task("multiclass", task.target), valid_fraction, seed)
     rng = np.random.default_rng(seed)
     if not task.is_classification:
         n_valid = max(1, math.floor(n * valid_fraction))
@@ -87,6 +91,19 @@ def train_valid_split(
         valid_parts.append(rng.permutation(members)[: per_class[k]])
     valid = np.concatenate(valid_parts)
     return _complement(valid, n), np.sort(valid).astype(np.int64)
+
+
+def _rarest_label(indicator: np.ndarray) -> np.ndarray:
+    """Per row, the code of its least frequent label (-1 for a row with none); keys held by a
+    single row join the most common key."""
+    counts = indicator.sum(axis=0)
+    rarity = np.where(indicator > 0, counts[None, :], np.iinfo(np.int64).max)
+    keys = np.where(indicator.any(axis=1), rarity.argmin(axis=1), -1).astype(np.int64)
+    values, n = np.unique(keys, return_counts=True)
+    lonely = values[n < 2]
+    if len(lonely):
+        keys[np.isin(keys, lonely)] = values[n.argmax()]
+    return keys
 
 
 def _allocate(counts: np.ndarray, fraction: float, target_total: int) -> np.ndarray:

@@ -20,18 +20,20 @@ import numpy as np
 from takeoff.data.schema import TASKS, Task
 from takeoff.errors import DataError, UnknownNameError
 
-PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
+PRIMARY_METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "multilabel": "log_loss", "regression": "rmse"}
 
 # Which metrics each task reports (and ``score`` accepts), and which way is better.
 TASK_METRICS = {
     "binary": ("roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1", "macro_f1",
                "log_loss", "brier"),
     "multiclass": ("log_loss", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
+    # multilabel: log_loss is the mean binary cross-entropy over labels; F1s at the thresholds
+    "multilabel": ("log_loss", "micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "pr_auc"),
     "regression": ("rmse", "mae", "r2"),
 }
-_LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+_LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "hamming_loss"})
 _HIGHER_IS_BETTER = frozenset({"roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1",
-                               "macro_f1", "r2"})
+                               "macro_f1", "micro_f1", "subset_accuracy", "r2"})
 THRESHOLD_METRICS = ("macro_f1", "f1", "accuracy", "balanced_accuracy")
 
 DEFAULT_THRESHOLD = 0.5
@@ -96,6 +98,8 @@ def compute_metrics(
         >>> m["accuracy"], m["roc_auc"]
         (1.0, 1.0)
     """
+    if task.kind == "multilabel":
+        return _multilabel_metrics(task, *_validate_multilabel(task, y, pred), threshold)
     y, pred = _validate(task, y, pred)
     if task.kind == "regression":
         return _regression_metrics(y, pred)
@@ -171,6 +175,12 @@ def score(task: Task, y: np.ndarray, pred: np.ndarray, metric: str | None = None
     metric = PRIMARY_METRIC[kind] if metric is None else metric
     if metric not in TASK_METRICS[kind]:
         raise UnknownNameError(f"metric for a {kind} task", metric, list(TASK_METRICS[kind]))
+    if kind == "multilabel":
+        y, pred = _validate_multilabel(task, y, pred)
+        value = _multilabel_metrics(task, y, pred, None, only=metric).get(metric)
+        if value is None:
+            metric, value = "log_loss", _multilabel_log_loss(y, pred)
+        return float(value) if greater_is_better(metric) else -float(value)
     y, pred = _validate(task, y, pred)
     value = _single_metric(task, y, pred, metric)
     if value is None:  # undefined on this y: fall back to the task's proper scoring rule
@@ -258,6 +268,9 @@ def predicted_codes(task: Task, pred: np.ndarray, threshold: float | None = None
     kind = _check_kind(task)
     if kind == "regression":
         raise DataError("predicted_codes needs a classification task; this task is regression.")
+    if kind == "multilabel":
+        _, pred = _validate_multilabel(task, np.zeros((len(pred), len(task.classes)), np.int64), pred)
+        return (pred >= _label_thresholds(task, threshold)).astype(np.int64)
     pred = _as_proba(task, np.asarray(pred, dtype=np.float64))
     if kind == "binary":
         t = DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -265,7 +278,114 @@ def predicted_codes(task: Task, pred: np.ndarray, threshold: float | None = None
     return np.argmax(pred, axis=1).astype(np.int64)
 
 
+MIN_LABEL_POSITIVES = 10  # fewer validation rows with a label: it shares the common threshold
+
+
+def tune_label_thresholds(y: np.ndarray, pred: np.ndarray, metric: str = "f1") -> list[float]:
+    """One threshold per label of a multilabel task.
+
+    A label with at least ``MIN_LABEL_POSITIVES`` rows with it and as many without in ``y``
+    gets the threshold that maximises its own ``metric`` (default its F1, with
+    :func:`tune_threshold`); a rarer one gets the common threshold that maximises ``metric``
+    over every (row, label) decision at once (micro F1), since a few positives make a label's
+    own optimum noise.
+
+    Example:
+        >>> y = np.array([[0, 1], [1, 1], [1, 0]])
+        >>> tune_label_thresholds(y, np.array([[0.1, 0.9], [0.7, 0.6], [0.6, 0.2]]))
+        [0.5, 0.5]
+    """
+    y, pred = np.asarray(y), np.asarray(pred, dtype=np.float64)
+    if y.ndim != 2 or pred.shape != y.shape:
+        raise DataError(f"y and the predictions must both have shape (n_rows, n_labels); received {y.shape} and {pred.shape}.")
+    common = tune_threshold(y.ravel(), pred.ravel(), metric)
+    out = []
+    for k in range(y.shape[1]):
+        n_pos = int(y[:, k].sum())
+        enough = n_pos >= MIN_LABEL_POSITIVES and len(y) - n_pos >= MIN_LABEL_POSITIVES
+        out.append(tune_threshold(y[:, k], pred[:, k], metric) if enough else common)
+    return out
+
+
 # --- internals ------------------------------------------------------------------------------
+
+
+def _validate_multilabel(task: Task, y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K) 0/1 targets and (n, K) finite probabilities for a multilabel task."""
+    k = len(task.classes)
+    y, pred = np.asarray(y), np.asarray(pred, dtype=np.float64)
+    if pred.ndim != 2 or pred.shape[1] != k:
+        raise DataError(
+            f"predictions for a multilabel task with {k} labels must have shape (n_rows, {k}), one probability per "
+            f"label in task.classes order; received shape {pred.shape}."
+        )
+    if y.ndim != 2 or y.shape[1] != k:
+        raise DataError(f"y of a multilabel task must be a 0/1 matrix (n_rows, {k}); received shape {y.shape}. "
+                        "Fix: encode label sets with task.encode().")
+    if len(y) == 0:
+        raise DataError("no rows to evaluate: y is empty. Fix: evaluate on a non-empty set.")
+    if len(pred) != len(y):
+        raise DataError(f"y has {len(y)} rows but the predictions have {len(pred)}; they must match row for row.")
+    if not np.isfinite(pred).all():
+        raise DataError(f"{int((~np.isfinite(pred)).sum())} prediction value(s) are NaN or infinite; metrics need "
+                        "finite predictions. Fix: check the model's inputs and training.")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError("y of a multilabel task must hold only 0 and 1. Fix: encode label sets with task.encode().")
+    return y.astype(np.int64), pred
+
+
+def _label_thresholds(task: Task, threshold) -> np.ndarray:
+    k = len(task.classes)
+    if threshold is None:
+        return np.full(k, DEFAULT_THRESHOLD)
+    t = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (k,)) if np.ndim(threshold) == 0 else np.asarray(threshold, dtype=np.float64)
+    if t.shape != (k,):
+        raise DataError(f"a multilabel task with {k} labels needs {k} thresholds; received {t.shape[0]}.")
+    return t
+
+
+def _multilabel_log_loss(y: np.ndarray, pred: np.ndarray) -> float:
+    p = np.clip(pred, PROBA_EPS, 1 - PROBA_EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def _multilabel_metrics(task: Task, y: np.ndarray, pred: np.ndarray, threshold, only: str | None = None) -> dict[str, Any]:
+    """Micro/macro F1, subset accuracy, Hamming loss, macro ROC/PR AUC over the labels both
+    present and absent in ``y``, log loss, and per label precision/recall/F1/support/threshold."""
+    t = _label_thresholds(task, threshold)
+    if only == "log_loss":
+        return {"log_loss": _multilabel_log_loss(y, pred)}
+    hit = (pred >= t).astype(np.int64)
+    tp = (hit * y).sum(axis=0).astype(np.float64)
+    fp = (hit * (1 - y)).sum(axis=0).astype(np.float64)
+    fn = ((1 - hit) * y).sum(axis=0).astype(np.float64)
+    f1 = _safe_div(2 * tp, 2 * tp + fp + fn)
+    counted = (tp + fp + fn) > 0  # labels present in y or predicted somewhere
+    out: dict[str, Any] = {
+        "micro_f1": float(_safe_div(np.array([2 * tp.sum()]), np.array([2 * tp.sum() + fp.sum() + fn.sum()]))[0]),
+        "macro_f1": float(f1[counted].mean()) if counted.any() else 0.0,
+        "subset_accuracy": float((hit == y).all(axis=1).mean()),
+        "hamming_loss": float((hit != y).mean()),
+        "log_loss": _multilabel_log_loss(y, pred),
+    }
+    both = [k for k in range(y.shape[1]) if 0 < y[:, k].sum() < len(y)]
+    if both:
+        for name in ("roc_auc", "pr_auc"):
+            if only is None or only == name:
+                out[name] = float(np.mean([_ranking_metric(name, y[:, k], pred[:, k]) for k in both]))
+    if only is None:
+        out["thresholds"] = {str(label): float(t[k]) for k, label in enumerate(task.classes)}
+        out["per_label"] = {
+            str(label): {
+                "precision": float(_safe_div(tp[k:k + 1], tp[k:k + 1] + fp[k:k + 1])[0]),
+                "recall": float(_safe_div(tp[k:k + 1], tp[k:k + 1] + fn[k:k + 1])[0]),
+                "f1": float(f1[k]),
+                "support": int(y[:, k].sum()),
+                "threshold": float(t[k]),
+            }
+            for k, label in enumerate(task.classes)
+        }
+    return out
 
 
 def _check_kind(task: Task) -> str:

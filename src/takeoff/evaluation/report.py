@@ -37,6 +37,7 @@ MAX_MATRIX_CLASSES = 25  # past this, the confusion matrix shows the top classes
 _TASK_NAMES = {
     "binary": "Binary classification",
     "multiclass": "Multiclass classification",
+    "multilabel": "Multilabel classification",
     "regression": "Regression",
 }
 _METRICS = {  # name -> (display name, one-line meaning)
@@ -46,6 +47,9 @@ _METRICS = {  # name -> (display name, one-line meaning)
     "balanced_accuracy": ("Balanced accuracy", "mean recall over classes"),
     "f1": ("F1", "positive class"),
     "macro_f1": ("Macro F1", "F1 averaged over classes"),
+    "micro_f1": ("Micro F1", "F1 over every (row, label) decision"),
+    "subset_accuracy": ("Exact match", "share of rows with every label right"),
+    "hamming_loss": ("Hamming loss", "share of (row, label) decisions wrong"),
     "log_loss": ("Log loss", "quality of the probabilities"),
     "brier": ("Brier score", "squared probability error"),
     "rmse": ("RMSE", "root mean squared error"),
@@ -134,6 +138,9 @@ def write_report(
     elif task.kind == "multiclass" and "per_class" in metrics:
         body.append(_section("per-class", "Per-class results",
                              _card(_per_class_table(metrics["per_class"]), cls="table-card")))
+    elif task.kind == "multilabel" and "per_label" in metrics:
+        body.append(_section("per-label", "Per-label results",
+                             _card(_per_class_table(metrics["per_label"], "Label"), cls="table-card")))
     if images is not None and y is not None and pred is not None and len(images) == len(y):
         body.append(_mistakes(task, np.asarray(y), np.asarray(pred), images, threshold))
     if importance:
@@ -189,6 +196,8 @@ def _header(title: str, task: Task, data_name: str, n_rows: int | None) -> str:
         chips.append(("Positive class", task.positive_label))
     elif task.kind == "multiclass":
         chips.append(("Classes", len(task.classes)))
+    elif task.kind == "multilabel":
+        chips.append(("Labels", len(task.classes)))
     if data_name:
         chips.append(("Data", data_name))
     if n_rows is not None:
@@ -228,6 +237,12 @@ def _metric_cards(task: Task, metrics: Mapping[str, Any]) -> str:
             f'<div class="hint">{_e(hint)}</div></div>'
         )
     note = "↑ higher is better, ↓ lower is better."
+    if task.kind == "multilabel":
+        note += (" F1, exact match and Hamming loss use each label's own decision threshold (tuned on "
+                 "validation for that label's F1; see the per-label table): a row gets a label when "
+                 "its probability is at least that label's threshold.")
+        if task.kind == "multilabel" and "macro_f1" in metrics:
+            note += " Macro F1 averages the labels equally, so rare labels weigh as much as common ones."
     if task.kind == "binary" and _is_number(metrics.get("threshold")):
         note += (f" Accuracy and F1 use the decision threshold "
                  f"<b>{float(metrics['threshold']):.3g}</b>: a row is predicted "
@@ -248,6 +263,13 @@ def _performance(task: Task, y: np.ndarray, pred: np.ndarray, threshold: float |
             "the spread of errors, ideally narrow and centred on zero.",
             plots.residuals_svg(y, pred), wide=True, anchor="residuals")
         return _section("performance", "Performance", f'<div class="grid">{figure}</div>')
+
+    if task.kind == "multilabel":
+        per_label = metrics.get("per_label") or {}
+        return _section("performance", "Per-label results", _card(
+            "<p>One row per label, most frequent first. Precision: of the rows given the label, the share "
+            "that has it. Recall: of the rows that have it, the share found. Threshold: the probability "
+            "from which the label is given.</p>" + _per_class_table(per_label, "Label"), cls="table-card"))
 
     labels = list(task.classes)
     codes = predicted_codes(task, pred, threshold)
@@ -307,6 +329,8 @@ MISTAKES_SHOWN = 12
 
 def _mistakes(task: Task, y: np.ndarray, pred: np.ndarray, images: np.ndarray, threshold: float | None) -> str:
     """A grid of the rows the model got most confidently wrong, with their images."""
+    if task.kind == "multilabel":
+        return ""  # a row is rarely all right or all wrong; the per-label table says where it errs
     if task.kind == "regression":
         error = np.abs(pred.astype(np.float64) - y.astype(np.float64))
         order = np.argsort(-error, kind="stable")[:MISTAKES_SHOWN]
@@ -351,20 +375,26 @@ def _top_classes(y: np.ndarray, codes: np.ndarray, labels: list[Any]):
     return remap[y], remap[codes], [labels[i] for i in keep] + ["(other)"], note
 
 
-def _per_class_table(per_class: Mapping[str, Mapping[str, Any]]) -> str:
+def _per_class_table(per_class: Mapping[str, Mapping[str, Any]], heading: str = "Class") -> str:
     rows = []
-    for label, row in per_class.items():
+    with_threshold = any("threshold" in row for row in per_class.values())
+    items = per_class.items()
+    if with_threshold:  # labels: most frequent first
+        items = sorted(items, key=lambda kv: -int(kv[1].get("support", 0)))
+    for label, row in items:
         f1 = float(row.get("f1", 0.0))
+        extra = f'<td class="num">{float(row["threshold"]):.3g}</td>' if with_threshold else ""
         rows.append(
             f"<tr><td>{_e(label)}</td>"
             f'<td class="num">{float(row.get("precision", 0.0)):.3f}</td>'
             f'<td class="num">{float(row.get("recall", 0.0)):.3f}</td>'
             f'<td class="num"><span class="bar"><i style="width:{100 * f1:.0f}%"></i></span>'
             f"{f1:.3f}</td>"
-            f'<td class="num">{int(row.get("support", 0)):,}</td></tr>')
-    return ('<table><thead><tr><th>Class</th><th class="num">Precision</th>'
-            '<th class="num">Recall</th><th class="num">F1</th><th class="num">Rows</th></tr>'
-            f'</thead><tbody>{"".join(rows)}</tbody></table>')
+            f'<td class="num">{int(row.get("support", 0)):,}</td>{extra}</tr>')
+    threshold_head = '<th class="num">Threshold</th>' if with_threshold else ""
+    return (f'<table><thead><tr><th>{_e(heading)}</th><th class="num">Precision</th>'
+            '<th class="num">Recall</th><th class="num">F1</th><th class="num">Rows</th>'
+            f'{threshold_head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _findings(findings: Sequence[Any]) -> str:

@@ -100,7 +100,7 @@ def _Probability(member):
     if not all(hasattr(original, part) for part in ("embeddings", "body", "head")):
         raise DataError("model family 'mlp': this network has no embeddings/body/head layout to explain. "
                         "Fix: retrain the model with this takeoff version.")
-    spec, classification = member.spec, member.task.is_classification
+    spec, classification, multilabel = member.spec, member.task.is_classification, member.task.is_multilabel
 
     class Probability(nn.Module):
         def __init__(self) -> None:
@@ -123,6 +123,8 @@ def _Probability(member):
             out = self.net.head(self.net.body(z))  # (n, n_outputs)
             if classification:
                 return torch.softmax(out - self.offset, dim=1)
+            if multilabel:
+                return torch.sigmoid(out)
             return out * spec["target_std"] + spec["target_mean"]
 
     return Probability()

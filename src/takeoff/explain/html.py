@@ -20,7 +20,8 @@ from takeoff.explain.explanation import METHODS, Explanation
 VALUE_CHARS = 120  # a cell's value is cut to this in the table (the JSON has it whole)
 POSITIVE, NEGATIVE = (16, 185, 129), (225, 29, 72)  # emerald, rose
 
-_TASK_NAMES = {"binary": "Binary classification", "multiclass": "Multiclass classification", "regression": "Regression"}
+_TASK_NAMES = {"binary": "Binary classification", "multiclass": "Multiclass classification",
+               "multilabel": "Multilabel classification", "regression": "Regression"}
 _CAPTIONS = {
     "permutation": "How much worse the model gets when the column's values are shuffled between rows ({unit}, "
                    "mean of {repeats} shuffles on {rows:,} rows). Near zero: the model does not need it (values "

@@ -70,10 +70,10 @@ def blend(model, member_outputs: Sequence[np.ndarray]) -> np.ndarray:
 
 def explained_classes(task: Task, output: np.ndarray) -> np.ndarray | None:
     """The class code explained per row: the positive class (binary), the predicted class
-    (multiclass), or None (regression)."""
+    (multiclass), the most probable label (multilabel), or None (regression)."""
     if task.kind == "binary":
         return np.ones(len(output), dtype=np.int64)
-    if task.is_classification:
+    if task.is_classification or task.is_multilabel:
         return np.argmax(output, axis=1).astype(np.int64)
     return None
 
@@ -103,6 +103,8 @@ def explained_label(task: Task) -> str:
         return f"probability of '{task.positive_label}'"
     if task.is_classification:
         return "probability of the predicted class"
+    if task.is_multilabel:
+        return "probability of the row's most probable label"
     return f"predicted value of '{task.target}'"
 
 

@@ -62,7 +62,7 @@ def image_saliency(member, X: Features, classes: np.ndarray | None, steps: int =
     spec, net = member.spec, member._net.eval()  # on its own device: the member keeps predicting there
     device = next(net.parameters()).device
     column = spec["column"]
-    classification = member.task.is_classification
+    classification, multilabel = member.task.is_classification, member.task.is_multilabel
 
     class Output(nn.Module):
         def __init__(self) -> None:
@@ -73,6 +73,8 @@ def image_saliency(member, X: Features, classes: np.ndarray | None, steps: int =
             out = self.net(pixels, numeric, categorical).float()
             if classification:
                 return torch.softmax(out, dim=1)
+            if multilabel:
+                return torch.sigmoid(out)
             return out * spec["target_std"] + spec["target_mean"]
 
     pixels = np.ascontiguousarray(X.images[column])

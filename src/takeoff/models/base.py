@@ -4,7 +4,12 @@ A family turns :class:`~takeoff.features.Features` into outputs for one :class:`
 
 * classification: ``predict`` returns probabilities, shape (n_rows, n_classes), columns in
   the order of ``task.classes`` (for binary, column 1 is the positive class);
-* regression: ``predict`` returns values, shape (n_rows,).
+* regression: ``predict`` returns values, shape (n_rows,);
+* multilabel: ``predict`` returns one independent probability per label, shape
+  (n_rows, n_labels), columns in ``task.classes`` order; the target ``y`` is a 0/1 matrix of
+  that shape. A family that lists "multilabel" in ``tasks`` does it natively (one network with
+  a sigmoid head); any other family that does "binary" gets one model per label from
+  :class:`~takeoff.models.onevsrest.OneVsRest` (:meth:`Family.create`).
 
 A family is one file in ``models/`` holding the family class and its ``Params`` (a small
 pydantic model; each field declared once with type, range, default and description), plus one
@@ -91,6 +96,30 @@ class Family(ABC):
             params = self.Params(**(params or {}))
         self.params = params
         self.report = FitReport()
+
+    @classmethod
+    def supports(cls, kind: str) -> bool:
+        """Whether this family can train for task ``kind`` (natively or one model per label)."""
+        return kind in cls.tasks or (kind == "multilabel" and "binary" in cls.tasks)
+
+    @classmethod
+    def create(cls, task: Task, params: Params | dict[str, Any] | None = None) -> Family:
+        """A new model of this family for ``task``: the family itself, or for a multilabel task
+        it cannot do natively, one binary model per label."""
+        if task.kind == "multilabel" and "multilabel" not in cls.tasks and "binary" in cls.tasks:
+            from takeoff.models.onevsrest import OneVsRest
+
+            return OneVsRest(cls, task, params)
+        return cls(task, params)
+
+    @classmethod
+    def restore(cls, directory: Path, task: Task, params: dict[str, Any]) -> Family:
+        """Read a model written by ``save`` of :meth:`create`'s result."""
+        if task.kind == "multilabel" and "multilabel" not in cls.tasks and "binary" in cls.tasks:
+            from takeoff.models.onevsrest import OneVsRest
+
+            return OneVsRest.load_for(cls, Path(directory), task, params)
+        return cls.load(Path(directory), task, params)
 
     @abstractmethod
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:

@@ -174,7 +174,7 @@ class ImageCNNFamily(Family):
     """
 
     name: ClassVar[str] = "image-cnn"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = ImageCNNParams
     needs_images: ClassVar[bool] = True
     # the files save() writes and their format tag (a subclass with another network sets its own)
@@ -195,7 +195,7 @@ class ImageCNNFamily(Family):
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         import torch
 
-        from takeoff.models.mlp import _classification_loss, _fingerprint, _regression_loss, embedding_dim
+        from takeoff.models.mlp import _classification_loss, _fingerprint, _regression_loss, embedding_dim, multilabel_loss
         from takeoff.training.callbacks import (
             ChanceWarning,
             Checkpoint,
@@ -219,10 +219,10 @@ class ImageCNNFamily(Family):
         epochs = p.epochs or p.max_epochs
         batch_size = min(p.batch_size, max(16, math.ceil(len(train) / 8)))
         pixels = train.X.images[column]
-        classification = self.task.is_classification
-        n_outputs = len(self.task.classes) if classification else 1
+        classification, multilabel = self.task.is_classification, self.task.is_multilabel
+        n_outputs = self.task.n_outputs
         target_mean, target_std = 0.0, 1.0
-        if not classification:
+        if not (classification or multilabel):
             y = train.y.astype(np.float64)
             target_mean, target_std = float(y.mean()), float(y.std()) or 1.0
         self.spec = {
@@ -252,6 +252,8 @@ class ImageCNNFamily(Family):
                     return base_loss(outputs, target, weight)
                 per_row = F.cross_entropy(outputs.float(), target, reduction="none", label_smoothing=smoothing)
                 return per_row.mean() if weight is None else (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
+        elif multilabel:
+            loss_fn = multilabel_loss  # a sigmoid per label
         else:
             loss_fn = _regression_loss
 
@@ -359,6 +361,8 @@ class ImageCNNFamily(Family):
         categorical = torch.from_numpy(np.ascontiguousarray(data.X.categorical, dtype=np.int64))
         if self.task.is_classification:
             target = torch.from_numpy(data.y.astype(np.int64))
+        elif self.task.is_multilabel:
+            target = torch.from_numpy(data.y.astype(np.float32))
         else:
             target = torch.from_numpy(((data.y.astype(np.float64) - spec["target_mean"]) / spec["target_std"]).astype(np.float32))
         weight = None if data.weight is None else torch.from_numpy(np.asarray(data.weight, dtype=np.float32))
@@ -393,8 +397,12 @@ class ImageCNNFamily(Family):
                     torch.from_numpy(np.ascontiguousarray(X.numeric[a:b], dtype=np.float32)).to(device),
                     torch.from_numpy(np.ascontiguousarray(X.categorical[a:b], dtype=np.int64)).to(device),
                 ).float()
-                parts.append((torch.softmax(out, dim=1) if self.task.is_classification else out).cpu().numpy())
-        if self.task.is_classification:
+                if self.task.is_classification:
+                    out = torch.softmax(out, dim=1)
+                elif self.task.is_multilabel:
+                    out = torch.sigmoid(out)
+                parts.append(out.cpu().numpy())
+        if self.task.is_classification or self.task.is_multilabel:
             out = np.concatenate(parts) if parts else np.zeros((0, spec["n_outputs"]), np.float32)
             return out.astype(np.float32, copy=False)
         values = np.concatenate(parts)[:, 0] if parts else np.zeros(0, np.float32)
@@ -424,7 +432,7 @@ class ImageCNNFamily(Family):
         directory = Path(directory)
         document = read_spec(directory, cls.spec_file, (cls.weights_file,), cls.format, (cls.format_version,), cls.name)
         spec = document["architecture"]
-        expected = len(task.classes) if task.is_classification else 1
+        expected = task.n_outputs
         if spec["n_outputs"] != expected:
             raise BundleError(str(directory / cls.spec_file),
                               f"the network has {spec['n_outputs']} output(s), the task '{task.kind}' needs {expected}")

@@ -128,7 +128,7 @@ class MLPFamily(Family):
     """
 
     name: ClassVar[str] = "mlp"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = MLPParams
 
     def __init__(self, task: Task, params: MLPParams | dict[str, Any] | None = None):
@@ -176,9 +176,12 @@ class MLPFamily(Family):
         batch_size = min(p.batch_size, max(_MIN_BATCH, math.ceil(len(train) / _MIN_STEPS)))
 
         classification = self.task.is_classification
-        n_outputs = len(self.task.classes) if classification else 1
+        multilabel = self.task.is_multilabel
+        n_outputs = self.task.n_outputs
         target_mean, target_std, class_weight = 0.0, 1.0, [1.0] * n_outputs
-        if classification:
+        if multilabel:
+            pass  # a sigmoid per label; each label's threshold is tuned on validation afterwards
+        elif classification:
             counts = np.bincount(train.y.astype(np.int64), minlength=n_outputs).astype(np.float64)
             if p.class_weights:
                 class_weight = (counts.sum() / (n_outputs * np.maximum(counts, 1.0))).tolist()
@@ -203,7 +206,8 @@ class MLPFamily(Family):
         train_set = self._tensors(train, target_mean, target_std)
         valid_set = None if valid is None else self._tensors(valid, target_mean, target_std)
         weight_tensor = torch.tensor(class_weight, dtype=torch.float32, device=device)
-        loss_fn = _classification_loss(weight_tensor) if classification else _regression_loss
+        loss_fn = (_classification_loss(weight_tensor) if classification else
+                   multilabel_loss if multilabel else _regression_loss)
         meta = {
             "family": self.name,
             "params": p.model_dump(mode="json"),
@@ -336,6 +340,8 @@ class MLPFamily(Family):
         categorical = torch.from_numpy(np.ascontiguousarray(data.X.categorical, dtype=np.int64))
         if self.task.is_classification:
             target = torch.from_numpy(data.y.astype(np.int64))
+        elif self.task.is_multilabel:
+            target = torch.from_numpy(data.y.astype(np.float32))
         else:
             target = torch.from_numpy(((data.y.astype(np.float64) - mean) / std).astype(np.float32))
         weight = None
@@ -369,8 +375,10 @@ class MLPFamily(Family):
                 out = net(numeric.to(device), categorical.to(device)).float()
                 if classification:
                     out = torch.softmax(out - offset, dim=1)
+                elif self.task.is_multilabel:
+                    out = torch.sigmoid(out)
                 parts.append(out.cpu().numpy())
-        if classification:
+        if classification or self.task.is_multilabel:
             width = self.spec["n_outputs"]
             probs = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
             return probs.astype(np.float32, copy=False)
@@ -446,7 +454,7 @@ class MLPFamily(Family):
         document = read_spec(directory, SPEC_FILE, (WEIGHTS_FILE,), FORMAT, (FORMAT_VERSION,), "mlp")
         model = cls(task, params)
         spec = document["architecture"]
-        expected = len(task.classes) if task.is_classification else 1
+        expected = task.n_outputs
         if spec["n_outputs"] != expected:
             raise BundleError(
                 str(spec_path),
@@ -479,7 +487,7 @@ class MLPFamily(Family):
             raise DataError("model family 'mlp' has not been fitted or loaded; call fit() or load() first")
         self._check_features(sample)
         spec, net = self.spec, self._net.cpu().eval()
-        classification = self.task.is_classification
+        classification, multilabel = self.task.is_classification, self.task.is_multilabel
         names = [n for n, width in (("numeric", spec["n_numeric"]), ("categorical", len(spec["cardinalities"]))) if width]
 
         class Exported(torch.nn.Module):
@@ -496,6 +504,8 @@ class MLPFamily(Family):
                 out = self.net(numeric, categorical)  # (n, n_outputs)
                 if classification:
                     return torch.softmax(out - self.offset, dim=1)
+                if multilabel:
+                    return torch.sigmoid(out)
                 return out[:, 0] * spec["target_std"] + spec["target_mean"]  # (n,)
 
         # torch.export specialises a batch of one; two rows keep the batch axis symbolic
@@ -554,6 +564,17 @@ def _classification_loss(class_weight):
         return (per_row * w).sum() / w.sum().clamp_min(1e-12)
 
     return loss
+
+
+def multilabel_loss(outputs, target, weight):
+    """Binary cross-entropy per label on logits (n, n_labels), averaged over labels and rows
+    (row-weighted when ``weight`` is given)."""
+    import torch.nn.functional as F
+
+    per_row = F.binary_cross_entropy_with_logits(outputs.float(), target.float(), reduction="none").mean(dim=1)
+    if weight is None:
+        return per_row.mean()
+    return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def _regression_loss(outputs, target, weight):

@@ -100,7 +100,8 @@ def _network(encoder, spec: dict[str, Any]):
     return FineTuned()
 
 
-def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str], classification: bool):
+def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str], classification: bool,
+                  multilabel: bool = False):
     """``net`` behind the exported graph's inputs ``names`` (see ``to_onnx``), doing what
     ``_inputs`` and ``predict`` do around it."""
     import torch
@@ -128,6 +129,8 @@ def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str],
             out = self.net(texts, numeric, categorical).float()  # (n, n_outputs)
             if classification:
                 return torch.softmax(out, dim=1)
+            if multilabel:
+                return torch.sigmoid(out)
             return out[:, 0] * spec["target_std"] + spec["target_mean"]  # (n,)
 
     return Exported()
@@ -142,7 +145,7 @@ class TextFinetuneFamily(Family):
     """
 
     name: ClassVar[str] = "text-finetune"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = TextFinetuneParams
     needs_text: ClassVar[bool] = True
 
@@ -251,20 +254,20 @@ class TextFinetuneFamily(Family):
         self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         encoder = AutoModel.from_pretrained(str(folder), local_files_only=True)
 
-        classification = self.task.is_classification
+        classification, multilabel = self.task.is_classification, self.task.is_multilabel
         kept = self._kept(train.X)
         numeric = train.X.numeric[:, kept].astype(np.float64)
         mean, std = (numeric.mean(0), numeric.std(0)) if len(kept) else (np.zeros(0), np.ones(0))
         std = np.where(std > 1e-9, std, 1.0)
         y = train.y.astype(np.float64)
-        t_mean, t_std = (0.0, 1.0) if classification else (float(y.mean()), float(y.std()) or 1.0)
+        t_mean, t_std = (0.0, 1.0) if classification or multilabel else (float(y.mean()), float(y.std()) or 1.0)
         cards = [int(c) for c in train.X.cardinalities]
         self.spec = {
             "text_columns": sorted(train.X.text), "n_text": len(train.X.text), "hidden": int(encoder.config.hidden_size),
             "n_numeric": int(len(kept)), "mean": mean.tolist(), "std": std.tolist(), "cardinalities": cards,
             "embedding_dims": [max(1, min(p.embedding_dim_max, (c + 1) // 2)) for c in cards],
             "fusion_dim": p.fusion_dim, "dropout": p.dropout,
-            "n_outputs": len(self.task.classes) if classification else 1, "target_mean": t_mean, "target_std": t_std,
+            "n_outputs": self.task.n_outputs, "target_mean": t_mean, "target_std": t_std,
         }
         if p.lora_r is not None:
             config = peft.LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=0.0)
@@ -280,7 +283,8 @@ class TextFinetuneFamily(Family):
 
         def data(d: Dataset):
             ids, num, cat, lengths = self._inputs(d.X)
-            target = d.y.astype(np.int64) if classification else ((d.y.astype(np.float64) - t_mean) / t_std).astype(np.float32)
+            target = (d.y.astype(np.int64) if classification else d.y.astype(np.float32) if multilabel
+                      else ((d.y.astype(np.float64) - t_mean) / t_std).astype(np.float32))
             weight = None if d.weight is None else np.asarray(d.weight, dtype=np.float32)
             return lengths, self._collate(ids, num, cat, target, weight)
 
@@ -291,8 +295,12 @@ class TextFinetuneFamily(Family):
 
         def loss_of(out, target, weight):
             out = out.float()
-            per_row = torch.nn.functional.cross_entropy(out, target, reduction="none") if classification \
-                else (out[:, 0] - target) ** 2
+            if classification:
+                per_row = torch.nn.functional.cross_entropy(out, target, reduction="none")
+            elif multilabel:  # a sigmoid per label
+                per_row = torch.nn.functional.binary_cross_entropy_with_logits(out, target, reduction="none").mean(dim=1)
+            else:
+                per_row = (out[:, 0] - target) ** 2
             return per_row.mean() if weight is None else (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
 
         train_lengths, train_collate = data(train)
@@ -315,7 +323,7 @@ class TextFinetuneFamily(Family):
             with torch.no_grad(), autocast_context(device):
                 for batch in loader(batches, collate):
                     texts, num, cat, target, weight = self._to(batch, device)
-                    w = torch.ones_like(target, dtype=torch.float32) if weight is None else weight
+                    w = torch.ones(target.shape[0], dtype=torch.float32, device=target.device) if weight is None else weight
                     total += float(loss_of(net(texts, num, cat), target, w) * w.sum())
                     count += float(w.sum())
             return total / max(count, 1e-12)
@@ -427,8 +435,12 @@ class TextFinetuneFamily(Family):
                 index = order[a : a + PREDICT_BATCH].tolist()
                 texts, n, c, _, _ = self._to(collate(index), self._device)
                 logits = self._net(texts, n, c).float()
-                out[index] = (torch.softmax(logits, dim=1) if self.task.is_classification else logits).cpu().numpy()
-        if self.task.is_classification:
+                if self.task.is_classification:
+                    logits = torch.softmax(logits, dim=1)
+                elif self.task.is_multilabel:
+                    logits = torch.sigmoid(logits)
+                out[index] = logits.cpu().numpy()
+        if self.task.is_classification or self.task.is_multilabel:
             return out
         return (out[:, 0].astype(np.float64) * self.spec["target_std"] + self.spec["target_mean"]).astype(np.float32)
 
@@ -492,7 +504,8 @@ class TextFinetuneFamily(Family):
             net.encoder.set_attn_implementation("eager")
         except (AttributeError, ValueError):
             pass
-        module = _onnx_network(net, spec, self._kept(sample), names, self.task.is_classification).eval()
+        module = _onnx_network(net, spec, self._kept(sample), names, self.task.is_classification,
+                               self.task.is_multilabel).eval()
         exporter_log = logging.getLogger("torch.onnx")
         level = exporter_log.level
         exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and the like
@@ -563,7 +576,7 @@ class TextFinetuneFamily(Family):
         directory = Path(directory)
         document = read_spec(directory, SPEC_FILE, (HEAD_FILE,), FORMAT, (FORMAT_VERSION,), "text-finetune")
         spec = document["architecture"]
-        expected = len(task.classes) if task.is_classification else 1
+        expected = task.n_outputs
         if spec["n_outputs"] != expected:
             raise BundleError(str(directory / SPEC_FILE), f"the head has {spec['n_outputs']} output(s), "
                               f"the task '{task.kind}' needs {expected}")

@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from takeoff._version import __version__
+from takeoff.data.schema import LABEL_SEP
 from takeoff.errors import DataError, TakeoffError
 from takeoff.features.block import Features
 from takeoff.serving.batching import MicroBatcher
@@ -66,14 +67,15 @@ the API is described at <a href="/docs">/docs</a>.</p></body></html>"""
 
 # ------------------------------------------------------------------ documented response shapes
 class Prediction(BaseModel):
-    prediction: Any = Field(description="The predicted label (classification) or value (regression).")
-    probabilities: dict[str, float] | None = Field(None, description="Classification only: the probability of each label.")
+    prediction: Any = Field(description="The predicted label (classification), list of labels (multilabel) or value (regression).")
+    probabilities: dict[str, float] | None = Field(
+        None, description="Classification: the probability of each label (multilabel: each label's own, they do not sum to 1).")
 
 
 class PredictResponse(BaseModel):
     model: str
     version: str = Field(description="Content hash of the bundle's manifest.")
-    task: str = Field(description="binary, multiclass or regression.")
+    task: str = Field(description="binary, multiclass, multilabel or regression.")
     predictions: list[Prediction] = Field(description="One per record, in request order.")
     warnings: list[str] = Field(description="Ignored fields, values treated as missing, ...")
 
@@ -135,13 +137,15 @@ class Entry:
         """The predictions as JSON bytes."""
         task = self.model.task
         labels = [_native(v) for v in self.model.decide(outputs).tolist()]
-        if task.is_classification:
+        if task.is_classification or task.is_multilabel:
             keys = [str(c) for c in task.classes]
+            if task.is_multilabel:  # the label set as a list: "a|b" -> ["a", "b"]
+                labels = [label.split(LABEL_SEP) if label else [] for label in labels]
             predictions = [{"prediction": label, "probabilities": dict(zip(keys, map(_finite, row)))}
                            for label, row in zip(labels, outputs.tolist())]
         else:
             predictions = [{"prediction": _finite(v)} for v in labels]
-        if any(p["prediction"] is None for p in predictions) and not task.is_classification:
+        if not (task.is_classification or task.is_multilabel) and any(p["prediction"] is None for p in predictions):
             warnings = [*warnings, "some predictions are not finite numbers and are given as null"]
         self.metrics.rows.labels(self.name).inc(len(labels))
         body = {"model": self.name, "version": self.model.version, "task": task.kind,

@@ -136,7 +136,7 @@ def explain_body(entry, body: bytes, strict: bool = False) -> Response:
     local = explanation.local[0]
     answer = {
         "model": entry.name, "version": entry.model.version, "task": entry.model.task.kind,
-        "prediction": local["prediction"], "explained": explanation.explained, "output": local["output"],
+        "prediction": _as_answered(entry.model.task, local["prediction"]), "explained": explanation.explained, "output": local["output"],
         "method": [m["method"] for m in explanation.members],
         "attributions": local["attributions"][: request.top],
         "tokens": local["tokens"],
@@ -144,3 +144,12 @@ def explain_body(entry, body: bytes, strict: bool = False) -> Response:
     }
     entry.metrics.rows.labels(entry.name).inc(1)
     return Response(json.dumps(answer, allow_nan=False), media_type="application/json")
+
+
+def _as_answered(task, prediction: Any) -> Any:
+    """The prediction as ``/v1/predict`` gives it: a multilabel label set as a list."""
+    if task.is_multilabel and isinstance(prediction, str):
+        from takeoff.data.schema import LABEL_SEP
+
+        return prediction.split(LABEL_SEP) if prediction else []
+    return prediction

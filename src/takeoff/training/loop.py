@@ -381,7 +381,8 @@ def chance_score(kind: str) -> ScoreFn:
     """A score function for :class:`Trainer` whose logs say how far from chance the model is.
 
     Args:
-        kind: "binary" (outputs: (n, 2) logits; ROC-AUC, chance 0.5), "multiclass" (outputs:
+        kind: "binary" (outputs: (n, 2) logits; ROC-AUC, chance 0.5), "multilabel" (outputs:
+            (n, k) logits; mean ROC-AUC over labels, chance 0.5), "multiclass" (outputs:
             (n, k) logits; accuracy, chance = the majority class's share) or "regression"
             (outputs: (n,) or (n, 1); R², chance 0).
 
@@ -395,9 +396,29 @@ def chance_score(kind: str) -> ScoreFn:
         return _multiclass_score
     if kind == "regression":
         return _regression_score
+    if kind == "multilabel":
+        return _multilabel_score
     from takeoff.errors import UnknownNameError
 
-    raise UnknownNameError("task", kind, ["binary", "multiclass", "regression"])
+    raise UnknownNameError("task", kind, ["binary", "multiclass", "multilabel", "regression"])
+
+
+def _multilabel_score(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Mean ROC-AUC over the labels with positives and negatives (logits (n, k), 0/1 (n, k))."""
+    y = target.numpy().astype(np.int64)
+    logits = outputs.double().numpy()
+    aucs, bands = [], []
+    for k in range(y.shape[1]):
+        n_pos = int(y[:, k].sum())
+        n_neg = len(y) - n_pos
+        if n_pos and n_neg:
+            aucs.append(roc_auc(logits[:, k], y[:, k]))
+            bands.append(2.0 * np.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg)))
+    if not aucs:
+        return {}
+    auc = float(np.mean(aucs))
+    band = float(np.sqrt(np.sum(np.square(bands))) / len(bands))  # of a mean of independent AUCs
+    return {"valid_roc_auc": auc, "valid_score": auc, "valid_chance": 0.5, "valid_chance_band": band}
 
 
 def _binary_score(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

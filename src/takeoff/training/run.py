@@ -20,7 +20,17 @@ import pandas as pd
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
 from takeoff.data.conform import conform
-from takeoff.data.schema import Kind, Schema, Task, infer_schema, infer_task, require_columns
+from takeoff.data.schema import (
+    Kind,
+    Schema,
+    Task,
+    combine_label_columns,
+    infer_schema,
+    infer_task,
+    label_sets,
+    require_columns,
+    split_target,
+)
 from takeoff.errors import BudgetError, ChecksFailedError, TargetError, preview
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
@@ -53,7 +63,7 @@ class Outcome:
 
     prepared: Prepared
     blend: Blend
-    threshold: float | None
+    threshold: float | list[float] | None
     metrics: dict[str, Any]
     member_scores: dict[str, float]
     valid_pred: np.ndarray
@@ -71,18 +81,28 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     from takeoff.data.checks import run_checks
     from takeoff.data.split import train_valid_split
 
-    target = config.target
+    target, label_columns = split_target(config.target, [str(c) for c in df.columns])
     log.info("read %s: %d rows, %d columns", source, len(df), df.shape[1])
-    require_columns(df, [target], source, role="target column")
+    require_columns(df, label_columns or [target], source, role="label column" if label_columns else "target column")
     require_columns(df, list(config.drop), source, role="column to drop")
+    if label_columns:  # several 0/1 columns: one multilabel target of their label sets
+        if config.task not in (None, "multilabel"):
+            raise TargetError(f"several target columns ({', '.join(label_columns)}) make a multilabel task, not "
+                              f"'{config.task}'. Fix: pass one target column, or drop task: {config.task}.", target)
+        df = df.assign(**{target: combine_label_columns(df, label_columns, target)})
     missing = df[target].isna()
-    if missing.all():
+    if missing.all() and not label_columns and config.task != "multilabel":
         raise TargetError(f"target '{target}' is empty in {source}: every row is missing. Fix: choose another target column.", target)
-    schema = infer_schema(df, target, list(config.drop))
-    task = infer_task(df[target], target, config.task, config.positive_label)
+    schema = infer_schema(df, target, list(config.drop) + label_columns)
+    task = infer_task(df[target], target, "multilabel" if label_columns else config.task, config.positive_label)
+    if task.is_multilabel:
+        missing = pd.Series(False, index=df.index)  # a row without a label has the empty label set
+        task.columns = label_columns
+        task = _enough_per_label(df[target], task, config)
     log.info(
         "task: %s on '%s'%s; %d feature columns",
-        task.kind, target, f" (classes {preview(task.classes)})" if task.is_classification else "", len(schema.features),
+        task.kind, target, f" ({'labels' if task.is_multilabel else 'classes'} {preview(task.classes)})"
+        if task.classes else "", len(schema.features),
     )
     # the feature pipeline decodes every image anyway and lists the ones that fail: the checks
     # need not decode them first (they still hash and probe each file)
@@ -116,6 +136,9 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
             f"{source} has {len(rows)} row(s) with a target value; at least {MIN_ROWS} are needed. "
             "Fix: add rows.", column=target,
         )
+    if task.is_multilabel:  # labels dropped as too rare leave the label sets
+        known = set(task.classes)
+        rows = rows.assign(**{target: ["|".join(label for label in cell if label in known) for cell in label_sets(rows[target])]})
     y = task.encode(rows[target])
     frame, _ = conform(rows, schema, where=source, target=target)
     train_idx, valid_idx = train_valid_split(y, task, config.valid_fraction, config.seed)
@@ -143,6 +166,31 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         findings=findings,
         rows_dropped=int(len(df) - len(rows)) + len(unreadable),
     )
+
+
+def _enough_per_label(y: pd.Series, task: Task, config) -> Task:
+    """A multilabel task whose every label has at least 2 rows with it and 2 without (one of
+    each to learn from, one to validate on); others are refused, or dropped from the label
+    sets with ``drop_rare_classes``."""
+    indicator = task.encode(y)
+    present = indicator.sum(axis=0)
+    rare = [(label, int(n)) for label, n in zip(task.classes, present) if n < 2 or len(y) - n < 2]
+    if not rare:
+        return task
+    described = preview([f"{label!r} ({n} of {len(y)} rows)" for label, n in rare])
+    if not config.drop_rare_classes:
+        raise TargetError(
+            f"target '{task.target}' has label(s) on fewer than 2 rows, or on all but fewer than 2: {described}; "
+            "each label needs at least 2 rows with it and 2 without. Fix: remove or merge those labels, or set "
+            "drop_rare_classes: true in the config.",
+            column=task.target,
+        )
+    log.warning("dropping label(s) too rare or too common to learn: %s", described)
+    kept = [label for label in task.classes if label not in {r[0] for r in rare}]
+    if len(kept) < 2:
+        raise TargetError(f"target '{task.target}' keeps {len(kept)} label(s) once rare ones are dropped; a multilabel "
+                          "task needs at least 2. Fix: add rows with the other labels.", column=task.target)
+    return Task("multilabel", task.target, kept, task.columns)
 
 
 def _images_across_splits(features: Features, train_idx: np.ndarray, valid_idx: np.ndarray, index: pd.Index) -> list:
@@ -175,7 +223,7 @@ def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
             names = []
             for n in registry.IMAGE_AUTO:
                 cls = registry.get(n)
-                if task.kind not in cls.tasks:
+                if not cls.supports(task.kind):
                     continue
                 problem = cls.unavailable(getattr(config.models, n).model_dump())
                 if problem is not None:
@@ -184,7 +232,7 @@ def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
                 names.append(n)
             return names
         has_text = schema is not None and bool(schema.names(Kind.TEXT))
-        return [n for n in registry.AUTO if task.kind in registry.get(n).tasks
+        return [n for n in registry.AUTO if registry.get(n).supports(task.kind)
                 and (has_text or not getattr(registry.get(n), "needs_text", False))]
     registry.get(config.family)  # raises UnknownNameError listing the valid names
     return [config.family]
@@ -196,7 +244,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     ``state`` is the run's resumable state (saved to ``run_dir/run.json`` after each member);
     members it lists as done are loaded instead of refitted.
     """
-    from takeoff.evaluation.metrics import compute_metrics, score, tune_threshold
+    from takeoff.evaluation.metrics import compute_metrics, score, tune_label_thresholds, tune_threshold
 
     task, names = prep.task, family_names(config, prep.task, prep.schema)
     started = time.monotonic()
@@ -214,14 +262,14 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         member_dir = run_dir / "members" / name if run_dir else None
         if name in done and member_dir and member_dir.exists():
             log.info("%s: loaded from the interrupted run", name)
-            members[name] = cls.load(member_dir, task, params)
+            members[name] = cls.restore(member_dir, task, params)
             continue
         if base_ctx.expired():
             log.warning("%s: skipped, the time budget is spent", name)
             continue
         share = 1.0 / (len(names) - i)
         ctx = base_ctx.with_share(share, run_dir / "checkpoints" / name if run_dir else None)
-        family = cls(task, params)
+        family = cls.create(task, params)
         log.info("%s: training (up to %.0fs)", name, max(ctx.remaining(), 0.0))
         report = family.fit(prep.train, prep.valid, ctx)
         log.info("%s: fitted in %.1fs (%s, best iteration %s)", name, report.seconds, report.stopped_by, report.best_iteration)
@@ -258,6 +306,8 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     threshold = None
     if task.kind == "binary":
         threshold = tune_threshold(prep.valid.y, valid_pred[:, 1], config.threshold_metric)
+    elif task.is_multilabel:  # one per label, each at its best F1 on validation
+        threshold = tune_label_thresholds(prep.valid.y, valid_pred)
     metrics = compute_metrics(task, prep.valid.y, valid_pred, threshold)
     importance = permutation_importance(Blend([members[n] for n in kept], [weights[n] for n in kept]), prep, config.seed)
     history = {n: members[n].report.history for n in members}
@@ -297,7 +347,7 @@ def _refit(members: dict[str, Family], kept: list[str], prep: Prepared, config, 
                 log.info("%s: not refitted on all rows (needs ~%.0fs, budget left %.0fs)", name, needed, deadline - time.monotonic())
             continue
         params = {**old.params.model_dump(), **overrides}
-        family = type(old)(prep.task, params)
+        family = registry.get(name).create(prep.task, params)
         ctx = FitContext(deadline=deadline, seed=config.seed, device=config.device, warn=log.warning)
         log.info("%s: refitting on all %d rows", name, len(full))
         report = family.fit(full, None, ctx)

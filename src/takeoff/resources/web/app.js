@@ -7,8 +7,8 @@
 (() => {
   const KEY_STORAGE = "takeoff.apiKey";
   const OTHER = "__other__";
-  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", regression: "Regression", recommend: "Recommendation", search: "Search" };
-  const PRIMARY_METRIC = { binary: "roc_auc", multiclass: "log_loss", regression: "rmse" };
+  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", multilabel: "Multilabel classification", regression: "Regression", recommend: "Recommendation", search: "Search" };
+  const PRIMARY_METRIC = { binary: "roc_auc", multiclass: "log_loss", multilabel: "log_loss", regression: "rmse" };
   const METRICS = { // name -> [display name, what it means]; same words as the bundle's report
     roc_auc: ["ROC AUC", "ranking quality; 0.5 is chance"],
     pr_auc: ["PR AUC", "average precision, positive class"],
@@ -719,9 +719,13 @@
 
     const parts = [];
     const isRegression = task === "regression";
-    const shown = isRegression && typeof value === "number" ? fmtNumber(value) : value === null || value === undefined ? "—" : String(value);
+    const chosen = Array.isArray(value) ? value.map(String) : [String(value)];  // multilabel: a list of labels
+    const shown = Array.isArray(value) ? (value.length ? value.join(", ") : "no label")
+      : isRegression && typeof value === "number" ? fmtNumber(value) : value === null || value === undefined ? "—" : String(value);
     let note = null;
-    if (!isRegression && probabilities && value !== null && value !== undefined && probabilities[String(value)] !== undefined) {
+    if (Array.isArray(value)) {
+      note = "each label is given when its probability reaches the label's threshold, tuned in training";
+    } else if (!isRegression && probabilities && value !== null && value !== undefined && probabilities[String(value)] !== undefined) {
       note = `${fmtPercent(probabilities[String(value)])} probability`;
     }
     parts.push(el("div", { class: "answer", "data-testid": "prediction" },
@@ -733,8 +737,8 @@
       const entries = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
       const top = entries.slice(0, MAX_BARS);
       const rest = entries.slice(MAX_BARS);
-      const rows = top.map(([label, p]) => barRow(label, p, label === String(value)));
-      if (rest.length) {
+      const rows = top.map(([label, p]) => barRow(label, p, chosen.includes(label)));
+      if (rest.length && !Array.isArray(value)) {  // label probabilities do not add up: no "others" bar
         rows.push(barRow(`${rest.length} other classes`, rest.reduce((sum, [, p]) => sum + p, 0), false));
       }
       parts.push(el("ul", { class: "bars", "aria-label": "Probability of each class" }, rows));
