@@ -234,3 +234,16 @@ def test_train_end_to_end_and_auto_tries_it_only_with_text(tweets, credit, tmp_p
     task = infer_task(train["source"], "source")
     assert "tfidf" in family_names(auto, task, tweets_schema)
     assert "tfidf" not in family_names(auto, task, credit_schema)
+
+
+def test_texts_copied_across_the_split_are_reported(tweets):
+    train, _ = tweets
+    rows = train[["text", "source"]].head(300).copy()
+    # 40 tweets again, with other case and spacing: copies land on both sides of the split
+    copies = rows.head(40).assign(text=lambda d: d["text"].str.upper().str.replace(" ", "  "))
+    model = takeoff.train(pd.concat([rows, copies], ignore_index=True), target="source", family="tfidf",
+                          time_budget=20, config={"refit": False})
+    found = [f for f in model.manifest["findings"] if f["check"] == "duplicate_text_across_splits"]
+    assert len(found) == 1 and found[0]["column"] == "text" and 1 <= found[0]["count"] <= 40, found
+    clean = takeoff.train(rows, target="source", family="tfidf", time_budget=20, config={"refit": False})
+    assert not [f for f in clean.manifest["findings"] if f["check"] == "duplicate_text_across_splits"]

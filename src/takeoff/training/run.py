@@ -156,7 +156,7 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         if len(train_idx) < 2 or len(valid_idx) < 1:
             raise TargetError(f"{source}: too few readable images remain ({int(keep.sum())} of {len(frame)}). "
                               "Fix: check the image files.", column=target)
-    findings += _images_across_splits(features, train_idx, valid_idx, rows.index)
+    findings += _copies_across_splits(features, train_idx, valid_idx, rows.index)
     return Prepared(
         schema=schema,
         task=task,
@@ -193,26 +193,38 @@ def _enough_per_label(y: pd.Series, task: Task, config) -> Task:
     return Task("multilabel", task.target, kept, task.columns)
 
 
-def _images_across_splits(features: Features, train_idx: np.ndarray, valid_idx: np.ndarray, index: pd.Index) -> list:
-    """Validation images whose decoded pixels equal a training image's: they flatter the
-    validation score the model is chosen by."""
+def _copies_across_splits(features: Features, train_idx: np.ndarray, valid_idx: np.ndarray, index: pd.Index) -> list:
+    """Validation rows whose image (decoded pixels) or text (ignoring case and spacing) equals
+    a training row's: the model has seen them, so they flatter the validation score it is
+    chosen by."""
     import hashlib
 
     from takeoff.data.checks import Finding
 
+    def image_key(pixels, i):
+        return hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest()
+
+    def text_key(texts, i):
+        return " ".join(str(texts[i]).lower().split())
+
+    sources = [("image", column, pixels, image_key) for column, pixels in features.images.items()]
+    sources += [("text", column, texts, text_key) for column, texts in features.text.items()]
     out = []
-    for column, pixels in features.images.items():
-        seen = {hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest() for i in train_idx}
-        copies = [int(i) for i in valid_idx if hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest() in seen]
-        if copies:
-            finding = Finding(
-                "duplicate_image_across_splits", "warning",
-                f"{len(copies)} of {len(valid_idx)} validation image(s) are identical to a training image once "
-                f"decoded (e.g. rows {preview([index[i] for i in copies])}); the validation score is that much too optimistic",
-                "remove exact copies before training (takeoff inspect lists them)", column=column, count=len(copies),
-            )
-            log.warning("%s", finding)
-            out.append(finding)
+    for what, column, values, key in sources:
+        seen = {key(values, i) for i in train_idx}
+        copies = [int(i) for i in valid_idx if key(values, i) in seen and (what == "image" or key(values, i))]
+        if not copies:
+            continue
+        how = "once decoded" if what == "image" else "(ignoring case and spacing)"
+        finding = Finding(
+            f"duplicate_{what}_across_splits", "warning",
+            f"{len(copies)} of {len(valid_idx)} validation {what}(s) are identical to a training {what} {how} "
+            f"(e.g. rows {preview([index[i] for i in copies])}); the validation score is that much too optimistic",
+            f"remove exact copies before training (takeoff inspect lists repeated {what}s)", column=column,
+            count=len(copies),
+        )
+        log.warning("%s", finding)
+        out.append(finding)
     return out
 
 
