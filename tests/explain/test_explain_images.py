@@ -42,9 +42,11 @@ def patches(tmp_path_factory):
         rows.append({"image": f"{i}.png", "noise": float(rng.normal()), "side": "left" if left else "right"})
         where.append(corner)
     pd.DataFrame(rows).to_csv(root / "table.csv", index=False)
-    model = takeoff.train(root / "table.csv", target="side", family="image-cnn", time_budget=40, seed=0,
+    # a fixed number of epochs (not as many as fit a time budget): the model, and so the test,
+    # must not depend on how busy the machine is
+    model = takeoff.train(root / "table.csv", target="side", family="image-cnn", time_budget=300, seed=0,
                           out=root / "model", config={"models": {"image-cnn": {
-                              "width": 8, "max_epochs": 12, "flip": False, "rotate_degrees": 0.0, "crop_scale": 0.9}},
+                              "width": 8, "epochs": 12, "flip": False, "rotate_degrees": 0.0, "crop_scale": 0.9}},
                               "refit": False})
     return root, model, where
 
