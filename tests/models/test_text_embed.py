@@ -69,7 +69,92 @@ def test_embeddings_are_normalised_deduplicated_and_meaningful(encoder_folder):
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2  # paraphrase closer than another topic
     assert encoder.truncated == 1  # the 5,000-word text was cut to max_length tokens
     single = encoder.embed(["A cat is sitting on a rug."])[0]
-    assert np.allclose(single, vectors[1], atol=1e-5)  # batching and padding do not change a vector
+    # batching and padding do not change a vector: exactly in float32, nearly in bf16
+    assert single @ vectors[1] > 0.9999
+    fp32 = TextEncoder(encoder_folder, max_length=32, precision="fp32")
+    np.testing.assert_allclose(fp32.embed(["A cat is sitting on a rug."])[0], fp32.embed(texts)[1], atol=1e-5)
+
+
+TEXTS = ["The cat sits on the mat.", "", "word " * 400, "Quarterly revenue grew by 4%.", "ok"] * 3
+
+
+def test_onnx_runtime_gives_the_pytorch_vectors(encoder_folder):
+    pytest.importorskip("onnxruntime")
+    eager = TextEncoder(encoder_folder, max_length=64, runtime="torch", precision="fp32")
+    onnx = TextEncoder(encoder_folder, max_length=64, max_tokens=128, runtime="onnx")
+    a, b = eager.embed(TEXTS), onnx.embed(TEXTS)
+    assert (eager.runtime, onnx.runtime, onnx.precision) == ("torch", "onnx", "fp32")
+    np.testing.assert_allclose(a, b, atol=1e-5)  # small max_tokens: many batches of other shapes
+    assert onnx.truncated == 1 and np.array_equal(b[0], b[5])  # distinct texts are embedded (and counted) once
+    fp32 = TextEncoder(encoder_folder, max_length=64, precision="fp32")  # auto runtime, float32 asked for
+    np.testing.assert_allclose(fp32.embed(TEXTS), a, atol=1e-5)
+    assert fp32.runtime == "onnx"
+
+
+def test_auto_uses_bf16_where_the_cpu_has_it_and_stays_close_to_float32(encoder_folder):
+    import torch
+
+    from takeoff.training.device import native_bf16
+
+    reference = TextEncoder(encoder_folder, max_length=64, runtime="torch", precision="fp32").embed(TEXTS)
+    auto = TextEncoder(encoder_folder, max_length=64)
+    vectors = auto.embed(TEXTS)
+    native = native_bf16(torch.device("cpu"))
+    assert (auto.precision, auto.runtime) == (("bf16", "torch") if native else ("fp32", "onnx"))
+    assert (vectors * reference).sum(axis=1).min() > 0.999
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    # asked for by name, bf16 runs on any CPU (emulated where it is not native): same closeness
+    forced = TextEncoder(encoder_folder, max_length=64, precision="bf16").embed(TEXTS)
+    assert (forced * reference).sum(axis=1).min() > 0.999
+
+
+def test_a_failed_onnx_export_falls_back_to_pytorch_or_raises_when_asked_for(encoder_folder, monkeypatch, caplog):
+    pytest.importorskip("onnxruntime")
+
+    def broken(self):
+        raise RuntimeError("exporter broke")
+
+    monkeypatch.setattr(TextEncoder, "_export_session", broken)
+    auto = TextEncoder(encoder_folder, max_length=32, precision="fp32")
+    with caplog.at_level("WARNING", logger="takeoff"):
+        vectors = auto.embed(["still embedded"])
+    assert auto.runtime == "torch" and vectors.shape == (1, 384)
+    assert "the ONNX Runtime path is not used (exporter broke)" in caplog.text
+    reference = TextEncoder(encoder_folder, max_length=32, runtime="torch", precision="fp32").embed(["still embedded"])
+    np.testing.assert_allclose(vectors, reference, atol=1e-6)
+    with pytest.raises(BundleError, match="cannot embed with runtime='onnx': exporter broke"):
+        TextEncoder(encoder_folder, runtime="onnx").embed(["x"])
+    with pytest.raises(ValueError, match="choose one of auto, onnx, torch"):
+        TextEncoder(encoder_folder, runtime="tensorrt")
+    with pytest.raises(ValueError, match="runs float32 on the CPU"):
+        TextEncoder(encoder_folder, runtime="onnx", precision="bf16")
+
+
+def test_a_fast_path_that_disagrees_with_float32_is_dropped(encoder_folder, monkeypatch, caplog):
+    pytest.importorskip("onnxruntime")
+    real_onnx = TextEncoder._run_onnx
+    monkeypatch.setattr(TextEncoder, "_run_onnx", lambda self, batch, mask: real_onnx(self, batch, mask) + 1e-2)
+    encoder = TextEncoder(encoder_folder, max_length=32, precision="fp32")
+    with caplog.at_level("WARNING", logger="takeoff"):
+        encoder.embed(["parity is checked before the graph is used"])
+    assert encoder.runtime == "torch" and "differ from PyTorch's by up to 1.00e-02" in caplog.text
+
+    real_torch = TextEncoder._run_torch
+
+    def skewed(self, batch, mask, precision=None):  # a bf16 kernel gone wrong: vectors rotated
+        out = real_torch(self, batch, mask, precision)
+        return np.roll(out, 1, axis=1) if (precision or self.precision) == "bf16" else out
+
+    monkeypatch.setattr(TextEncoder, "_run_torch", skewed)
+    bf16 = TextEncoder(encoder_folder, max_length=32, runtime="torch", precision="auto")
+    bf16.precision = "bf16"  # as on a CPU with native bf16
+    with caplog.at_level("WARNING", logger="takeoff"):
+        vectors = bf16.embed(["bf16 is checked too"])
+    assert bf16.precision == "fp32" and "bf16 is not used" in caplog.text
+    reference = TextEncoder(encoder_folder, max_length=32, runtime="torch", precision="fp32")
+    np.testing.assert_allclose(vectors, reference.embed(["bf16 is checked too"]), atol=1e-6)
+    with pytest.raises(BundleError, match="cannot embed with precision='bf16'"):
+        TextEncoder(encoder_folder, max_length=32, precision="bf16").embed(["x"])
 
 
 def test_text_embed_learns_from_tweets_and_round_trips(bundle, tweets):
