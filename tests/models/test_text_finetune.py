@@ -136,3 +136,16 @@ def test_an_expired_deadline_raises_budget_error(binary):
     task, train, valid = binary
     with pytest.raises(BudgetError):
         TextFinetuneFamily(task, SMALL).fit(train, valid, FitContext(deadline=time.monotonic() - 1, progress=False))
+
+
+def test_a_loss_that_turns_nan_stops_the_fit_with_the_fix(binary):
+    """The running loss is read every few batches (not each one, which would stall a GPU); a
+    nan in it still ends the fit within the epoch."""
+    from takeoff.errors import DataError
+
+    task, train, _ = binary
+    weight = np.ones(len(train), dtype=np.float32)
+    weight[5] = np.nan  # one row's weight: its batch's loss is nan
+    bad = Dataset(train.X, train.y, weight)
+    with pytest.raises(DataError, match="nan or infinite.*lower learning_rate"):
+        TextFinetuneFamily(task, {**SMALL, "epochs": 1}).fit(bad, None, FitContext(seed=0, progress=False, device="cpu"))

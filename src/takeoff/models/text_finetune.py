@@ -9,8 +9,9 @@ bags of words) and an embedding per categorical column are concatenated and fuse
 Training: AdamW (fused where torch supports it), a linear warm-up then a linear decay,
 layer-wise learning-rate decay (the top encoder layer gets ``learning_rate``, each layer below
 ``layer_decay`` times the one above, the embeddings the least; the head gets ``head_lr``),
-gradient accumulation, optional gradient checkpointing and ``torch.compile``, bf16 autocast on
-CUDA (float32 elsewhere), and dynamic padding over length-bucketed batches. With ``lora_r``
+gradient accumulation, optional gradient checkpointing and ``torch.compile``, bf16 autocast where
+the device computes bf16 natively (``precision``: a GPU from Ampere on, a CPU with AVX-512 BF16
+or AMX; float32 elsewhere), and dynamic padding over length-bucketed batches. With ``lora_r``
 only LoRA adapters (``peft``) and the head train; the adapters are merged before saving, so a
 bundle loads without ``peft``. Early stopping on the validation loss per epoch keeps the best
 weights; at the deadline the best weights so far are kept.
@@ -24,7 +25,7 @@ import math
 import re
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -43,6 +44,7 @@ HASHED = re.compile(r"__h\d+$")
 LAYER = re.compile(r"\.layers?\.(\d+)\.")
 BUCKET_BATCHES = 50  # batches per length-sorted chunk
 PREDICT_BATCH = 64
+FINITE_EVERY = 32  # batches between reads of the running training loss (a GPU sync)
 
 
 class TextFinetuneParams(Params):
@@ -67,6 +69,9 @@ class TextFinetuneParams(Params):
     compile: bool = Field(False, description="Train through torch.compile (pays off on long GPU runs only).")
     lora_r: int | None = Field(None, ge=1, description="LoRA rank: train only adapters and the head (needs peft); None = full.")
     lora_alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = lora_alpha / lora_r).")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Training arithmetic: auto = bf16 autocast where the device computes bf16 natively (a GPU "
+                            "from Ampere on, a CPU with AVX-512 BF16 or AMX), else float32. Predictions run in float32 on a CPU.")
 
 
 def _network(encoder, spec: dict[str, Any]):
@@ -320,7 +325,7 @@ class TextFinetuneFamily(Family):
             batches = [order[a : a + PREDICT_BATCH].tolist() for a in range(0, len(order), PREDICT_BATCH)]
             net.eval()
             total, count = 0.0, 0.0
-            with torch.no_grad(), autocast_context(device):
+            with torch.no_grad(), autocast_context(device, p.precision, cpu=True):
                 for batch in loader(batches, collate):
                     texts, num, cat, target, weight = self._to(batch, device)
                     w = torch.ones(target.shape[0], dtype=torch.float32, device=target.device) if weight is None else weight
@@ -337,7 +342,9 @@ class TextFinetuneFamily(Family):
         epoch = 0
         for epoch in range(1, epochs + 1):
             net.train()
-            running, seen, out_of_time = 0.0, 0, False
+            # the loss is summed on the device and read every FINITE_EVERY batches: reading it
+            # each batch would make the CPU wait for the GPU at every step
+            running, seen, out_of_time = torch.zeros((), device=device, dtype=torch.float64), 0, False
             optimizer.zero_grad(set_to_none=True)
             batches = self._buckets(train_lengths, p.batch_size, rng)
             for i, batch in enumerate(loader(batches, train_collate)):
@@ -345,13 +352,13 @@ class TextFinetuneFamily(Family):
                     out_of_time = True
                     break
                 texts, num, cat, target, weight = self._to(batch, device)
-                with autocast_context(device):
+                with autocast_context(device, p.precision, cpu=True):
                     loss = loss_of(step_net(texts, num, cat), target, weight)
-                if not torch.isfinite(loss):
-                    raise DataError("model family 'text-finetune': the training loss became nan or infinite. "
-                                    "Fix: lower learning_rate or head_lr.")
                 (loss / p.grad_accum).backward()
-                running, seen = running + float(loss.detach()) * len(target), seen + len(target)
+                running += loss.detach().double() * len(target)
+                seen += len(target)
+                if (i + 1) % FINITE_EVERY == 0 or i + 1 == len(batches):
+                    _check_finite(running)
                 if (i + 1) % p.grad_accum == 0 or i + 1 == len(batches):
                     optimizer.step()
                     scheduler.step()
@@ -360,7 +367,7 @@ class TextFinetuneFamily(Family):
             if steps == 0:
                 raise BudgetError("model family 'text-finetune': the time budget ran out before the first optimizer "
                                   "step. Fix: give a larger time budget, or a smaller max_length.")
-            history["train_loss"].append(running / max(seen, 1))
+            history["train_loss"].append(_check_finite(running) / max(seen, 1))
             if out_of_time:
                 stopped_by = "time_budget"
                 break
@@ -430,7 +437,8 @@ class TextFinetuneFamily(Family):
         order = np.argsort(lengths, kind="stable")
         width = self.spec["n_outputs"]
         out = np.zeros((len(X), width), dtype=np.float32)
-        with torch.no_grad(), autocast_context(self._device):
+        # float32 on a CPU whatever the training precision: the same outputs on every machine
+        with torch.no_grad(), autocast_context(self._device, "fp32" if self.params.precision == "fp32" else "auto"):
             for a in range(0, len(order), PREDICT_BATCH):
                 index = order[a : a + PREDICT_BATCH].tolist()
                 texts, n, c, _, _ = self._to(collate(index), self._device)
@@ -598,3 +606,12 @@ class TextFinetuneFamily(Family):
         model.spec, model.best_epoch = spec, document.get("best_epoch")
         model._net, model._device = net.eval(), torch.device("cpu")
         return model
+
+
+def _check_finite(total) -> float:
+    """The summed training loss as a float; DataError when it is nan or infinite."""
+    value = float(total)
+    if not math.isfinite(value):
+        raise DataError("model family 'text-finetune': the training loss became nan or infinite. "
+                        "Fix: lower learning_rate or head_lr.")
+    return value

@@ -93,17 +93,31 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def autocast_context(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast_context(device: torch.device, precision: str = "auto", cpu: bool = False) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (no loss scaling needed); a no-op context elsewhere.
 
     GPUs without bf16 (before Ampere) train in float32: float16 would need loss scaling.
+
+    Args:
+        device: where the computation runs.
+        precision: "auto" (as above), "fp32" (never autocast) or "bf16" (always, even where
+            bf16 is emulated).
+        cpu: with "auto", also autocast on a CPU that computes bf16 natively (see
+            :func:`native_bf16`). Off by default: small networks gain nothing from it, and
+            predictions stay float32 so that they match across machines.
 
     Example:
         >>> with autocast_context(torch.device("cpu")):
         ...     pass
     """
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "fp32":
+        return contextlib.nullcontext()
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if cpu and device.type == "cpu" and native_bf16(device):
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
