@@ -193,3 +193,46 @@ def test_an_interrupted_fit_resumes_from_its_checkpoint(datasets, tmp_path, capl
     warnings: list[str] = []
     ImageCNNFamily(task, params).fit(train, valid, ctx("cut", seed=1, warn=warnings.append))
     assert any("another fit" in w for w in warnings)
+
+
+def test_mixup_and_cutmix_mix_images_and_labels_by_the_same_share():
+    import torch
+
+    from takeoff.models.image_cnn import mix_batch
+    from takeoff.training.loop import TensorSet
+
+    torch.manual_seed(0)
+    # eight 16x16 images, each one flat grey level and its own class: a pixel tells whose it is
+    levels = torch.arange(8, dtype=torch.float32) * 30
+    pixels = levels.to(torch.uint8).view(8, 1, 1, 1).expand(8, 1, 16, 16).contiguous()
+    batch = TensorSet((pixels, torch.zeros(8, 0)), torch.arange(8))
+    for _ in range(5):
+        # cutmix: each pixel comes whole from one image; a label's share = its image's pixel share
+        x, target = (lambda out: (out.inputs[0], out.target))(mix_batch(0.0, 1.0, n_classes=8)(batch))
+        share = (x.view(8, 1, -1) == levels.view(1, 8, 1)).float().mean(dim=2)  # (row, image)
+        assert torch.allclose(share, target, atol=1e-6) and torch.allclose(target.sum(1), torch.ones(8))
+        # mixup: each image a blend of two, evenly; the labels blended by the same share
+        x, target = (lambda out: (out.inputs[0], out.target))(mix_batch(0.4, 0.0, n_classes=8)(batch))
+        assert torch.allclose(x, x[:, :, :1, :1].expand_as(x))
+        assert torch.allclose(x[:, 0, 0, 0], target @ levels, atol=1e-3)
+        assert torch.allclose(target.sum(1), torch.ones(8)) and ((target > 0).sum(1) <= 2).all()
+    multilabel = TensorSet((pixels, torch.zeros(8, 0)), torch.eye(8)[:, :3])
+    soft = mix_batch(0.4, 1.0, n_classes=None)(multilabel).target
+    assert soft.shape == (8, 3) and ((soft >= 0) & (soft <= 1)).all()
+
+
+def test_mixup_and_cutmix_train_on_digits_and_are_refused_for_regression(digit_folder, datasets, tmp_path):
+    from takeoff.errors import ConfigError
+
+    model = takeoff.train(digit_folder, family="image-cnn", time_budget=25, seed=0, out=tmp_path / "mixed",
+                          config={"models": {"image-cnn": {"width": 12, "flip": False, "mixup": 0.2, "cutmix": 1.0}},
+                                  "refit": False})
+    assert model.metrics["accuracy"] > 0.8  # chance is 1/3
+    from takeoff.features.block import Features
+    from takeoff.models.image_cnn import ImageCNNFamily
+
+    X = Features(np.zeros((4, 0), np.float32), np.zeros((4, 0), np.int64), [], [], [], [],
+                 images={"image": np.zeros((4, 1, 8, 8), np.uint8)})
+    family = ImageCNNFamily(Task("regression", "y"), {"mixup": 0.2})
+    with pytest.raises(ConfigError, match="mixup and cutmix mix labels.*set both to 0"):
+        family.fit(Dataset(X, np.arange(4.0)), None, FitContext(seed=0, progress=False, device="cpu"))

@@ -10,7 +10,8 @@ Training (strong regularisation, fast schedule, as small data needs): random res
 small rotations, optional horizontal flips and brightness/contrast jitter, applied on the
 batch as tensors (on the GPU when training runs there) in train mode only, so predicting and
 serving see exactly the eval transform (resize and centre crop at decode time, then the
-normalisation); label smoothing; AdamW with a one-cycle schedule; early stopping on the
+normalisation); optional Mixup and CutMix (``mixup``, ``cutmix``: images and labels of pairs
+mixed per batch); label smoothing; AdamW with a one-cycle schedule; early stopping on the
 validation loss and the time budget. On CUDA: channels_last and bf16 autocast (the
 trainer's), optionally ``torch.compile``.
 """
@@ -28,7 +29,7 @@ from pydantic import Field
 
 from takeoff.bundle import read_spec, write_atomic, write_json
 from takeoff.data.schema import Task
-from takeoff.errors import BudgetError, BundleError, DataError
+from takeoff.errors import BudgetError, BundleError, ConfigError, DataError
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family, FitReport, Params
 from takeoff.training.context import FitContext
@@ -58,6 +59,14 @@ class ImageTrainParams(Params):
         True, description="Random horizontal flips (turn off for text, digits and other images with a handedness)."
     )
     jitter: float = Field(0.2, ge=0.0, le=1.0, description="Random brightness and contrast change, as a share.")
+    mixup: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="Mixup: blend image pairs and their labels with a Beta(mixup, mixup) share; 0 = off (classification).",
+    )
+    cutmix: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="CutMix: paste a box of another image, labels mixed by area, Beta(cutmix, cutmix); 0 = off.",
+    )
     compile: bool = Field(False, description="torch.compile the network (CUDA only; pays off on long runs).")
     epochs: int | None = Field(None, ge=1, description="Train exactly this many epochs without early stopping (refit).")
 
@@ -111,6 +120,42 @@ def augment_module(options: dict[str, Any]):
             return x.clamp(0.0, 255.0)
 
     return Augment(options)
+
+
+def mix_batch(mixup: float, cutmix: float, n_classes: int | None):
+    """A training-batch transform for :class:`~takeoff.training.loop.Trainer`: Mixup or CutMix
+    (one of the two per batch, at random, when both are on) on the first input (the images)
+    and the targets, which become soft: class indices turn into one-hot rows (``n_classes``)
+    before mixing; multilabel 0/1 rows mix as they are (``n_classes`` None). The table's other
+    columns and the row weights stay those of the first image of each pair."""
+    import torch
+
+    from takeoff.training.loop import TensorSet
+
+    def transform(batch: TensorSet) -> TensorSet:
+        pixels, *rest = batch.inputs  # pixels: (n, c, h, w)
+        n, dev = pixels.shape[0], pixels.device
+        cut = cutmix > 0 and (mixup == 0 or bool(torch.rand((), device=dev) < 0.5))
+        alpha = cutmix if cut else mixup
+        share = float(torch.distributions.Beta(alpha, alpha).sample())  # of the first image
+        partner = torch.randperm(n, device=dev)
+        x = pixels.float()
+        if cut:  # a box covering about 1 - share of the picture, from each row's partner
+            h, w = x.shape[2:]
+            bh, bw = int(round(h * math.sqrt(1 - share))), int(round(w * math.sqrt(1 - share)))
+            cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
+            y0, y1 = max(cy - bh // 2, 0), min(cy - bh // 2 + bh, h)
+            x0, x1 = max(cx - bw // 2, 0), min(cx - bw // 2 + bw, w)
+            x = x.clone()
+            x[:, :, y0:y1, x0:x1] = x[partner, :, y0:y1, x0:x1]
+            share = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)  # the share actually kept after clipping
+        else:
+            x = share * x + (1 - share) * x[partner]
+        target = batch.target
+        soft = torch.nn.functional.one_hot(target, n_classes).float() if n_classes is not None else target.float()
+        return TensorSet((x, *rest), share * soft + (1 - share) * soft[partner], batch.weight)
+
+    return transform
 
 
 def _network(spec: dict[str, Any]):
@@ -210,6 +255,10 @@ class ImageCNNFamily(Family):
         start = time.monotonic()
         p: ImageTrainParams = self.params  # type: ignore[assignment]
         column = _image_column(train.X, self.name)
+        if (p.mixup or p.cutmix) and not (self.task.is_classification or self.task.is_multilabel):
+            raise ConfigError(f"mixup and cutmix mix labels, and a {self.task.kind} target has none to mix; "
+                              f"received mixup={p.mixup}, cutmix={p.cutmix}. Fix: set both to 0 for this task.",
+                              path=f"models.{self.name}.{'mixup' if p.mixup else 'cutmix'}")
         if len(train) < 2:
             raise DataError(f"model family '{self.name}' needs at least 2 training images; received {len(train)}")
         device = resolve_device(ctx.device)
@@ -248,9 +297,11 @@ class ImageCNNFamily(Family):
             def loss_fn(outputs, target, weight):
                 import torch.nn.functional as F
 
-                if not outputs.requires_grad or smoothing == 0:
+                # soft targets (mixup, cutmix) are class probabilities: cross_entropy takes those too
+                if not target.is_floating_point() and (not outputs.requires_grad or smoothing == 0):
                     return base_loss(outputs, target, weight)
-                per_row = F.cross_entropy(outputs.float(), target, reduction="none", label_smoothing=smoothing)
+                per_row = F.cross_entropy(outputs.float(), target, reduction="none",
+                                          label_smoothing=smoothing if outputs.requires_grad else 0.0)
                 return per_row.mean() if weight is None else (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
         elif multilabel:
             loss_fn = multilabel_loss  # a sigmoid per label
@@ -300,6 +351,8 @@ class ImageCNNFamily(Family):
             max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx, device=device,
             score_fn=chance_score(self.task.kind) if valid_set is not None else None,
             eval_batch_size=PREDICT_BATCH, meta=meta,
+            batch_transform=mix_batch(p.mixup, p.cutmix, n_outputs if classification else None)
+            if p.mixup or p.cutmix else None,
         )
         if saved is not None:
             trainer.load_state_dict(saved)

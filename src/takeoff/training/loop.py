@@ -131,6 +131,9 @@ class Trainer:
         meta: JSON-like facts saved with each checkpoint; :meth:`resume` only accepts a
             checkpoint with equal ``meta`` (the same data and settings).
         eval_batch_size: rows per forward pass when validating (images need fewer).
+        batch_transform: ``batch_transform(batch) -> batch`` applied to each training batch on
+            the device before the forward pass (mixup and cutmix mix images and targets
+            here), or None.
 
     Example:
         >>> net = nn.Linear(3, 1)
@@ -160,6 +163,7 @@ class Trainer:
         grad_clip: float | None = None,
         meta: dict[str, Any] | None = None,
         eval_batch_size: int = EVAL_BATCH_SIZE,
+        batch_transform: Callable[[TensorSet], TensorSet] | None = None,
     ):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -176,7 +180,7 @@ class Trainer:
             device = torch.device("cuda", torch.cuda.current_device())
         self.device = device
         self.score_fn, self.grad_clip, self.meta = score_fn, grad_clip, meta
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size, self.batch_transform = eval_batch_size, batch_transform
         self.steps_per_epoch = steps_per_epoch(len(train), batch_size)
         self.epoch = 0  # epochs completed
         self.global_step = 0
@@ -242,6 +246,8 @@ class Trainer:
             batch = data.take(order[a:b])
             if not on_device:  # streamed from pinned CPU memory
                 batch = batch.pin_memory().to(self.device, non_blocking=True)
+            if self.batch_transform is not None:
+                batch = self.batch_transform(batch)
             with autocast_context(self.device):
                 outputs = self.model(*batch.inputs)
                 loss = self.loss_fn(outputs, batch.target, batch.weight)
