@@ -238,13 +238,17 @@ class FeaturePipeline:
         )
 
     def _hash_text(self, series: pd.Series) -> np.ndarray:
+        import sklearn
         from sklearn.feature_extraction.text import HashingVectorizer
 
         vectorizer = HashingVectorizer(
             n_features=self.params.text_hash_features, alternate_sign=False, norm="l2"
         )
         texts = pd.Series(series, dtype=object).fillna("").astype(str)
-        return vectorizer.transform(texts).toarray().astype(np.float32)
+        # our own arguments and strings: scikit-learn's checks would cost more than the hashing
+        # on a request of a few rows
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return vectorizer.transform(texts).toarray().astype(np.float32)
 
     # -------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:

@@ -311,7 +311,12 @@ class TfidfFamily(Family):
         self._check_features(X)
         if len(X) == 0:  # the vectorizers refuse zero rows
             return np.zeros((0, len(self.task.classes)) if self.task.is_classification else 0)
-        return self._outputs(self._matrix(X), self.coef, self.intercept, self.classes)
+        import sklearn
+
+        # the features are ours and already checked: scikit-learn's own argument and finiteness
+        # checks cost more than the transform itself on a request of a few rows (~1 ms of 1.6)
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self._outputs(self._matrix(X), self.coef, self.intercept, self.classes)
 
     def _check_features(self, X: Features) -> None:
         spec = self.spec
