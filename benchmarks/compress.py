@@ -7,7 +7,7 @@ Text: a MiniLM fine-tuned on the tweets (text column only, target `source`) is t
 fp32 bundle; it is exported to ONNX (fp32), to ONNX with int8 weights, and distilled into the
 TF-IDF + linear family. Tabular: the credit-risk `auto` bundle (LightGBM + MLP) exported,
 pruned and distilled. Latency is from JSON-like records to outputs, in process, on this
-machine's CPU; p50 of interleaved calls (see takeoff/compression/measure.py).
+machine's CPU; p50 over alternating blocks of calls per bundle (see takeoff/compression/measure.py).
 
 Goals (from the issue): int8 ONNX MiniLM ≥ 3× faster and ≥ 3.5× smaller than the PyTorch fp32
 bundle with at most one point of accuracy lost; a distilled student ≥ 10× faster than its

@@ -1,6 +1,6 @@
 """What a compression report compares: size on disk, CPU latency and the task metric.
 
-Both bundles are measured in the same process, on the same rows, one after the other, so the
+Both bundles are measured in the same process, on the same rows, in alternating blocks, so the
 ratios hold even when the machine's absolute speed drifts.
 """
 
@@ -18,6 +18,7 @@ import pandas as pd
 MIN_REPEATS = 5
 MAX_REPEATS = 300
 SECONDS_PER_SETTING = 4.0
+ROUNDS = 4  # blocks per model and batch size, alternating between the models
 BATCHES = (1, 64)
 
 # Files that describe a bundle rather than being needed to predict with it.
@@ -49,34 +50,34 @@ def records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
 
 
 def latency(models: list, rows: list[dict[str, Any]], batches: tuple[int, ...] = BATCHES,
-            seconds: float = SECONDS_PER_SETTING) -> list[dict[str, dict[str, float]]]:
+            seconds: float = SECONDS_PER_SETTING, rounds: int = ROUNDS) -> list[dict[str, dict[str, float]]]:
     """Milliseconds from records to outputs (validation, features, model), p50 and p99 per
     batch size, for each of ``models``.
 
-    The models take turns call by call over the same distinct batches cycled from ``rows``,
-    after a warm-up of each, so that a slow phase of the machine (another process, thread
-    pools waking up) falls on all of them alike.
+    The models take turns in blocks: ``rounds`` times, each model runs a block of calls over
+    the same distinct batches cycled from ``rows`` (its first call untimed), so that a slow
+    phase of the machine falls on all of them alike. Blocks rather than single calls: the
+    thread pools of one runtime (ONNX Runtime's spin after a call; PyTorch's wake up) slow the
+    call of another right after it, which serving one model per process never sees.
     """
     out: list[dict[str, dict[str, float]]] = [{} for _ in models]
     for size in batches:
         size = min(size, len(rows))
         starts = list(range(0, max(len(rows) - size, 0) + 1, size)) or [0]
-        warm_end = time.perf_counter() + min(0.5, seconds / 4)
-        while True:  # warm-up: lazy sessions, caches, thread pools
-            for model in models:
-                model.predict_features(model.features(rows[:size])[0])
-            if time.perf_counter() > warm_end:
-                break
         times: list[list[float]] = [[] for _ in models]
-        budget_end = time.perf_counter() + seconds * len(models)
-        i = 0
-        while len(times[0]) < MIN_REPEATS or (len(times[0]) < MAX_REPEATS and time.perf_counter() < budget_end):
-            batch = rows[starts[i % len(starts)]: starts[i % len(starts)] + size]
+        block_seconds = seconds / rounds
+        for round_ in range(rounds):
             for model, spent in zip(models, times):
-                began = time.perf_counter()
-                model.predict_features(model.features(batch)[0])
-                spent.append((time.perf_counter() - began) * 1000)
-            i += 1
+                model.predict_features(model.features(rows[:size])[0])  # warm: lazy sessions, thread pools
+                block_end = time.perf_counter() + block_seconds
+                want = -(-MIN_REPEATS // rounds) * (round_ + 1)  # at least MIN_REPEATS over all rounds
+                while len(spent) < want or (len(spent) < MAX_REPEATS * (round_ + 1) // rounds
+                                            and time.perf_counter() < block_end):
+                    start = starts[len(spent) % len(starts)]
+                    batch = rows[start: start + size]
+                    began = time.perf_counter()
+                    model.predict_features(model.features(batch)[0])
+                    spent.append((time.perf_counter() - began) * 1000)
         for found, spent in zip(out, times):
             found[str(size)] = {
                 "p50": float(np.percentile(spent, 50)),
