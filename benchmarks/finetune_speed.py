@@ -9,7 +9,8 @@ column only. Both sides fine-tune all-MiniLM-L6-v2 (the packaged default encoder
 two-class head for the same number of epochs at the same batch size and learning rate:
 
 - ``Trainer``: ``AutoModelForSequenceClassification``, texts padded to ``--max-length`` (as the
-  issue's reference measurement did), bf16 on CUDA, no evaluation, no checkpoints, no logging;
+  issue's reference measurement did), bf16 where takeoff uses it too (a device that computes
+  bf16 natively), no evaluation, no checkpoints, no logging;
   timed around ``trainer.train()`` only (tokenising is not counted).
 - takeoff: ``TextFinetuneFamily.fit`` with fixed ``epochs`` (no early stopping, no validation):
   dynamic padding over length-bucketed batches, fused AdamW, bf16 autocast where the device
@@ -51,7 +52,9 @@ def run_trainer(texts: list[str], labels: np.ndarray, args, device) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
     from takeoff.models.encoder import resolve_encoder
+    from takeoff.training.device import native_bf16
 
+    bf16 = native_bf16(device)  # the same precision as takeoff's side
     folder = str(resolve_encoder())
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True, num_labels=2)
@@ -61,7 +64,7 @@ def run_trainer(texts: list[str], labels: np.ndarray, args, device) -> dict:
     with tempfile.TemporaryDirectory() as out:
         training = TrainingArguments(
             output_dir=out, per_device_train_batch_size=args.batch_size, num_train_epochs=args.epochs,
-            learning_rate=LEARNING_RATE, bf16=device.type == "cuda", use_cpu=device.type == "cpu",
+            learning_rate=LEARNING_RATE, bf16=bf16, use_cpu=device.type == "cpu",
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[],
             dataloader_pin_memory=device.type == "cuda", seed=0, disable_tqdm=True,
         )
@@ -74,7 +77,7 @@ def run_trainer(texts: list[str], labels: np.ndarray, args, device) -> dict:
     del trainer, model
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"path": f"Hugging Face Trainer (padded to {args.max_length}, {'bf16' if device.type == 'cuda' else 'fp32'})",
+    return {"path": f"Hugging Face Trainer (padded to {args.max_length}, {'bf16' if bf16 else 'fp32'})",
             "seconds": seconds, "samples_per_s": len(texts) * args.epochs / seconds}
 
 
