@@ -53,7 +53,7 @@ def throughput(texts: list[str], rounds: int = 5) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return st.encode(texts, batch_size=64)
 
-    batches = f"length-sorted batches of ~{ours.max_tokens:,} tokens"
+    batches = f"batches of ~{ours.max_tokens:,} tokens, one padded length each"
     paths = {"sentence-transformers encode (batch 64, float32: its default)": lambda: st.encode(texts, batch_size=64),
              "sentence-transformers encode (batch 64) under bf16 autocast": st_bf16,
              f"takeoff TextEncoder.embed, PyTorch float32 ({batches})": lambda: fp32.embed(texts),

@@ -14,9 +14,10 @@ to provide the model. Nothing is ever downloaded here: a silent download would h
 machine without internet.
 
 ``TextEncoder.embed(texts)`` mean-pools the last hidden states into L2-normalised vectors.
-It is faster than a fixed batch size: texts are tokenised once, sorted by length and cut into
-batches of about ``max_tokens`` tokens (short texts in big batches, long ones in small), so
-almost no compute goes to padding; each distinct text is embedded once.
+It is faster than a fixed batch size: texts are tokenised once, grouped by length (rounded up
+to 8 tokens) and cut into batches of about ``max_tokens`` tokens (short texts in big batches,
+long ones in small), so almost no compute goes to padding, and a text's vector does not depend
+on the other texts of its call; each distinct text is embedded once.
 
 Two faster paths are checked against float32 PyTorch on a few texts at the first ``embed`` and
 used only when they agree; a path that fails logs a warning and the next one is used:
@@ -60,6 +61,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Tokens per batch (padding included). MiniLM on 2 CPU cores: 1,024-2,048 tokens ran ~5% faster
 # than 4,096 through ONNX Runtime (the activations stay in cache), and the same through PyTorch.
 MAX_TOKENS = 2048
+# Texts are padded to their length rounded up to this (see TextEncoder._batches).
+LENGTH_QUANTUM = 8
 # Largest |ONNX - PyTorch| allowed on the probe texts before the ONNX graph is dropped; float32
 # graphs differ by ~1e-6 on normalised vectors.
 PARITY_TOLERANCE = 1e-4
@@ -245,20 +248,28 @@ class TextEncoder:
         return out[inverse.reshape(-1)]
 
     def _batches(self, ids: list[list[int]], lengths: np.ndarray):
-        """(positions, token ids, attention mask) of length-sorted batches of about max_tokens."""
-        order = np.argsort(lengths, kind="stable")
+        """(positions, token ids, attention mask) of batches of about max_tokens tokens.
+
+        Each text is padded to its own length rounded up to LENGTH_QUANTUM, never to a
+        neighbour's, and a batch holds texts of one padded length only: a text's vector then does
+        not depend on which texts share its batch (in bf16 a longer padding changes the
+        rounding: up to 1e-3 apart), and no text carries more than LENGTH_QUANTUM - 1 pad tokens.
+        """
         pad = self.tokenizer.pad_token_id or 0
+        # rounded up, but never past max_length (the model's positions may end there), nor to 0
+        padded = np.maximum(np.minimum(-(-lengths // LENGTH_QUANTUM) * LENGTH_QUANTUM, self.max_length), lengths)
+        padded = np.maximum(padded, 1)
+        order = np.lexsort((np.arange(len(lengths)), padded))  # by padded length, stable
         start = 0
         while start < len(order):
-            # as many texts as fit in max_tokens at the length of the longest one taken
-            longest = lengths[order[start]]
+            width = int(padded[order[start]])
             end = start + 1
-            while end < len(order) and (end - start + 1) * max(longest, lengths[order[end]]) <= self.max_tokens:
-                longest = max(longest, lengths[order[end]])
+            most = start + max(1, self.max_tokens // width)
+            while end < len(order) and end < most and padded[order[end]] == width:
                 end += 1
             index = order[start:end]
-            batch = np.full((len(index), longest), pad, dtype=np.int64)
-            mask = np.zeros((len(index), longest), dtype=np.int64)
+            batch = np.full((len(index), width), pad, dtype=np.int64)
+            mask = np.zeros((len(index), width), dtype=np.int64)
             for row, i in enumerate(index):
                 batch[row, : lengths[i]] = ids[i]
                 mask[row, : lengths[i]] = 1
@@ -284,8 +295,8 @@ class TextEncoder:
     def _choose_path(self) -> None:
         """Check the fast path against float32 PyTorch on a few texts before it is used: the
         ONNX graph (exported here) must give the same vectors, bf16 nearly the same ones. A path
-        that fails falls back with a warning (or raises, where it was asked for by name)."""
-        self._checked = True
+        that fails falls back with a warning (or raises, where it was asked for by name, and is
+        tried again at the next call)."""
         if self.runtime is None:
             try:
                 self._session = self._export_session()
@@ -296,8 +307,9 @@ class TextEncoder:
                                      f"(tolerance {PARITY_TOLERANCE:.0e})")
                 self.runtime = "onnx"
             except Exception as error:  # noqa: BLE001 (exporters and onnxruntime raise many types)
-                self._session, self.runtime = None, "torch"
+                self._session = None
                 self._fall_back("runtime", "onnx", "the ONNX Runtime path", error, "embedding with PyTorch")
+                self.runtime = "torch"
         if self.precision == "bf16":
             try:
                 cosine = min(float((self._run_torch(b, m) * self._run_torch(b, m, "fp32")).sum(axis=1).min())
@@ -306,8 +318,9 @@ class TextEncoder:
                     raise ValueError(f"its vectors are as far as cosine {cosine:.4f} from float32's "
                                      f"(at least {BF16_MIN_COSINE} needed)")
             except Exception as error:  # noqa: BLE001 (a device without bf16 kernels raises many types)
-                self.precision = "fp32"
                 self._fall_back("precision", "bf16", "bf16", error, "embedding in float32")
+                self.precision = "fp32"
+        self._checked = True
 
     def _fall_back(self, option: str, value: str, what: str, error: Exception, instead: str) -> None:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
