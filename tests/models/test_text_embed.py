@@ -226,3 +226,21 @@ def test_a_referenced_encoder_that_changed_is_refused(tweets, encoder_folder, tm
         handle.write("\n")  # any change to the referenced folder
     with pytest.raises(BundleError, match="differs"):
         takeoff.load(out)
+
+
+def test_text_embed_precision_pins_the_vectors(encoder_folder, tweets, tmp_path):
+    """precision: fp32 gives float32's vectors wherever the bundle runs; auto and fp32 vectors
+    of the same texts are cached apart."""
+    from takeoff.data.schema import Task
+    from takeoff.features.block import Features
+    from takeoff.models.text_embed import TextEmbedFamily
+
+    texts = tweets[0]["text"].head(12).to_numpy(dtype=object)
+    X = Features(np.zeros((12, 0), np.float32), np.zeros((12, 0), np.int64), [], [], [], [], text={"text": texts})
+    task = Task("binary", "source", ["a", "b"])
+    fp32 = TextEmbedFamily(task, {"precision": "fp32", "encoder": str(encoder_folder)})
+    auto = TextEmbedFamily(task, {"encoder": str(encoder_folder)})
+    reference = TextEncoder(encoder_folder, runtime="torch", precision="fp32").embed(list(texts))
+    np.testing.assert_allclose(fp32._vectors(X), reference, atol=1e-5)
+    assert fp32._encoder().precision == "fp32" and fp32._encoder() is not auto._encoder()
+    assert (auto._vectors(X) * reference).sum(axis=1).min() > 0.999
