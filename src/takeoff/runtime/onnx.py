@@ -173,10 +173,16 @@ def text_runs(masks: list[np.ndarray], tokens: int) -> list[np.ndarray]:
 
 
 def _threads(text: bool = False) -> int:
-    default = len(os.sched_getaffinity(0)) if text and hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1) if text else 1
-    value = os.environ.get(THREADS_ENV, str(default)).strip()
+    value = os.environ.get(THREADS_ENV, str(_cores() if text else 1)).strip()
     if not value.isdigit() or int(value) < 1:
         from takeoff.errors import ConfigError
 
         raise ConfigError(f"{THREADS_ENV}={value!r} is not a positive whole number of threads")
     return int(value)
+
+
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

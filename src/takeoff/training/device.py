@@ -114,10 +114,8 @@ def autocast_context(device: torch.device, precision: str = "auto", cpu: bool = 
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     if precision == "fp32":
         return contextlib.nullcontext()
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    if cpu and device.type == "cpu" and native_bf16(device):
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    if (device.type == "cuda" or (cpu and device.type == "cpu")) and native_bf16(device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
