@@ -449,52 +449,91 @@ def _to_svg(fig, label: str, dpi: int = 100) -> str:
 
 
 def _inline(svg: str, label: str) -> str:
-    """Make matplotlib's SVG fit for inline HTML, and small.
+    """Make matplotlib's SVG fit for inline HTML, and small, working on the parsed XML tree.
 
-    Drops the XML prologue, metadata, namespace URLs and unreferenced ids; gives referenced
-    ids a per-chart prefix (several charts share one HTML document); rounds coordinates to
-    2 decimals; sets the font once on the root instead of on every text element.
+    Drops the prologue, metadata, namespaces and unreferenced ids; unwraps groups without
+    attributes; gives referenced ids a per-chart prefix (several charts share one HTML
+    document); rounds coordinates to 2 decimals; sets the font once on the root instead of on
+    every text element. Text content is left as it is.
     """
-    svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r"\n\s+", "\n", svg)
-    svg = _TAG.sub(lambda m: _slim_tag(m[0]), svg)  # only tags: text content stays as is
-    used = set(re.findall(r'url\(#([^)]+)\)', svg)) | set(re.findall(r'href="#([^"]+)"', svg))
-    svg = _TAG.sub(lambda m: re.sub(r' id="([^"]+)"',
-                                    lambda i: i[0] if i[1] in used else "", m[0]), svg)
-    while True:  # unwrap attribute-less groups around a single element, drop empty ones
-        shorter = _EMPTY_GROUP.sub("", _LONE_CHILD.sub(r"\1\n", svg))
-        if shorter == svg:
-            break
-        svg = shorter
-    prefix = "c" + hashlib.sha1(svg.encode()).hexdigest()[:8] + "-"
+    import xml.etree.ElementTree as ET
 
-    def prefixed(tag: re.Match) -> str:
-        t = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', tag[0])
-        t = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}\1)", t)
-        return re.sub(r'href="#([^"]+)"', rf'href="#{prefix}\1"', t)
-
-    svg = _TAG.sub(prefixed, svg)
+    root = ET.fromstring(svg.encode("utf-8"))
+    _strip(root)
+    used = {ref for el in root.iter() for value in el.attrib.values() for ref in _references(value)}
+    for el in root.iter():
+        if el.get("id") is not None and el.get("id") not in used:
+            del el.attrib["id"]
+    _unwrap_groups(root)
+    prefix = "c" + hashlib.sha1(ET.tostring(root, encoding="unicode").encode()).hexdigest()[:8] + "-"
+    for el in root.iter():
+        for key, value in el.attrib.items():
+            if key == "id":
+                el.set(key, prefix + value)
+            elif key == "href" and value.startswith("#"):
+                el.set(key, "#" + prefix + value[1:])
+            elif "url(#" in value:
+                el.set(key, value.replace("url(#", "url(#" + prefix))
     # Shown at most 1.25x its natural size, so fonts look alike in narrow and wide cards.
-    width = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"', svg)
-    style = f' style="max-width:{float(width[1]) * 4 / 3 * 1.25:.0f}px"' if width else ""
-    root = f'<svg class="chart" role="img" aria-label="{label}" font-family="{_FONTS}"{style} '
-    return svg.replace("<svg ", root, 1).strip()
+    attributes = {"class": "chart", "role": "img", "aria-label": label, "font-family": _FONTS}
+    width = root.get("width", "")
+    if width.endswith("pt"):
+        attributes["style"] = f"max-width:{float(width[:-2]) * 4 / 3 * 1.25:.0f}px"
+    attributes.update(root.attrib)
+    root.attrib.clear()
+    root.attrib.update(attributes)
+    return ET.tostring(root, encoding="unicode")
 
 
-def _slim_tag(tag: str) -> str:
-    """One tag, made inline-ready: no namespace URLs, no per-element font, short numbers."""
-    tag = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", tag)
-    tag = tag.replace("xlink:href=", "href=")
-    tag = re.sub(r"font-family: [^;\"]*;? ?", "", tag)
-    tag = re.sub(r' transform="rotate\(-?0 [^"]*\)"', "", tag)
-    return re.sub(r'\b(d|x|y|transform|points)="([^"]*)"',
-                  lambda m: f'{m[1]}="{_NUMBER.sub(_round2, m[2])}"', tag)
+def _strip(root) -> None:
+    """Namespaces, metadata, whitespace between elements, per-element fonts, null rotations
+    and long numbers out of the tree (in place)."""
+    for parent in list(root.iter()):
+        for child in list(parent):
+            if child.tag.rpartition("}")[2] == "metadata":
+                parent.remove(child)
+    for el in root.iter():
+        el.tag = el.tag.rpartition("}")[2]
+        if el.tag != "text" and el.tag != "style" and el.text is not None and not el.text.strip():
+            el.text = None
+        if el.tail is not None and not el.tail.strip():
+            el.tail = None
+        attributes = {}
+        for key, value in el.attrib.items():
+            key = key.rpartition("}")[2]  # xlink:href -> href
+            if key == "style":
+                value = _FONT_RULE.sub("", value).strip()
+            elif key == "transform" and _NULL_ROTATION.fullmatch(value):
+                continue
+            elif key in ("d", "x", "y", "transform", "points"):
+                value = _NUMBER.sub(_round2, " ".join(value.split()))
+            elif key == "href" and value.startswith("data:"):
+                value = "".join(value.split())  # base64 wrapped over lines
+            attributes[key] = value
+        el.attrib.clear()
+        el.attrib.update(attributes)
 
 
-_TAG = re.compile(r"<[^<>]+>")  # matplotlib escapes < and > in attribute values and text
-_LONE_CHILD = re.compile(r"<g>\n(<(?:path|use|text)\b[^<]*(?:</text>)?)\n?</g>\n?")
-_EMPTY_GROUP = re.compile(r"<g>\n?</g>\n?|<g/>\n?")
+def _references(value: str) -> list[str]:
+    """The ids an attribute value points at: ``url(#id)`` or a ``#id`` link."""
+    return _URL_REF.findall(value) + ([value[1:]] if value.startswith("#") else [])
+
+
+def _unwrap_groups(parent) -> None:
+    """Replace each ``<g>`` without attributes by its children (an empty one disappears)."""
+    children = []
+    for child in parent:
+        _unwrap_groups(child)
+        if child.tag == "g" and not child.attrib:
+            children.extend(child)
+        else:
+            children.append(child)
+    parent[:] = children
+
+
+_FONT_RULE = re.compile(r"font-family: [^;]*;? ?")
+_NULL_ROTATION = re.compile(r"rotate\(-?0 [^)]*\)")
+_URL_REF = re.compile(r"url\(#([^)]+)\)")
 _NUMBER = re.compile(r"-?\d+\.\d{3,}")
 _FONTS = "Inter, 'Segoe UI', 'Helvetica Neue', Arial, 'DejaVu Sans', sans-serif"
 
