@@ -3,7 +3,8 @@
 Every function draws on a bare :class:`matplotlib.figure.Figure` (no pyplot, so no global
 backend, no figure registry to leak into) inside ``matplotlib.rc_context`` (so the global
 ``rcParams`` are left as they were), and returns ``<svg ...>...</svg>`` ready to paste into
-HTML: no XML declaration, no metadata, no namespace URLs, element ids made unique per chart.
+HTML (:func:`takeoff.evaluation.svg.to_svg`): no XML declaration, no metadata, no namespace
+URLs, element ids made unique per chart.
 Text stays text (``svg.fonttype = "none"``) so charts are small and sharp at any size.
 
 matplotlib is imported inside the functions so that importing ``takeoff.evaluation`` stays
@@ -15,15 +16,13 @@ and small.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from takeoff.errors import DataError
+from takeoff.evaluation.svg import to_svg
 
 CURVE_ROWS = 200_000
 SCATTER_POINTS = 5_000
@@ -129,7 +128,7 @@ def roc_curve_svg(y: np.ndarray, p_pos: np.ndarray, threshold: float | None = No
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="False positive rate",
            ylabel="True positive rate")
     ax.legend(loc="lower right")
-    return _to_svg(fig, "ROC curve")
+    return to_svg(fig, "ROC curve")
 
 
 @_styled
@@ -165,7 +164,7 @@ def pr_curve_svg(y: np.ndarray, p_pos: np.ndarray, threshold: float | None = Non
         _mark(ax, x, y_, f"threshold {threshold:.2f}")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="Recall", ylabel="Precision")
     ax.legend(loc="lower left")
-    return _to_svg(fig, "Precision-recall curve")
+    return to_svg(fig, "Precision-recall curve")
 
 
 @_styled
@@ -210,7 +209,7 @@ def calibration_svg(y: np.ndarray, p_pos: np.ndarray, bins: int = 10) -> str:
     bottom.set(xlabel="Predicted probability", yticks=[])
     bottom.grid(False)
     bottom.legend(loc="upper center", ncols=2, fontsize=7.5)
-    return _to_svg(fig, "Calibration")
+    return to_svg(fig, "Calibration")
 
 
 @_styled
@@ -272,7 +271,7 @@ def confusion_matrix_svg(y_codes: np.ndarray, pred_codes: np.ndarray,
     ax.set_yticks(np.arange(k), names)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Actual")
-    return _to_svg(fig, "Confusion matrix")
+    return to_svg(fig, "Confusion matrix")
 
 
 @_styled
@@ -325,7 +324,7 @@ def residuals_svg(y: np.ndarray, pred: np.ndarray) -> str:
     for axis in (left.xaxis, left.yaxis, right.xaxis, right.yaxis):
         axis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
         axis.set_major_locator(MaxNLocator(6))
-    return _to_svg(fig, "Residual plots", dpi=144)
+    return to_svg(fig, "Residual plots", dpi=144)
 
 
 @_styled
@@ -366,7 +365,7 @@ def importance_svg(importance: Mapping[str, float], top: int = 20) -> str:
     lo = min(0.0, float(values.min()) * 1.18)
     ax.set_xlim(lo, max(float(values.max()), 0.0) * 1.16 or 1.0)
     ax.set_xlabel("Importance")
-    return _to_svg(fig, "Feature importance")
+    return to_svg(fig, "Feature importance")
 
 
 @_styled
@@ -420,7 +419,7 @@ def learning_curve_svg(history: Mapping[str, Mapping[str, Sequence[float]]]) -> 
         ax.legend(loc="upper right")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return _to_svg(fig, "Learning curves")
+    return to_svg(fig, "Learning curves")
 
 
 # --- internals ------------------------------------------------------------------------------
@@ -436,111 +435,6 @@ def _new_figure(size: tuple[float, float]):
 def _figure(size: tuple[float, float]):
     fig = _new_figure(size)
     return fig, fig.add_subplot()
-
-
-def _to_svg(fig, label: str, dpi: int = 100) -> str:
-    """Render ``fig`` to an inline SVG string and release its artists."""
-    try:
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", dpi=dpi, metadata={"Date": None})
-    finally:
-        fig.clear()
-    return _inline(buf.getvalue(), label)
-
-
-def _inline(svg: str, label: str) -> str:
-    """Make matplotlib's SVG fit for inline HTML, and small, working on the parsed XML tree.
-
-    Drops the prologue, metadata, namespaces and unreferenced ids; unwraps groups without
-    attributes; gives referenced ids a per-chart prefix (several charts share one HTML
-    document); rounds coordinates to 2 decimals; sets the font once on the root instead of on
-    every text element. Text content is left as it is.
-    """
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(svg.encode("utf-8"))
-    _strip(root)
-    used = {ref for el in root.iter() for value in el.attrib.values() for ref in _references(value)}
-    for el in root.iter():
-        if el.get("id") is not None and el.get("id") not in used:
-            del el.attrib["id"]
-    _unwrap_groups(root)
-    prefix = "c" + hashlib.sha1(ET.tostring(root, encoding="unicode").encode()).hexdigest()[:8] + "-"
-    for el in root.iter():
-        for key, value in el.attrib.items():
-            if key == "id":
-                el.set(key, prefix + value)
-            elif key == "href" and value.startswith("#"):
-                el.set(key, "#" + prefix + value[1:])
-            elif "url(#" in value:
-                el.set(key, value.replace("url(#", "url(#" + prefix))
-    # Shown at most 1.25x its natural size, so fonts look alike in narrow and wide cards.
-    attributes = {"class": "chart", "role": "img", "aria-label": label, "font-family": _FONTS}
-    width = root.get("width", "")
-    if width.endswith("pt"):
-        attributes["style"] = f"max-width:{float(width[:-2]) * 4 / 3 * 1.25:.0f}px"
-    attributes.update(root.attrib)
-    root.attrib.clear()
-    root.attrib.update(attributes)
-    return ET.tostring(root, encoding="unicode")
-
-
-def _strip(root) -> None:
-    """Namespaces, metadata, whitespace between elements, per-element fonts, null rotations
-    and long numbers out of the tree (in place)."""
-    for parent in list(root.iter()):
-        for child in list(parent):
-            if child.tag.rpartition("}")[2] == "metadata":
-                parent.remove(child)
-    for el in root.iter():
-        el.tag = el.tag.rpartition("}")[2]
-        if el.tag != "text" and el.tag != "style" and el.text is not None and not el.text.strip():
-            el.text = None
-        if el.tail is not None and not el.tail.strip():
-            el.tail = None
-        attributes = {}
-        for key, value in el.attrib.items():
-            key = key.rpartition("}")[2]  # xlink:href -> href
-            if key == "style":
-                value = _FONT_RULE.sub("", value).strip()
-            elif key == "transform" and _NULL_ROTATION.fullmatch(value):
-                continue
-            elif key in ("d", "x", "y", "transform", "points"):
-                value = _NUMBER.sub(_round2, " ".join(value.split()))
-            elif key == "href" and value.startswith("data:"):
-                value = "".join(value.split())  # base64 wrapped over lines
-            attributes[key] = value
-        el.attrib.clear()
-        el.attrib.update(attributes)
-
-
-def _references(value: str) -> list[str]:
-    """The ids an attribute value points at: ``url(#id)`` or a ``#id`` link."""
-    return _URL_REF.findall(value) + ([value[1:]] if value.startswith("#") else [])
-
-
-def _unwrap_groups(parent) -> None:
-    """Replace each ``<g>`` without attributes by its children (an empty one disappears)."""
-    children = []
-    for child in parent:
-        _unwrap_groups(child)
-        if child.tag == "g" and not child.attrib:
-            children.extend(child)
-        else:
-            children.append(child)
-    parent[:] = children
-
-
-_FONT_RULE = re.compile(r"font-family: [^;]*;? ?")
-_NULL_ROTATION = re.compile(r"rotate\(-?0 [^)]*\)")
-_URL_REF = re.compile(r"url\(#([^)]+)\)")
-_NUMBER = re.compile(r"-?\d+\.\d{3,}")
-_FONTS = "Inter, 'Segoe UI', 'Helvetica Neue', Arial, 'DejaVu Sans', sans-serif"
-
-
-def _round2(m: re.Match) -> str:
-    text = f"{float(m[0]):.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def _binary_inputs(y, p_pos, what: str, need_both: bool = True):
