@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from takeoff.evaluation.report import _atomic_write, _e, _model_info, _page, _section
+from takeoff.evaluation.formatting import info_tables
+from takeoff.evaluation.html import generated, render, write_page
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 _LOWER_IS_BETTER = {"log_loss", "brier", "rmse", "mae"}
 
@@ -45,21 +47,12 @@ def comparison_rows(result) -> list[tuple[str, str, str, str]]:
 
 
 def write_compression_report(path: Path, result) -> Path:
-    chips = [("Bundle", result.path.name), ("Rows", result.rows),
-             ("Generated", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
-    chip_html = "".join(f'<span class="chip">{_e(k)} <b>{_e(v)}</b></span>' for k, v in chips)
-    header = ('<header class="top"><div class="brand"><span class="logo"></span>takeoff · compression report</div>'
-              f'<h1>{_e(" → ".join(s["step"] for s in result.steps))}</h1><div class="meta">{chip_html}</div></header>')
-    table = "".join(f"<tr><th>{_e(a)}</th><td>{_e(b)}</td><td>{_e(c)}</td><td>{_e(d)}</td></tr>"
-                    for a, b, c, d in comparison_rows(result))
-    compare = ('<div class="card table-card wide"><h3>Original vs compressed</h3><table class="kv">'
-               "<tr><th></th><th>original</th><th>compressed</th><th>change</th></tr>"
-               f"{table}</table></div>")
-    note = ('<p class="note">Both bundles were measured in the same process on the same rows: latency is '
-            "from JSON-like records to model outputs (validation, features and model), on this machine's CPU, "
-            "the two taking turns call by call after a warm-up, so a slow phase of the machine falls on both.</p>")
+    """Write the report of ``result`` (a compression run) as one self-contained HTML page
+    (``templates/compression.html``), atomically."""
+    chips = [("Bundle", result.path.name), ("Rows", result.rows), ("Generated", generated())]
     steps: dict[str, Any] = {f"{i + 1}. {s['step']}": {k: v for k, v in s.items() if k != "step"}
                              for i, s in enumerate(result.steps)}
-    body = header + _section("compare", "What changed", compare + note)
-    body += _section("steps", "Steps", _model_info(steps))
-    return _atomic_write(Path(path), _page("compression report", body))
+    document = render("compression.html", TEMPLATES, title="compression report", kind="report", chips=chips,
+                      steps_title=" → ".join(s["step"] for s in result.steps), rows=comparison_rows(result),
+                      steps=info_tables(steps))
+    return write_page(path, document)

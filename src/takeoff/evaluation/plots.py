@@ -3,7 +3,8 @@
 Every function draws on a bare :class:`matplotlib.figure.Figure` (no pyplot, so no global
 backend, no figure registry to leak into) inside ``matplotlib.rc_context`` (so the global
 ``rcParams`` are left as they were), and returns ``<svg ...>...</svg>`` ready to paste into
-HTML: no XML declaration, no metadata, no namespace URLs, element ids made unique per chart.
+HTML (:func:`takeoff.evaluation.svg.to_svg`): no XML declaration, no metadata, no namespace
+URLs, element ids made unique per chart.
 Text stays text (``svg.fonttype = "none"``) so charts are small and sharp at any size.
 
 matplotlib is imported inside the functions so that importing ``takeoff.evaluation`` stays
@@ -15,15 +16,13 @@ and small.
 from __future__ import annotations
 
 import functools
-import hashlib
-import io
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from takeoff.errors import DataError
+from takeoff.evaluation.svg import to_svg
 
 CURVE_ROWS = 200_000
 SCATTER_POINTS = 5_000
@@ -129,7 +128,7 @@ def roc_curve_svg(y: np.ndarray, p_pos: np.ndarray, threshold: float | None = No
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="False positive rate",
            ylabel="True positive rate")
     ax.legend(loc="lower right")
-    return _to_svg(fig, "ROC curve")
+    return to_svg(fig, "ROC curve")
 
 
 @_styled
@@ -165,7 +164,7 @@ def pr_curve_svg(y: np.ndarray, p_pos: np.ndarray, threshold: float | None = Non
         _mark(ax, x, y_, f"threshold {threshold:.2f}")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="Recall", ylabel="Precision")
     ax.legend(loc="lower left")
-    return _to_svg(fig, "Precision-recall curve")
+    return to_svg(fig, "Precision-recall curve")
 
 
 @_styled
@@ -210,7 +209,7 @@ def calibration_svg(y: np.ndarray, p_pos: np.ndarray, bins: int = 10) -> str:
     bottom.set(xlabel="Predicted probability", yticks=[])
     bottom.grid(False)
     bottom.legend(loc="upper center", ncols=2, fontsize=7.5)
-    return _to_svg(fig, "Calibration")
+    return to_svg(fig, "Calibration")
 
 
 @_styled
@@ -272,7 +271,7 @@ def confusion_matrix_svg(y_codes: np.ndarray, pred_codes: np.ndarray,
     ax.set_yticks(np.arange(k), names)
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Actual")
-    return _to_svg(fig, "Confusion matrix")
+    return to_svg(fig, "Confusion matrix")
 
 
 @_styled
@@ -325,7 +324,7 @@ def residuals_svg(y: np.ndarray, pred: np.ndarray) -> str:
     for axis in (left.xaxis, left.yaxis, right.xaxis, right.yaxis):
         axis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))
         axis.set_major_locator(MaxNLocator(6))
-    return _to_svg(fig, "Residual plots", dpi=144)
+    return to_svg(fig, "Residual plots", dpi=144)
 
 
 @_styled
@@ -366,7 +365,7 @@ def importance_svg(importance: Mapping[str, float], top: int = 20) -> str:
     lo = min(0.0, float(values.min()) * 1.18)
     ax.set_xlim(lo, max(float(values.max()), 0.0) * 1.16 or 1.0)
     ax.set_xlabel("Importance")
-    return _to_svg(fig, "Feature importance")
+    return to_svg(fig, "Feature importance")
 
 
 @_styled
@@ -420,7 +419,7 @@ def learning_curve_svg(history: Mapping[str, Mapping[str, Sequence[float]]]) -> 
         ax.legend(loc="upper right")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return _to_svg(fig, "Learning curves")
+    return to_svg(fig, "Learning curves")
 
 
 # --- internals ------------------------------------------------------------------------------
@@ -436,72 +435,6 @@ def _new_figure(size: tuple[float, float]):
 def _figure(size: tuple[float, float]):
     fig = _new_figure(size)
     return fig, fig.add_subplot()
-
-
-def _to_svg(fig, label: str, dpi: int = 100) -> str:
-    """Render ``fig`` to an inline SVG string and release its artists."""
-    try:
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", dpi=dpi, metadata={"Date": None})
-    finally:
-        fig.clear()
-    return _inline(buf.getvalue(), label)
-
-
-def _inline(svg: str, label: str) -> str:
-    """Make matplotlib's SVG fit for inline HTML, and small.
-
-    Drops the XML prologue, metadata, namespace URLs and unreferenced ids; gives referenced
-    ids a per-chart prefix (several charts share one HTML document); rounds coordinates to
-    2 decimals; sets the font once on the root instead of on every text element.
-    """
-    svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r"\n\s+", "\n", svg)
-    svg = _TAG.sub(lambda m: _slim_tag(m[0]), svg)  # only tags: text content stays as is
-    used = set(re.findall(r'url\(#([^)]+)\)', svg)) | set(re.findall(r'href="#([^"]+)"', svg))
-    svg = _TAG.sub(lambda m: re.sub(r' id="([^"]+)"',
-                                    lambda i: i[0] if i[1] in used else "", m[0]), svg)
-    while True:  # unwrap attribute-less groups around a single element, drop empty ones
-        shorter = _EMPTY_GROUP.sub("", _LONE_CHILD.sub(r"\1\n", svg))
-        if shorter == svg:
-            break
-        svg = shorter
-    prefix = "c" + hashlib.sha1(svg.encode()).hexdigest()[:8] + "-"
-
-    def prefixed(tag: re.Match) -> str:
-        t = re.sub(r'\bid="([^"]+)"', rf'id="{prefix}\1"', tag[0])
-        t = re.sub(r"url\(#([^)]+)\)", rf"url(#{prefix}\1)", t)
-        return re.sub(r'href="#([^"]+)"', rf'href="#{prefix}\1"', t)
-
-    svg = _TAG.sub(prefixed, svg)
-    # Shown at most 1.25x its natural size, so fonts look alike in narrow and wide cards.
-    width = re.search(r'<svg[^>]*\bwidth="([\d.]+)pt"', svg)
-    style = f' style="max-width:{float(width[1]) * 4 / 3 * 1.25:.0f}px"' if width else ""
-    root = f'<svg class="chart" role="img" aria-label="{label}" font-family="{_FONTS}"{style} '
-    return svg.replace("<svg ", root, 1).strip()
-
-
-def _slim_tag(tag: str) -> str:
-    """One tag, made inline-ready: no namespace URLs, no per-element font, short numbers."""
-    tag = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", tag)
-    tag = tag.replace("xlink:href=", "href=")
-    tag = re.sub(r"font-family: [^;\"]*;? ?", "", tag)
-    tag = re.sub(r' transform="rotate\(-?0 [^"]*\)"', "", tag)
-    return re.sub(r'\b(d|x|y|transform|points)="([^"]*)"',
-                  lambda m: f'{m[1]}="{_NUMBER.sub(_round2, m[2])}"', tag)
-
-
-_TAG = re.compile(r"<[^<>]+>")  # matplotlib escapes < and > in attribute values and text
-_LONE_CHILD = re.compile(r"<g>\n(<(?:path|use|text)\b[^<]*(?:</text>)?)\n?</g>\n?")
-_EMPTY_GROUP = re.compile(r"<g>\n?</g>\n?|<g/>\n?")
-_NUMBER = re.compile(r"-?\d+\.\d{3,}")
-_FONTS = "Inter, 'Segoe UI', 'Helvetica Neue', Arial, 'DejaVu Sans', sans-serif"
-
-
-def _round2(m: re.Match) -> str:
-    text = f"{float(m[0]):.2f}".rstrip("0").rstrip(".")
-    return "0" if text == "-0" else text
 
 
 def _binary_inputs(y, p_pos, what: str, need_both: bool = True):
