@@ -144,7 +144,7 @@ def network(spec: dict[str, Any], item_inputs: dict[str, Any], user_inputs: dict
         def user_vectors(self, sequences: Sequences, users: np.ndarray):
             """(len(users), d) vectors of user codes (eval mode), in batches."""
             self.eval()
-            codes = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(self.item_id.weight.device)
+            codes = torch.from_numpy(np.ascontiguousarray(users, dtype=np.int64)).to(self.item_id.weight.device)
             parts = [self.known_users(sequences, codes[a : a + SCORE_BATCH]) for a in range(0, len(codes), SCORE_BATCH)]
             return torch.cat(parts) if parts else torch.zeros((0, d), device=codes.device)
 
@@ -154,7 +154,7 @@ def network(spec: dict[str, Any], item_inputs: dict[str, Any], user_inputs: dict
             self.eval()
             if vectors is None:
                 vectors = self.item_vectors()
-            codes = torch.from_numpy(np.asarray(users, dtype=np.int64)).to(vectors.device)
+            codes = torch.from_numpy(np.ascontiguousarray(users, dtype=np.int64)).to(vectors.device)
             out = [(self.known_users(sequences, codes[a : a + SCORE_BATCH]) @ vectors.T).float().cpu().numpy()
                    for a in range(0, len(codes), SCORE_BATCH)]
             if not out:
