@@ -220,7 +220,7 @@ class TwoTowerRecommender(Recommender):
             hist[i, : len(codes)], valid[i, : len(codes)] = codes, True
         inputs = None
         if self.has_user_features:
-            inputs = {k: torch.from_numpy(v).to(self._device) for k, v in encode_users(features, n, spec).items()}
+            inputs = self._on_device(encode_users(features, n, spec))
         self._net.eval()
         with torch.no_grad():
             rows = torch.full((n,), spec["n_users"], dtype=torch.long, device=self._device)
@@ -256,12 +256,17 @@ class TwoTowerRecommender(Recommender):
                             "new items. Fix: fit it with an item feature table.")
         lengths = [len(v) for v in (*features.categorical.values(), *features.text.values())]
         n = max(lengths, default=0)
-        inputs = {k: torch.from_numpy(v).to(self._device) for k, v in encode_items(features, n, self.spec).items()}
+        inputs = self._on_device(encode_items(features, n, self.spec))
         self._net.eval()
         with torch.no_grad():
             ids = torch.full((n,), self.spec["n_items"], dtype=torch.long, device=self._device)
             vectors = self._net.items(ids, inputs)
         return vectors.cpu().numpy().astype(np.float32, copy=False)
+
+    def _on_device(self, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        import torch
+
+        return {k: torch.from_numpy(v).to(self._device) for k, v in arrays.items()}
 
     def _check_fitted(self) -> None:
         if self._net is None or self.spec is None:

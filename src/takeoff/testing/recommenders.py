@@ -118,8 +118,10 @@ def _outputs(model: Recommender, log: Interactions, items: ItemFeatures | None) 
     out = {"score": model.score(log, np.arange(log.n_users)), "similar": model.similar(np.arange(min(5, log.n_items))),
            "item_vectors": model.item_vectors()}
     if items is not None and model.uses_item_features and callable(getattr(model, "embed_items", None)):
-        first = ItemFeatures({c: v[:3] for c, v in items.categorical.items()}, {c: v[:3] for c, v in items.text.items()})
-        out["embed_items"] = model.embed_items(first)  # the first items' features, as new items
+        # the first items' features, as new items
+        first = ItemFeatures({c: v[:3] for c, v in items.categorical.items()},
+                             {c: v[:3] for c, v in items.text.items()})
+        out["embed_items"] = model.embed_items(first)
     return out
 
 
