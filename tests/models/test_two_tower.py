@@ -244,3 +244,14 @@ def test_a_checkpointed_fit_resumes_where_it_stopped(movielens, tmp_path):
     report = resumed.fit(small, ctx, items)
     assert report.history == whole.report.history and report.stopped_by == "max"
     np.testing.assert_array_equal(resumed.score(small, np.arange(10)), whole.score(small, np.arange(10)))
+
+
+def test_an_epoch_cut_by_the_deadline_still_counts(movielens):
+    """Small batches make one epoch longer than the budget: the part trained is validated and kept."""
+    _, log, items = movielens
+    model = TwoTowerRecommender({**FAST, "batch_size": 32})
+    start = time.monotonic()
+    report = model.fit(log, FitContext(deadline=start + 1.5, seed=0, progress=False), items)
+    assert time.monotonic() - start < 1.5 + 0.5
+    assert report.stopped_by == "time_budget" and report.best_iteration == 1
+    assert len(report.history["train_loss"]) == len(report.history["valid_ndcg_at_10"]) == 1

@@ -9,9 +9,10 @@ larger than ``negatives``). Item and user IDs are randomly replaced by their unk
 history, so that it is trained as a new user described by features alone would be seen.
 
 The rest is callbacks: :func:`ndcg_validation` logs NDCG@10 of each user's last interaction
-(held out of the training log) after every epoch, ``EarlyStopping`` keeps the best epoch's
-weights, :func:`reserved_budget` stops by the deadline leaving time for the validation, and
-``Checkpoint`` makes the fit resumable when the context names a checkpoint folder.
+(held out of the training log) after every epoch (and after an epoch the budget cut short),
+``EarlyStopping`` keeps the best epoch's weights, :func:`reserved_budget` stops by the deadline
+leaving time for the validation, and ``Checkpoint`` makes the fit resumable when the context
+names a checkpoint folder.
 
 Torch is imported inside functions, so importing this module stays cheap.
 """
@@ -82,15 +83,23 @@ def sampled_softmax(net: Any, sequences: Sequences, spec: dict[str, Any], params
     return SampledSoftmax()
 
 
-def ndcg_validation(evaluate: Callable[[], float]):
+def ndcg_validation(evaluate: Callable[[], float], stopper: Any):
     """A callback adding ``valid_ndcg_at_10`` (``evaluate()``) to every epoch's logs and to the
-    trainer's history; it runs before early stopping reads the logs, and times itself (also
-    once before training) so that the budget can leave room for it."""
+    trainer's history; it runs before early stopping (``stopper``) reads the logs, and times
+    itself (also once before training) so that the budget can leave room for it.
+
+    An epoch the time budget cuts short is not lost: when training ends that way and one more
+    validation fits before the deadline, the partial epoch is validated, recorded in the history
+    and offered to ``stopper``, which keeps its weights if they are the best.
+    """
     from takeoff.training.callbacks import Callback
 
     class NDCGValidation(Callback):
         order = -10
-        seconds = 0.0
+
+        def __init__(self) -> None:
+            self.seconds = 0.0
+            self.steps, self.loss_sum = 0, 0.0  # of the epoch under way
 
         def _timed(self) -> float:
             start = time.monotonic()
@@ -98,12 +107,34 @@ def ndcg_validation(evaluate: Callable[[], float]):
             self.seconds = time.monotonic() - start
             return value
 
+        def _record(self, trainer, epoch: int, logs: dict[str, float]) -> None:
+            logs[VALID_KEY] = self._timed()
+            trainer.history.setdefault(VALID_KEY, []).append(logs[VALID_KEY])
+
         def on_train_begin(self, trainer) -> None:
             self._timed()
 
+        def on_epoch_begin(self, trainer, epoch: int) -> None:
+            self.steps, self.loss_sum = 0, 0.0
+
+        def on_batch_end(self, trainer, step: int, loss) -> None:
+            self.steps += 1
+            self.loss_sum = self.loss_sum + loss  # a tensor: no wait for the GPU here
+
         def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
-            logs[VALID_KEY] = self._timed()
-            trainer.history.setdefault(VALID_KEY, []).append(logs[VALID_KEY])
+            self.steps = 0
+            self._record(trainer, epoch, logs)
+
+        def on_train_end(self, trainer) -> None:
+            if trainer.stop_reason != "time_budget" or not self.steps:
+                return
+            if trainer.ctx.remaining() < self.seconds + 0.02:
+                return
+            logs = {"train_loss": float(self.loss_sum) / self.steps}
+            trainer.history.setdefault("train_loss", []).append(logs["train_loss"])
+            self._record(trainer, trainer.epoch, logs)
+            stopper.on_epoch_end(trainer, trainer.epoch, logs)
+            trainer.stop_reason = "time_budget"  # the stopper may have called it early stopping
 
     return NDCGValidation()
 
@@ -196,8 +227,8 @@ def train_towers(net: Any, log: Interactions, spec: dict[str, Any], params: Any,
     callbacks: list[Any] = [TerminateOnNaN(), ProgressBar(VALID_KEY)]
     stopper = None
     if len(valid_users):
-        validation = ndcg_validation(evaluate)
         stopper = EarlyStopping(VALID_KEY, "max", patience=params.patience)
+        validation = ndcg_validation(evaluate, stopper)
         callbacks += [validation, stopper, reserved_budget(lambda: validation.seconds)]
     else:
         callbacks.append(reserved_budget(lambda: 0.0))
