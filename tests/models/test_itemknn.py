@@ -14,9 +14,8 @@ from takeoff.errors import BudgetError, BundleError
 from takeoff.models.itemknn import ItemKNNRecommender
 from takeoff.models.popular import PopularRecommender
 from takeoff.registry import get_recommender
+from takeoff.testing.recommenders import hit_rate
 from takeoff.training.context import FitContext
-
-from recsys_checks import hit_rate
 
 
 def _ctx(**kwargs) -> FitContext:

@@ -219,3 +219,39 @@ def test_format_1_files_still_load(movielens, tmp_path):
     np.testing.assert_array_equal(old.score(small, np.arange(5)), model.score(small, np.arange(5)))
     with pytest.raises(DataError, match="retrain"):
         old.embed_users(None, [[0, 1]])
+
+
+def test_a_checkpointed_fit_resumes_where_it_stopped(movielens, tmp_path):
+    """A fit stopped after its first epoch continues from its checkpoint to the same model as
+    one uninterrupted fit (the extra callbacks of ``model.callbacks`` are called too)."""
+    from takeoff.training.callbacks import Callback
+
+    class StopAfterFirstEpoch(Callback):
+        def on_epoch_end(self, trainer, epoch, logs):
+            trainer.stop_reason = "time_budget"  # as the clock would: a resumable stop
+
+    _, log, items = movielens
+    small = log.take(np.flatnonzero(log.user_codes < 60))
+    params = {**FAST, "max_epochs": 3, "patience": 10}
+    whole = TwoTowerRecommender(params)
+    whole.fit(small, FitContext(seed=0, progress=False), items)
+    first = TwoTowerRecommender(params)
+    first.callbacks.append(StopAfterFirstEpoch())
+    ctx = FitContext(seed=0, progress=False, checkpoint_dir=tmp_path / "checkpoint")
+    assert first.fit(small, ctx, items).stopped_by == "time_budget"
+    assert len(first.report.history["train_loss"]) == 1
+    resumed = TwoTowerRecommender(params)
+    report = resumed.fit(small, ctx, items)
+    assert report.history == whole.report.history and report.stopped_by == "max"
+    np.testing.assert_array_equal(resumed.score(small, np.arange(10)), whole.score(small, np.arange(10)))
+
+
+def test_an_epoch_cut_by_the_deadline_still_counts(movielens):
+    """Small batches make one epoch longer than the budget: the part trained is validated and kept."""
+    _, log, items = movielens
+    model = TwoTowerRecommender({**FAST, "batch_size": 32})
+    start = time.monotonic()
+    report = model.fit(log, FitContext(deadline=start + 1.5, seed=0, progress=False), items)
+    assert time.monotonic() - start < 1.5 + 0.5
+    assert report.stopped_by == "time_budget" and report.best_iteration == 1
+    assert len(report.history["train_loss"]) == len(report.history["valid_ndcg_at_10"]) == 1

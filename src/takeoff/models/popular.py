@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from takeoff.data.interactions import Interactions
+from takeoff.errors import BundleError
 from takeoff.models.base import FitReport, Params
 from takeoff.models.recommender import ItemFeatures, Recommender
 from takeoff.training.context import FitContext
@@ -65,4 +66,7 @@ class PopularRecommender(Recommender):
 
         model = cls(params)
         model.scores = load_file(str(Path(directory) / WEIGHTS_FILE))["scores"]
+        if len(model.scores) != log.n_items:
+            raise BundleError(str(directory), f"the popular scores cover {len(model.scores)} items but the "
+                              f"interaction log has {log.n_items}", "load the model with the log it was trained on")
         return model
