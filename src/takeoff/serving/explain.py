@@ -1,4 +1,5 @@
-"""Explaining one record over HTTP: ``POST /v1/explain`` and ``POST /v1/models/{name}/explain``.
+"""Explaining one record over HTTP: the request and response of ``POST /v1/explain`` and
+``POST /v1/models/{name}/explain`` (routes in :mod:`takeoff.serving.routes.explain`), and the answer.
 
 The body is ``{"record": {...}, "top": 5}``. The record is validated as a predict record (the
 same 422 answers, naming the fields); the answer holds the prediction, the explained output
@@ -9,11 +10,9 @@ server that never explains never loads them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from fastapi import FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -60,64 +59,6 @@ class ExplainResponse(BaseModel):
     attributions: list[Attribution] = Field(description="The top attributions by absolute value.")
     tokens: dict[str, list[Token]] = Field(description="Per text column, each word's attribution (word occlusion).")
     warnings: list[str]
-
-
-def add_routes(app: FastAPI, entries: dict[str, Any], default: str | None, *, entry_for, no_default, model_name,
-               settings, errors: dict[int, Any], read_body) -> None:
-    """``POST /v1/explain`` (the default model) and ``POST /v1/models/{name}/explain``.
-
-    ``entry_for(name)`` finds a served model (404 otherwise), ``no_default(route, kind)`` is the
-    error without a default model, ``read_body(request, limit)`` reads a body under the limit.
-    """
-
-    async def explain_default(request: Request) -> Response:
-        if default is None:
-            raise no_default("explain", "predict")
-        return await _explain(request, entries[default], settings, read_body)
-
-    async def explain_named(request: Request, name: str = model_name) -> Response:
-        return await _explain(request, entry_for(name), settings, read_body)
-
-    doc = ('`{"record": {...}, "top": 5}`: the prediction for one record and the input columns that drive it most, '
-           "in the probability of the explained class (or the predicted value). The record is validated as for predict.")
-    common = dict(methods=["POST"], tags=["explain"], description=doc, responses={200: {"model": ExplainResponse}, **errors})
-    record = {"$ref": f"#/components/schemas/{entries[default].schema.record_ref}"} if default else {"type": "object"}
-    app.add_api_route("/v1/explain", explain_default, operation_id="explain_default", openapi_extra=_body(record),
-                      summary=f"Explain a prediction of the default model ({default or 'none set'})", **common)
-    app.add_api_route("/v1/models/{name}/explain", explain_named, operation_id="explain_by_name",
-                      openapi_extra=_body({"type": "object", "additionalProperties": True}),
-                      summary="Explain a prediction of a model, by name", **common)
-
-
-def _body(record: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "required": ["record"], "additionalProperties": False, "properties": {
-        "record": {**record, "description": ExplainRequest.model_fields["record"].description},
-        "top": {"type": "integer", "minimum": 1, "maximum": MAX_TOP, "default": 5}}}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
-
-
-async def _explain(request: Request, entry, settings, read_body) -> Response:
-    if getattr(entry, "recommender", False) or getattr(entry, "kind", "predict") != "predict":
-        what = "a recommender" if getattr(entry, "recommender", False) else "a search index"
-        raise ApiError(409, f"model '{entry.name}' is {what}, which has no per-column predictions to explain; only "
-                       "models that predict a target answer explain", code="wrong_task")
-    runtime = getattr(entry.model, "runtime", "native")
-    if runtime != "native":
-        raise ApiError(409, f"model '{entry.name}' predicts through an exported {runtime} graph; explanations need "
-                       "the bundle it was exported from (serve that one to explain)", code="wrong_task")
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if not (media == "application/json" or media.endswith("+json")):
-        raise ApiError(415, f"content type '{media or 'none'}' is not accepted; send application/json")
-
-    async def work() -> Response:
-        body = await read_body(request, settings.max_body_bytes)
-        return await asyncio.to_thread(explain_body, entry, body, settings.strict)  # not event-loop work
-
-    try:
-        return await asyncio.wait_for(work(), timeout=settings.timeout_s)
-    except asyncio.TimeoutError:
-        raise ApiError(504, f"the explanation took longer than {settings.timeout_s:g}s. Fix: raise --timeout",
-                       code="timeout") from None
 
 
 def explain_body(entry, body: bytes, strict: bool = False) -> Response:

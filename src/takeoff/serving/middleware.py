@@ -1,6 +1,12 @@
 """Pure ASGI middleware: metrics, the catch-all for unexpected errors, and bearer-key auth.
 
 Order, outermost first: (CORS) → metrics → catch-all → auth → the app's routes.
+
+The key is checked here rather than as a FastAPI dependency because it guards every path, not
+only the API routes: ``/docs`` and ``/openapi.json`` (which FastAPI adds as plain routes), and
+paths that match no route or not with this method, which answer 401 before 404 or 405 so that
+a client without the key learns nothing about the routes. The header is read by FastAPI's own
+:class:`~fastapi.security.HTTPBearer`, which also describes the scheme in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -8,8 +14,9 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Any
 
+from fastapi.security import HTTPBearer
+from starlette.requests import HTTPConnection
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +26,7 @@ log = logging.getLogger("takeoff.serving")
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/"})
 PUBLIC_PREFIXES = ("/static/",)
+BEARER = HTTPBearer(scheme_name="bearer", auto_error=False)  # reads "Authorization: Bearer KEY"
 
 
 def route_template(scope: Scope) -> str:
@@ -89,14 +97,16 @@ class AuthMiddleware:
     """Requires ``Authorization: Bearer KEY`` except on the health checks and the page."""
 
     def __init__(self, app: ASGIApp, api_key: str):
-        self.app, self.expected = app, f"Bearer {api_key}".encode()
+        self.app, self.expected = app, api_key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _is_public(scope["path"]):
             return await self.app(scope, receive, send)
-        given = _header(scope, b"authorization")
-        if given is None or not hmac.compare_digest(given, self.expected):
-            problem = "missing" if given is None else "wrong"
+        connection = HTTPConnection(scope)
+        credentials = await BEARER(connection)
+        # latin-1 gives back the header's bytes, as the client sent them
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode("latin-1"), self.expected):
+            problem = "missing" if "authorization" not in connection.headers else "wrong"
             error = ApiError(401, f"{problem} API key. Fix: send the header 'Authorization: Bearer <key>'",
                              code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
             return await error_response(scope, error)(scope, receive, send)
@@ -105,11 +115,3 @@ class AuthMiddleware:
 
 def _is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    headers: Any = scope.get("headers") or []
-    for key, value in headers:
-        if key.lower() == name:
-            return value
-    return None

@@ -10,7 +10,6 @@ an unknown item in a similar-items request is a 404 naming the field.
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
@@ -20,6 +19,7 @@ from takeoff.errors import DataError, preview
 from takeoff.serving.errors import ApiError
 from takeoff.data.interactions import native_id
 from takeoff.serving.items import item_labels
+from takeoff.serving.jsonable import finite
 
 MAX_K = 1000  # items per list: a page of results, not the catalogue
 ID_HELP = "an ID as in the training data: a whole number or a non-empty string"
@@ -206,7 +206,7 @@ class RecommendEntry:
                       "items": self._items(result.items, result.scores), "notes": result.notes})
 
     def _items(self, items: list[Any], scores: list[float]) -> list[dict[str, Any]]:
-        out = [{"item": item, "score": _finite(score)} for item, score in zip(items, scores)]
+        out = [{"item": item, "score": finite(score)} for item, score in zip(items, scores)]
         if self.labels is not None:
             codes = self.model.log.codes_of_items(items)
             for row, code in zip(out, codes.tolist()):
@@ -242,7 +242,3 @@ class RecommendEntry:
 
 def _json(body: dict[str, Any]) -> Response:
     return Response(json.dumps(body, allow_nan=False), media_type="application/json")
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

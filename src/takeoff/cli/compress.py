@@ -1,0 +1,54 @@
+"""`takeoff compress`: a smaller or faster bundle, measured against the original."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from takeoff.cli.guards import refuse_search_index
+from takeoff.cli.options import EncodingOpt
+from takeoff.cli.output import out, run
+
+
+def compress(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory to compress.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory of the new bundle.")],
+    data: Annotated[str, typer.Option("--data", help="Labelled rows (with the target): the training table, whose "
+                                      "validation split is then used for measuring, or any labelled table.")],
+    eval_data: Annotated[Optional[str], typer.Option("--eval", help="A held-out labelled table to measure on "
+                                                     "(--data is then used whole for fitting).")] = None,
+    onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole pipeline to one ONNX graph (runtime: onnx).")] = False,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="int8: int8 weights for network members (implies --onnx).")] = None,
+    prune: Annotated[Optional[float], typer.Option("--prune", help="Share of weights (networks) or of trailing trees (LightGBM) to remove.")] = None,
+    structured: Annotated[bool, typer.Option("--structured", help="With --prune: remove whole hidden units (mlp).")] = False,
+    distill: Annotated[Optional[str], typer.Option("--distill", help="Train this family (e.g. lightgbm, mlp, tfidf) on the bundle's outputs.")] = None,
+    unlabeled: Annotated[Optional[str], typer.Option("--unlabeled", help="Extra rows without the target for --distill.")] = None,
+    time_budget: Annotated[float, typer.Option("--time-budget", min=1, help="Seconds for distillation and the fine-tune after pruning.")] = 120.0,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    encoding: EncodingOpt = None,
+) -> None:
+    """A smaller or faster bundle, measured against the original on the same rows (size,
+    latency at batch 1 and 64, metrics); see docs/compression.md."""
+    from takeoff.compression import compress as run_compress
+    from takeoff.compression.report import comparison_rows
+
+    refuse_search_index(bundle, "compress")
+    result = run(run_compress, bundle, data, out_dir, onnx=onnx, quantize=quantize, prune=prune, structured=structured,
+                 distill=distill, unlabeled=unlabeled, eval_data=eval_data, time_budget=time_budget, seed=seed,
+                 encoding=encoding)
+    if json_output:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    table = Table(title=f"{bundle} → {out_dir}", title_justify="left")
+    for name, justify in (("", "left"), ("original", "right"), ("compressed", "right"), ("change", "right")):
+        table.add_column(name, justify=justify)
+    for cells in comparison_rows(result):
+        table.add_row(*cells)
+    out.print(table)
+    out.print(f"measured on {result.rows}", highlight=False)
+    out.print(f"report: {out_dir / 'compression.html'}")

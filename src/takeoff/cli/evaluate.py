@@ -1,0 +1,50 @@
+"""`takeoff evaluate`: the metrics of a bundle on labelled data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from takeoff.cli.guards import is_recommender, refuse_search_index
+from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.output import metrics_table, out, per_class_table, run
+
+
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="Model bundle directory.")],
+    data: Data,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout and nothing else.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write an HTML report here.")] = None,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Metrics of a bundle on DATA (which holds the target column; for a recommender, the
+    user and item columns of held-out interactions: ranking metrics)."""
+    from takeoff import api
+
+    refuse_search_index(bundle, "evaluate")
+    model = run(api.load, bundle)
+    if is_recommender(model):
+        if table or sql or encoding:
+            from takeoff.data.sources import read_table
+
+            data_in = run(read_table, data, table=table, sql=sql, encoding=encoding)
+        else:
+            data_in = data
+        metrics = run(model.evaluate, data_in, report=report)
+    else:
+        metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
+    if as_json:
+        sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
+        return
+    out.print(metrics_table(f"metrics on {data}", metrics))
+    per_class = per_class_table(metrics)
+    if per_class is not None:
+        out.print(per_class)
+    if report:
+        out.print(f"report: {report}")

@@ -1,0 +1,94 @@
+"""`takeoff train`: a model (or a recommender, with --user and --item) written as a bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from takeoff.cli.guards import is_recommender
+from takeoff.cli.options import EncodingOpt, SqlOpt, TableOpt, default_run_dir
+from takeoff.cli.output import err, metrics_table, out, run
+
+
+def train(
+    data: Annotated[Optional[str], typer.Argument(help="Training data (file or SQLAlchemy URL).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (not for recommend); several 0/1 label columns as a,b,c make a multilabel task.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Bundle directory (default takeoff-runs/<time>-<name>).")] = None,
+    time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Seconds the whole run may take (default 120).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
+    drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
+    family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="Recommend: the column of user IDs.")] = None,
+    item: Annotated[Optional[str], typer.Option("--item", help="Recommend: the column of item IDs.")] = None,
+    rating: Annotated[Optional[str], typer.Option("--rating", help="Recommend: a column weighting each interaction (optional).")] = None,
+    time_column: Annotated[Optional[str], typer.Option("--time", help="Recommend: the column of interaction times (optional; the latest are held out).")] = None,
+    items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
+    users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
+    embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
+    table: TableOpt = None,
+    sql: SqlOpt = None,
+    encoding: EncodingOpt = None,
+) -> None:
+    """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
+    from takeoff import api
+
+    if resume is None and data is None:
+        err.print("[bold red]error:[/] give the training DATA (or --resume DIR)")
+        raise typer.Exit(2)
+    if resume is None and out_dir is None:
+        out_dir = default_run_dir(data, table, "run")
+    drops = [c.strip() for item in (drop or []) for c in item.split(",") if c.strip()] or None
+    try:
+        model = run(
+            api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
+            drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
+            strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
+            users=users, embed_encoder=embed_encoder,
+        )
+    except KeyboardInterrupt:
+        where = resume or out_dir
+        err.print(f"\ninterrupted. The run directory is intact; resume with:\n  takeoff train --resume {where}")
+        raise typer.Exit(130) from None
+    if is_recommender(model):
+        _print_recommender(model)
+    else:
+        _print_model(model)
+
+
+def _print_model(model) -> None:
+    training = model.manifest["training"]
+    out.print(metrics_table(f"validation metrics ({model.task.kind}, target '{model.task.target}')", model.metrics))
+    members = ", ".join(f"{m['family']} ({m['weight']:.2f})" for m in model.manifest["members"])
+    out.print(f"model: {members}; trained in {training['seconds']:.1f}s on {training['rows_train']} rows")
+    out.print(f"bundle: {model.path}")
+    out.print(f"report: {model.path / 'report.html'}")
+
+
+def _print_recommender(model) -> None:
+    m, training, rc = model.manifest, model.manifest["training"], model.manifest["recommend"]
+    out.print(metrics_table(f"validation metrics (recommend, user '{rc['user']}' → item '{rc['item']}', "
+                            "each user's last interaction held out)", model.metrics))
+    if len(m.get("leaderboard", {})) > 1:
+        board = Table(title="families tried", title_justify="left")
+        k = rc["k"]
+        for col in ("family", f"ndcg@{k}", f"hr@{k}", "seconds"):
+            board.add_column(col, justify="left" if col == "family" else "right")
+        for name, row in m["leaderboard"].items():
+            board.add_row(name + (" (chosen)" if name == m["family"] else ""), f"{row[f'ndcg@{k}']:.4f}",
+                          f"{row[f'hr@{k}']:.4f}", f"{row.get('fit_seconds', 0):.1f}")
+        out.print(board)
+    refit = ", refitted on every interaction" if training.get("refit") else ""
+    out.print(f"model: {m['family']}; trained in {training['seconds']:.1f}s on {training['interactions']:,} interactions "
+              f"({model.n_users:,} users, {model.n_items:,} items{refit})")
+    out.print(f"bundle: {model.path}")
+    if model.path is not None and (model.path / "report.html").exists():
+        out.print(f"report: {model.path / 'report.html'}")
+    first = model.log.users[0] if model.n_users else "USER"
+    out.print(f"next: takeoff recommend {model.path} --user {first}")

@@ -1,0 +1,110 @@
+"""The served models: one entry per model, of the class its task calls for.
+
+An entry holds the model, parses its requests and answers them. A table model is a
+:class:`PredictEntry`; recommenders and search indexes have theirs in
+:mod:`takeoff.serving.recommend` and :mod:`takeoff.serving.search`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from starlette.responses import Response
+
+from takeoff.data.schema import LABEL_SEP
+from takeoff.errors import DataError
+from takeoff.features.block import Features
+from takeoff.serving.batching import MicroBatcher
+from takeoff.serving.errors import from_data_error
+from takeoff.serving.jsonable import clean, finite, native
+from takeoff.serving.metrics import Metrics
+from takeoff.serving.recommend import RecommendEntry
+from takeoff.serving.requests import Parsed, RequestSchema
+from takeoff.serving.search import SearchEntry
+from takeoff.serving.settings import ServeSettings
+
+WHERE = "the request"
+
+
+class PredictEntry:
+    """A served model: its request schema and how its rows are predicted."""
+
+    recommender = False
+    kind = "predict"
+
+    def __init__(self, name: str, model, settings: ServeSettings, metrics: Metrics):
+        self.name, self.model, self.settings, self.metrics = name, model, settings, metrics
+        self.schema = RequestSchema(name, model)
+        self.neural = any(m["family"] != "lightgbm" for m in model.manifest["members"])
+        self.batcher = None
+        if self.neural:
+            self.batcher = MicroBatcher(self._predict_parts, settings.batch_max_size, settings.batch_max_wait_ms / 1000,
+                                        on_batch=metrics.batch_rows.labels(name).observe)
+
+    def _predict_parts(self, parts: list[Features]) -> list[np.ndarray]:
+        """Predict the features of several requests in one call; split the outputs back."""
+        batch = type(parts[0]).concat(parts) if len(parts) > 1 else parts[0]  # Features, or RawInputs (ONNX bundles)
+        outputs = self.model.predict_features(batch)
+        return np.split(outputs, np.cumsum([len(p) for p in parts])[:-1])
+
+    def features(self, parsed: Parsed) -> tuple[Features, list[str]]:
+        """Validate one request's rows and make their features (before batching, so a bad
+        request fails alone); return them with the notes of what was coerced."""
+        try:
+            features, notes = self.model.features(parsed.rows, where=WHERE, strict=self.settings.strict)
+        except DataError as exc:
+            raise from_data_error(exc, parsed.single, self.schema.kinds) from None
+        return features, notes.messages()
+
+    def predict_direct(self, parsed: Parsed) -> Response:
+        features, notes = self.features(parsed)
+        return self.respond(self.model.predict_features(features), parsed.warnings + notes)
+
+    def respond(self, outputs: np.ndarray, warnings: list[str]) -> Response:
+        """The predictions as JSON bytes."""
+        task = self.model.task
+        labels = [native(v) for v in self.model.decide(outputs).tolist()]
+        if task.is_classification or task.is_multilabel:
+            keys = [str(c) for c in task.classes]
+            if task.is_multilabel:  # the label set as a list: "a|b" -> ["a", "b"]
+                labels = [label.split(LABEL_SEP) if label else [] for label in labels]
+            predictions = [{"prediction": label, "probabilities": dict(zip(keys, map(finite, row)))}
+                           for label, row in zip(labels, outputs.tolist())]
+        else:
+            predictions = [{"prediction": finite(v)} for v in labels]
+        if not (task.is_classification or task.is_multilabel) and any(p["prediction"] is None for p in predictions):
+            warnings = [*warnings, "some predictions are not finite numbers and are given as null"]
+        self.metrics.rows.labels(self.name).inc(len(labels))
+        body = {"model": self.name, "version": self.model.version, "task": task.kind,
+                "predictions": predictions, "warnings": warnings}
+        return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+
+    def summary(self, default: bool) -> dict[str, Any]:
+        m = self.model
+        return {"name": self.name, "task": m.task.kind, "target": m.task.target, "classes": clean(m.classes),
+                "version": m.version, "created": m.manifest.get("created"), "default": default}
+
+    def detail(self) -> dict[str, Any]:
+        m = self.model
+        return clean({
+            "name": self.name, "version": m.version, "task": m.task.kind, "target": m.task.target,
+            "classes": m.classes, "threshold": m.threshold, "created": m.manifest.get("created"),
+            "format_version": m.manifest.get("format_version"), "takeoff_version": m.manifest.get("takeoff_version"),
+            "metrics": m.metrics, "inputs": m.input_fields(),
+            "members": [{"family": x["family"], "weight": x["weight"]} for x in m.manifest["members"]],
+            "report_url": f"/v1/models/{self.name}/report" if "report.html" in m._attachments else None,
+        })
+
+
+def make_entry(name: str, model, settings: ServeSettings, metrics: Metrics):
+    """The entry serving ``model``: a recommender, a search index or a model that predicts rows."""
+    kind = model.manifest.get("task", {}).get("kind")
+    cls = {"recommend": RecommendEntry, "search": SearchEntry}.get(kind, PredictEntry)
+    return cls(name, model, settings, metrics)
+
+
+def kind_of(entry) -> str:
+    """"predict" (a tabular model), "recommend" or "search"."""
+    return getattr(entry, "kind", "recommend" if entry.recommender else "predict")
