@@ -246,7 +246,7 @@ def predict(
 ) -> None:
     """Predict every row of DATA (streamed in chunks) into OUTPUT."""
     from takeoff import api
-    from takeoff.batch import predict_file
+    from takeoff.pipelines.prediction.batch import predict_file
 
     _refuse_search_index(bundle, "predict")
     model = _run(api.load, bundle)
@@ -409,7 +409,7 @@ def index(
     encoding: EncodingOpt = None,
 ) -> None:
     """Build a semantic search index of a text column (a bundle that `takeoff search` and `takeoff serve` answer)."""
-    from takeoff.search import build_index
+    from takeoff.pipelines.search import build_index
 
     if out_dir is None:
         stem = Path(table or (data.rsplit("/", 1)[-1] if "://" in data else Path(data).stem) or "index").stem
