@@ -1,6 +1,7 @@
-"""The directory a training run writes: created empty, holding ``run.json`` while the run is
-in progress or interrupted (so that it can be resumed), and the finished bundle at the end.
-A run that fails leaves nothing half-written behind."""
+"""What every training run shares: reading its data, and the directory it writes (created
+empty, holding ``run.json`` while the run is in progress or interrupted so that it can be
+resumed, and the finished bundle at the end). A run that fails leaves nothing half-written
+behind."""
 
 from __future__ import annotations
 
