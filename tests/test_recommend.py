@@ -13,7 +13,7 @@ import takeoff
 from takeoff.data.interactions import id_key, interactions_from_frame, leave_last_out
 from takeoff.errors import ColumnNotFoundError, ConfigError, DataError
 from takeoff.evaluation.ranking import ranking_metrics, top_k
-from takeoff.recommender import RecommenderModel
+from takeoff.pipelines.recommendation import RecommenderModel
 
 COLUMNS = dict(task="recommend", user="userId", item="movieId", rating="rating", time_column="timestamp")
 

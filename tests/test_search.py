@@ -1,4 +1,4 @@
-"""Semantic search (`takeoff index`, `takeoff search`, ``takeoff.search``): a small customer
+"""Semantic search (`takeoff index`, `takeoff search`, ``takeoff.pipelines.search``): a small customer
 service FAQ, asked in other words than its questions, with the real MiniLM encoder."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import takeoff
 from takeoff.cli import app
 from takeoff.errors import ColumnNotFoundError, DataError
 from takeoff.models.encoder import EncoderNotFoundError
-from takeoff.search import SearchIndex, build_index, top_k
+from takeoff.pipelines.search import SearchIndex, build_index, top_k
 
 FAQ = [
     ("How do I reset my password?", "Click 'Forgot password' on the sign-in page and follow the link we email you."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,8 @@ FORMAT = "takeoff-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "takeoff.json"
 RUN_STATE = "run.json"  # present while a training run is in progress or interrupted
+WRITTEN_FIELDS = ("format", "format_version", "files")  # what :func:`write` adds to a manifest
+LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "torch", "safetensors")
 
 
 def sha256(path: Path) -> str:
@@ -140,6 +143,26 @@ def write(path: str | Path, manifest: dict[str, Any], fill: Callable[[Path], Non
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def manifest_content(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A read manifest without the fields :func:`write` adds (format, version, file hashes):
+    what to pass to :func:`write` to save the same bundle again."""
+    return {k: v for k, v in manifest.items() if k not in WRITTEN_FIELDS}
+
+
+def library_versions() -> dict[str, str]:
+    """Python's version and those of the installed libraries a bundle depends on, for its
+    manifest (a library that is not installed is left out)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def _replaceable(path: Path) -> bool:

@@ -40,7 +40,7 @@ def main(models: str, rows_csv: str, work: str, port: int) -> dict:
     import pandas as pd
 
     import takeoff
-    from takeoff.batch import predict_file
+    from takeoff.pipelines.prediction.batch import predict_file
     from takeoff.cli import app
 
     result: dict = {"api": {}, "http": {}}

@@ -181,7 +181,7 @@ def test_odd_text_values_predict(bundle):
 def test_auto_tries_text_families_only_with_text(credit_small):
     from takeoff.config import default_config
     from takeoff.data.schema import infer_schema, infer_task
-    from takeoff.training.run import family_names
+    from takeoff.pipelines.prediction.automl import family_names
 
     config = default_config(target="Status")
     schema = infer_schema(credit_small, "Status")

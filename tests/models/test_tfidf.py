@@ -218,7 +218,7 @@ def test_a_class_missing_from_training_gets_probability_zero(tweets):
 
 def test_train_end_to_end_and_auto_tries_it_only_with_text(tweets, credit, tmp_path):
     from takeoff.config import default_config
-    from takeoff.training.run import family_names
+    from takeoff.pipelines.prediction.automl import family_names
 
     train, test = tweets[0].drop(columns=EXTRA).sample(1500, random_state=2), tweets[1].drop(columns=EXTRA)
     model = takeoff.train(train, target="source", family="tfidf", time_budget=60, seed=0)

@@ -272,7 +272,8 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("takeoff"))))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
-    assert "takeoff.serving.recommend" in loaded and "takeoff.recommender" in loaded
-    for forbidden in ("takeoff.training.run", "takeoff.training.loop", "takeoff.data.checks", "takeoff.evaluation.report",
-                      "takeoff.config"):
+    assert "takeoff.serving.recommend" in loaded and "takeoff.pipelines.recommendation.model" in loaded
+    for forbidden in ("takeoff.pipelines.recommendation.train", "takeoff.pipelines.prediction.train",
+                      "takeoff.pipelines.prediction.automl", "takeoff.pipelines.prediction.prepare",
+                      "takeoff.training.loop", "takeoff.data.checks", "takeoff.evaluation.report", "takeoff.config"):
         assert forbidden not in loaded

@@ -12,7 +12,7 @@ import pytest
 
 import takeoff
 from api_client import TIMEOUT, assert_error, post
-from takeoff.search import build_index
+from takeoff.pipelines.search import build_index
 
 FAQ = pd.DataFrame({
     "question": ["How do I reset my password?", "How can I get a refund for my order?", "How long does shipping take?",

@@ -327,7 +327,9 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("takeoff"))))
     assert proc.returncode == 0, proc.stderr
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert "takeoff.serving.app" in loaded
-    for forbidden in ("takeoff.training.run", "takeoff.training.loop", "takeoff.data.checks", "takeoff.evaluation.report"):
+    for forbidden in ("takeoff.pipelines.prediction.train", "takeoff.pipelines.prediction.automl",
+                      "takeoff.pipelines.prediction.prepare", "takeoff.training.loop", "takeoff.data.checks",
+                      "takeoff.evaluation.report"):
         assert forbidden not in loaded
 
 

@@ -355,7 +355,7 @@ def search_url(start_server, fixtures, tmp_path_factory):
     import pandas as pd
 
     import takeoff
-    from takeoff.search import build_index
+    from takeoff.pipelines.search import build_index
 
     faq = pd.DataFrame({"question": [q for q, _ in FAQ_ROWS], "answer": [a for _, a in FAQ_ROWS],
                         "url": [f"https://help.example.com/{i}" for i in range(len(FAQ_ROWS))]})

@@ -23,7 +23,7 @@ def index(
     encoding: EncodingOpt = None,
 ) -> None:
     """Build a semantic search index of a text column (a bundle that `takeoff search` and `takeoff serve` answer)."""
-    from takeoff.search import build_index
+    from takeoff.pipelines.search import build_index
 
     if out_dir is None:
         out_dir = default_run_dir(data, table, "index", "-index")

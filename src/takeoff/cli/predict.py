@@ -24,7 +24,7 @@ def predict(
 ) -> None:
     """Predict every row of DATA (streamed in chunks) into OUTPUT."""
     from takeoff import api
-    from takeoff.batch import predict_file
+    from takeoff.pipelines.prediction.batch import predict_file
 
     refuse_search_index(bundle, "predict")
     model = run(api.load, bundle)

@@ -147,7 +147,8 @@ def compress(
             message lists the ones that do).
         DataError: ``data`` lacks the target or the model's columns (as predict says).
     """
-    from takeoff.api import Model, _read, load
+    from takeoff.api import Model, load
+    from takeoff.pipelines.run_dir import read_data
 
     model = bundle if isinstance(bundle, Model) else load(bundle)
     source = Path(model.path) if model.path is not None else None
@@ -174,12 +175,12 @@ def compress(
         raise ConfigError(f"output directory {out} already exists and is not empty. Fix: choose another --out, or remove it.")
     _check_methods(model, onnx=onnx, quantize=quantize, prune=prune, structured=structured, distill=distill)
 
-    df, name = _read(data, table, sql, encoding)
-    held_out = _read(eval_data, encoding=encoding) if eval_data is not None else None
+    df, name = read_data(data, table, sql, encoding)
+    held_out = read_data(eval_data, encoding=encoding) if eval_data is not None else None
     rows = split_rows(model, df, name, needs_fit=bool(prune or distill), seed=seed, held_out=held_out)
     extra = None
     if unlabeled is not None:
-        extra, _ = _read(unlabeled)
+        extra, _ = read_data(unlabeled)
     deadline = time.monotonic() + time_budget
     steps: list[dict[str, Any]] = []
 

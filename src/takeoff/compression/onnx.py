@@ -151,7 +151,8 @@ def write_onnx_bundle(model: Model, out: str | Path, *, frame: pd.DataFrame, tol
     """
     import onnx
 
-    from takeoff.api import _library_versions, load
+    from takeoff.api import load
+    from takeoff.bundle import library_versions
 
     graph = export(model, frame.head(SAMPLE_ROWS))
     with tempfile.TemporaryDirectory(prefix="takeoff-onnx-") as scratch:
@@ -177,7 +178,7 @@ def write_onnx_bundle(model: Model, out: str | Path, *, frame: pd.DataFrame, tol
             "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **parity, "tolerance": tolerance,
         }
-        manifest["libraries"] = {**model.manifest.get("libraries", {}), **_library_versions(),
+        manifest["libraries"] = {**model.manifest.get("libraries", {}), **library_versions(),
                                  "onnx": onnx.__version__, "onnxruntime": _onnxruntime_version()}
         manifest.update(extra or {})
         report = model._attachments.get("report.html")

@@ -94,7 +94,7 @@ class PredictEntry:
             "format_version": m.manifest.get("format_version"), "takeoff_version": m.manifest.get("takeoff_version"),
             "metrics": m.metrics, "inputs": m.input_fields(),
             "members": [{"family": x["family"], "weight": x["weight"]} for x in m.manifest["members"]],
-            "report_url": f"/v1/models/{self.name}/report" if "report.html" in m._attachments else None,
+            "report_url": f"/v1/models/{self.name}/report" if "report.html" in m.attachments else None,
         })
 
 

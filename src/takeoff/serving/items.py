@@ -1,5 +1,5 @@
 """Readable labels of a recommender's items (a title), for the server's answers and the CLI:
-thin wrappers over :meth:`takeoff.recommender.RecommenderModel.item_labels`."""
+thin wrappers over :meth:`takeoff.pipelines.recommendation.RecommenderModel.item_labels`."""
 
 from __future__ import annotations
 

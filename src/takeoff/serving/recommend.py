@@ -1,6 +1,6 @@
 """Serving recommenders: the request and response models of ``POST /v1/recommend`` and
 ``POST /v1/similar-items`` (and their ``/v1/models/{name}/...`` forms), and the served entry
-that answers them from a :class:`~takeoff.recommender.RecommenderModel`.
+that answers them from a :class:`~takeoff.pipelines.recommendation.RecommenderModel`.
 
 IDs are JSON integers or strings; ``1`` and ``"1"`` name the same user or item, as in
 training. A user the model has never seen gets the most popular items (said in ``notes``);
@@ -236,7 +236,7 @@ class RecommendEntry:
             "example_users": [native_id(u) for u in m.log.users[:5]],
             "example_items": [native_id(i) for i in m.log.items[:5]],
             "routes": {"recommend": f"/v1/models/{self.name}/recommend", "similar_items": f"/v1/models/{self.name}/similar-items"},
-            "report_url": f"/v1/models/{self.name}/report" if "report.html" in m._attachments else None,
+            "report_url": f"/v1/models/{self.name}/report" if "report.html" in m.attachments else None,
         }
 
 

@@ -1,6 +1,6 @@
 """Serving semantic search indexes: the request and response models of ``POST /v1/search``
 (and ``POST /v1/models/{name}/search``), and the served entry that answers them from a
-:class:`~takeoff.search.SearchIndex`.
+:class:`~takeoff.pipelines.search.SearchIndex`.
 
 A request holds one query (``{"query": "...", "k": 5}``) or several (``{"queries": [...]}``);
 the answer has one result per query, in request order, each with its hits best first.

@@ -1,4 +1,4 @@
-"""The models a server answers for: one bundle, a directory of bundles, or Model objects
+"""The models a server answers for: one bundle, a directory of bundles, or model objects
 (tabular models, recommenders and search indexes side by side).
 
 Serving only reads bundles (``takeoff.load``); it never imports training code.
@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from takeoff.api import Model, load
 from takeoff.bundle import MANIFEST
 from takeoff.errors import BundleError, ConfigError, UnknownNameError
+from takeoff.pipelines import Predictor, load
 
 log = logging.getLogger("takeoff.serving")
 
@@ -20,7 +20,7 @@ class ModelStore:
     """Named models and the default one (served at ``/v1/predict``, or ``/v1/recommend`` for a
     recommender)."""
 
-    def __init__(self, models: dict[str, Model], default: str | None = None):
+    def __init__(self, models: dict[str, Predictor], default: str | None = None):
         self.models = dict(models)
         if default is not None and default not in self.models:
             raise UnknownNameError("model", default, self.names())
@@ -31,18 +31,20 @@ class ModelStore:
     def names(self) -> list[str]:
         return list(self.models)
 
-    def get(self, name: str) -> Model | None:
+    def get(self, name: str) -> Predictor | None:
         return self.models.get(name)
 
 
-def load_store(source: Path | str | dict[str, Model], default: str | None = None) -> ModelStore:
+def load_store(source: Path | str | dict[str, Predictor], default: str | None = None) -> ModelStore:
     """Load the models to serve.
 
     Args:
         source: a bundle directory (served under its directory name, and the default), a
             directory whose subdirectories are bundles (each served under its name), or a
-            dict of name → :class:`Model` (or :class:`~takeoff.recommender.RecommenderModel`, or
-            :class:`~takeoff.search.SearchIndex`).
+            dict of name → model (a :class:`~takeoff.Model`, a
+            :class:`~takeoff.pipelines.recommendation.RecommenderModel` or a
+            :class:`~takeoff.pipelines.search.SearchIndex`: any pipeline's
+            :class:`~takeoff.pipelines.base.Predictor`).
         default: the name of the model answering ``/v1/predict`` (``/v1/recommend`` for a
             recommender; default: the only one).
 
@@ -52,8 +54,7 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
     """
     if isinstance(source, dict):
         for name, model in source.items():
-            if not isinstance(name, str) or not name or not (isinstance(model, Model) or _is_recommender(model)
-                                                             or _is_search_index(model)):
+            if not isinstance(name, str) or not name or not isinstance(model, Predictor):
                 raise ConfigError(f"models to serve must map names to takeoff.Model, RecommenderModel or SearchIndex objects; "
                                   f"got {name!r}: {type(model).__name__}")
         return ModelStore(source, default)
@@ -73,17 +74,3 @@ def load_store(source: Path | str | dict[str, Model], default: str | None = None
         models[sub.name] = load(sub)
         log.info("loaded model '%s' from %s", sub.name, sub)
     return ModelStore(models, default)
-
-
-def _is_recommender(model) -> bool:
-    import sys
-
-    module = sys.modules.get("takeoff.recommender")  # loaded whenever a RecommenderModel exists
-    return module is not None and isinstance(model, module.RecommenderModel)
-
-
-def _is_search_index(model) -> bool:
-    import sys
-
-    module = sys.modules.get("takeoff.search")  # loaded whenever a SearchIndex exists
-    return module is not None and isinstance(model, module.SearchIndex)

@@ -31,7 +31,7 @@ def add_routes(app: FastAPI, ctx: RouteContext) -> None:
              response_class=HTMLResponse, responses={404: {"model": ErrorResponse}})
     async def model_report(name: str = ctx.model_name) -> Response:
         entry = ctx.entry_for(name)
-        report = entry.model._attachments.get("report.html")
+        report = entry.model.attachments.get("report.html")
         if report is None or not Path(report).is_file():
             raise ApiError(404, f"model '{name}' has no report", code="report_not_found")
         return FileResponse(report, media_type="text/html")

@@ -1,20 +1,11 @@
-"""Recommendation: train a recommender on an interaction log, and the model that answers
-"what should this user see next" and "what is like this item".
-
-This module sequences the layers for task "recommend" as :mod:`takeoff.api` does for tables:
-data (an :class:`~takeoff.data.interactions.Interactions` log) → families (``models/`` via
-``registry.RECOMMENDERS``) → ranking evaluation → bundle.
+"""The model of the recommendation pipeline: the interaction log it knows, the fitted family,
+and popularity (or, with user features, the family's new-user vectors) for users it has never
+seen; and its bundle files.
 
 Example:
-    >>> import takeoff
-    >>> model = takeoff.train("ratings.csv", task="recommend", user="userId", item="movieId", out="runs/recs")
+    >>> model = takeoff.load("runs/recs")
     >>> model.recommend(42, k=10)
     >>> model.similar_items(1, k=5)
-
-User features (``users=PATH``: a table with the user column) let ``two-tower`` answer users the
-log has never seen from their features, and item features let it rank items the catalogue does
-not hold:
-
     >>> model.recommend("new-user", k=10, features={"country": "FR", "favourite": "Horror"})
     >>> model.rank_new_items(42, pd.DataFrame({"movieId": [90001], "genres": ["Horror"]}))
 """
@@ -23,10 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,332 +22,38 @@ import pandas as pd
 
 from takeoff import bundle, registry
 from takeoff._version import __version__
-from takeoff.data.interactions import (
-    Interactions, id_key, id_keys, interactions_from_frame, leave_last_out, native_id,
-)
-from takeoff.errors import BudgetError, BundleError, ConfigError, DataError, closest, preview
+from takeoff.data.interactions import Interactions, id_key, id_keys, interactions_from_frame, native_id
+from takeoff.errors import BundleError, DataError, closest, preview
 from takeoff.evaluation.ranking import by_activity, ranking_metrics, top_k
-from takeoff.models.popular import popularity
 from takeoff.models.recommender import ItemFeatures, Recommender, UserFeatures, tokens_of
-from takeoff.training.context import FitContext
-
-log = logging.getLogger("takeoff")
+from takeoff.pipelines.base import Predictor, check_k
+from takeoff.pipelines.recommendation.features import feature_args
+from takeoff.pipelines.recommendation.ranking import Recommendations, recommend_top
 
 LOG_JSON, LOG_ARRAYS, ITEMS_JSON, FALLBACK = "log.json", "log.safetensors", "items.json", "popular.safetensors"
 USERS_JSON = "users.json"
-MAX_NUMERIC_CATEGORIES = 50  # a numeric feature column with at most this many values is read as categories
 MODEL_DIR = "model"
-REFIT_SHARE = 0.35  # budget kept back for refitting the chosen family on every interaction
-MIN_FAMILY_SECONDS = 2.0
 
 
-@dataclass
-class Recommendations:
-    """Ranked items for one user (or like one item), with notes on how they were chosen."""
-
-    items: list[Any]
-    scores: list[float]
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"items": [{"item": i, "score": s} for i, s in zip(self.items, self.scores)], "notes": self.notes}
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-# ---------------------------------------------------------------------------------- training
-def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, deadline: float) -> RecommenderModel:
-    """Fit the configured recommender(s) on an interaction table; write a bundle to ``out``.
-
-    ``auto`` fits every family of ``registry.AUTO_RECOMMEND`` on all but each user's last
-    interaction, keeps the best NDCG@k on those held-out interactions, and refits it on every
-    interaction when the budget allows.
-    """
-    rc = cfg.recommend
-    if rc.user is None or rc.item is None:
-        raise ConfigError("task 'recommend' needs the user and item columns. Fix: pass --user COLUMN --item COLUMN.")
-    started = time.monotonic()
-    full, notes = interactions_from_frame(df, rc.user, rc.item, rc.rating, rc.time, where=source)
-    for note in notes:
-        log.info("%s", note)
-    items, item_notes = _item_features(df, full, rc)
-    users_, user_notes = _user_features(df, full, rc)
-    notes += item_notes + user_notes
-    if full.n_items < 2:
-        raise DataError(f"{source} has {full.n_items} distinct item(s); a recommender needs at least 2")
-    train, valid = leave_last_out(full, seed=cfg.seed)
-    if len(valid) == 0:
-        raise DataError(f"no user in {source} has more than one interaction, so nothing can be held out to choose "
-                        "and evaluate a model. Fix: provide more interactions per user.")
-    names = list(registry.AUTO_RECOMMEND) if cfg.family == "auto" else [cfg.family]
-    for name in names:
-        registry.get_recommender(name)  # unknown names fail before any work
-    k = rc.k
-    relevant = _relevant(valid)
-    users = np.array(sorted(relevant), dtype=np.int64)
-    truth = [relevant[u] for u in users]
-    activity = np.bincount(train.user_codes, minlength=full.n_users)[users]
-
-    leaderboard: dict[str, dict[str, Any]] = {}
-    fitted: dict[str, tuple[Recommender, np.ndarray]] = {}
-    search_until = started + (deadline - started) * (1 - REFIT_SHARE)
-    for i, name in enumerate(names):
-        remaining = search_until - time.monotonic()
-        if remaining < MIN_FAMILY_SECONDS and fitted:
-            log.warning("time budget spent: %s not tried", ", ".join(names[i:]))
-            break
-        share = max(remaining / (len(names) - i), MIN_FAMILY_SECONDS)
-        ctx = FitContext(deadline=time.monotonic() + share, seed=cfg.seed, progress=False, device=cfg.device,
-                         warn=lambda m, n=name: log.warning("%s: %s", n, m))
-        family = _make(name, cfg)
-        began = time.monotonic()
-        family.fit(train, ctx, **_feature_args(family, items, users_))
-        top = recommend_top(family, train, users, k, exclude_seen=True)
-        metrics = ranking_metrics(top, truth, full.n_items, k)
-        metrics["fit_seconds"] = round(time.monotonic() - began, 2)
-        leaderboard[name] = metrics
-        fitted[name] = (family, top)
-        log.info("%s: NDCG@%d %.4f, HR@%d %.4f (%.1fs)", name, k, metrics[f"ndcg@{k}"], k, metrics[f"hr@{k}"],
-                 metrics["fit_seconds"])
-    if not fitted:
-        raise BudgetError("the time budget ran out before any recommender was fitted. Fix: raise --time-budget.")
-    best = max(fitted, key=lambda n: (leaderboard[n][f"ndcg@{k}"], leaderboard[n][f"hr@{k}"]))
-    family, top = fitted[best]
-    metrics = {key: v for key, v in leaderboard[best].items() if key != "fit_seconds"}
-    buckets = by_activity(top, truth, activity, full.n_items, k)
-
-    # refit on every interaction (the held-out ones are each user's most recent: the most telling).
-    # A family bound by the budget (two-tower) refits in what is left; a quick one needs its time.
-    fit_seconds = leaderboard[best]["fit_seconds"]
-    need = 0.5 * fit_seconds if family.report.stopped_by == "time_budget" else 1.2 * fit_seconds
-    refitted = False
-    if cfg.refit and deadline - time.monotonic() >= max(need, 0.5):
-        ctx = FitContext(deadline=deadline, seed=cfg.seed, progress=False, device=cfg.device,
-                         warn=lambda m: log.warning("%s: %s", best, m))
-        family = _make(best, cfg)
-        family.fit(full, ctx, **_feature_args(family, items, users_))
-        refitted = True
-    else:
-        if cfg.refit:
-            log.info("no time left to refit %s on every interaction; it answers from the full history", best)
-        family = _with_log(family, full, items, users_)
-    manifest = {
-        "takeoff_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": {"kind": "recommend", "target": None, "classes": []},
-        "recommend": {"user": rc.user, "item": rc.item, "rating": rc.rating, "time": rc.time, "k": k},
-        "family": best,
-        "params": family.params.model_dump(mode="json"),
-        "metrics": metrics,
-        "leaderboard": leaderboard,
-        "by_activity": buckets,
-        "training": {
-            "source": source, "interactions": len(full), "users": full.n_users, "items": full.n_items,
-            "held_out": len(valid), "refit": refitted, "seconds": round(time.monotonic() - started, 2),
-            "notes": notes,
-        },
-    }
-    model = RecommenderModel(manifest, full, family, popularity(full), items, users_)
-    if out is not None:
-        import tempfile
-
-        from takeoff.evaluation.report import write_recommend_report
-
-        with tempfile.TemporaryDirectory(prefix="takeoff-report-") as tmp:
-            report = Path(tmp) / "report.html"
-            write_recommend_report(
-                report, title=f"{rc.item} recommendations — validation report", metrics=metrics,
-                leaderboard=leaderboard, buckets=buckets, data_name=f"{source} (each user's last interaction held out)",
-                info={"family": best, "params": manifest["params"], "training": manifest["training"]},
-            )
-            model._attachments["report.html"] = report
-            model.save(out)
-    return model
-
-
-def _with_log(family: Recommender, full: Interactions, items: ItemFeatures | None,
-              users: UserFeatures | None) -> Recommender:
-    """The family fitted on the training part, set up to answer from every interaction (each
-    user's latest included): saved and loaded with the full log, as a bundle would be."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="takeoff-recommender-") as tmp:
-        family.save(Path(tmp))
-        return type(family).load(Path(tmp), family.params.model_dump(mode="json"), full,
-                                 **_feature_args(family, items, users))
-
-
-def _feature_args(family: Recommender | type[Recommender], items: ItemFeatures | None,
-                  users: UserFeatures | None) -> dict[str, Any]:
-    """The feature keywords of ``fit`` / ``load``: items for a family that uses them, and
-    ``users`` only for a family that declares ``uses_user_features`` (the others' signatures
-    have no such argument)."""
-    args: dict[str, Any] = {"items": items if family.uses_item_features else None}
-    if family.uses_user_features:
-        args["users"] = users
-    return args
-
-
-def _make(name: str, cfg) -> Recommender:
-    cls = registry.get_recommender(name)
-    params = getattr(cfg.recommenders, name, None)
-    return cls(params.model_dump() if params is not None else None)
-
-
-def _relevant(held: Interactions) -> dict[int, set[int]]:
-    out: dict[int, set[int]] = {}
-    for u, i in zip(held.user_codes.tolist(), held.item_codes.tolist()):
-        out.setdefault(u, set()).add(i)
-    return out
-
-
-def recommend_top(family: Recommender, log_: Interactions, users: np.ndarray, k: int, exclude_seen: bool,
-                  batch: int = 1024) -> np.ndarray:
-    """Top-``k`` item codes per user code (-1 pads when fewer items are left)."""
-    seen = log_.matrix().tocsr() if exclude_seen else None
-    out = np.full((len(users), min(k, log_.n_items)), -1, dtype=np.int64)
-    for start in range(0, len(users), batch):
-        chunk = users[start:start + batch]
-        scores = family.score(log_, chunk).astype(np.float64, copy=True)
-        if seen is not None:
-            rows = seen[chunk]
-            scores[np.repeat(np.arange(len(chunk)), np.diff(rows.indptr)), rows.indices] = -np.inf
-        top = top_k(scores, k)
-        top[~np.isfinite(np.take_along_axis(scores, top, axis=1))] = -1
-        out[start:start + len(chunk), : top.shape[1]] = top
-    return out
-
-
-def _item_features(df: pd.DataFrame, log_: Interactions, rc) -> tuple[ItemFeatures | None, list[str]]:
-    """Item features from ``rc.items`` (a table) or, failing that, from the interaction table's
-    columns whose value is fixed per item (a title, a genre list)."""
-    notes: list[str] = []
-    used = {rc.user, rc.item, rc.rating, rc.time}
-    if rc.items is not None:
-        table, columns = _feature_table(rc.items, rc.item, "item", used)
-        unknown = int((~table["_key"].isin(log_.item_index)).sum())
-        if unknown:
-            notes.append(f"{unknown} item(s) of {rc.items} have no interactions and are not recommended")
-    else:
-        columns = _fixed_columns(df, rc.item, [c for c in df.columns if c not in used and _is_text(df[c])])
-        if not columns:
-            return None, notes
-        table = df[[rc.item, *columns]].assign(_key=id_keys(df[rc.item])).drop_duplicates("_key")
-        notes.append(f"item features taken from the interaction table: {', '.join(map(str, columns))}")
-    features = ItemFeatures(item_column=rc.item)
-    _fill(features, table.set_index("_key").reindex(log_.items), columns)
-    return (None if features.empty else features), notes
-
-
-def _user_features(df: pd.DataFrame, log_: Interactions, rc) -> tuple[UserFeatures | None, list[str]]:
-    """User features from ``rc.users`` (a table) or, failing that, from the interaction table's
-    text columns whose value is fixed per user but not per item (those fixed per item are item
-    features)."""
-    notes: list[str] = []
-    used = {rc.user, rc.item, rc.rating, rc.time}
-    if rc.users is not None:
-        table, columns = _feature_table(rc.users, rc.user, "user", used)
-        unknown = int((~table["_key"].isin(log_.user_index)).sum())
-        if unknown:
-            notes.append(f"{unknown} user(s) of {rc.users} have no interactions; give their features to "
-                         "recommend() to answer them")
-    else:
-        candidates = _fixed_columns(df, rc.user, [c for c in df.columns if c not in used and _is_text(df[c])])
-        per_item = set(_fixed_columns(df, rc.item, candidates)) if candidates else set()
-        columns = [c for c in candidates if c not in per_item]
-        if not columns:
-            return None, notes
-        table = df[[rc.user, *columns]].assign(_key=id_keys(df[rc.user])).drop_duplicates("_key")
-        notes.append(f"user features taken from the interaction table: {', '.join(map(str, columns))}")
-    features = UserFeatures(user_column=rc.user)
-    _fill(features, table.set_index("_key").reindex(log_.users), columns)
-    if features.empty:
-        return None, notes
-    return features, notes
-
-
-def _feature_table(path: str, key: str, role: str, used: set) -> tuple[pd.DataFrame, list[str]]:
-    """A feature table read from ``path``, keyed (``_key``) by the text of its ``key`` column
-    (first row per ID), and its candidate feature columns."""
-    from takeoff.data.sources import read_table
-
-    table = read_table(path)
-    if key not in table.columns:
-        raise DataError(f"{role} table {path} has no column '{key}' to join on; its columns are: "
-                        f"{preview(list(map(str, table.columns)), 20)}. Fix: name the {role} column the same in "
-                        "both files.", column=key)
-    if table[key].isna().any():
-        rows = np.flatnonzero(table[key].isna().to_numpy()).tolist()
-        raise DataError(f"{role} column '{key}' is empty in {len(rows)} row(s) of {path}, e.g. rows "
-                        f"{preview(rows, 5)}. Fix: fill or drop those rows.", column=key, rows=rows)
-    table = table.assign(_key=id_keys(table[key])).drop_duplicates("_key")
-    return table, [c for c in table.columns if c not in used and c != "_key"]
-
-
-def _fixed_columns(df: pd.DataFrame, key: str, candidates: list) -> list:
-    """The ``candidates`` whose value is the same in every row of each ``key``."""
-    if not candidates:
-        return []
-    keyed = df[candidates].assign(_key=id_keys(df[key]))
-    fixed = keyed.groupby("_key")[candidates].nunique(dropna=False).le(1).all()
-    return [c for c in candidates if fixed[c]]
-
-
-def _fill(features: ItemFeatures | UserFeatures, table: pd.DataFrame, columns: list) -> None:
-    """Add the usable ``columns`` of ``table`` (one row per code) to ``features``: lists
-    ("Action|Comedy"), repeated labels and numbers with few values are categories;
-    mostly-unique strings are text; other columns are left out."""
-    for column in columns:
-        values = table[column]
-        if _is_text(values):
-            text = values.fillna("").astype(str)
-            present = text[text.str.strip() != ""]
-            if present.empty:
-                continue
-            if present.str.contains("|", regex=False).mean() > 0.2 or present.nunique() < 0.5 * len(present):
-                features.categorical[str(column)] = [tokens_of(v) for v in text]
-            else:
-                features.text[str(column)] = text.tolist()
-        elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            present = values.dropna()
-            distinct = present.nunique()
-            if 0 < distinct <= MAX_NUMERIC_CATEGORIES and distinct < 0.5 * len(present):
-                features.categorical[str(column)] = [tokens_of(v) for v in values.tolist()]
-
-
-# ---------------------------------------------------------------------------------- the model
-class RecommenderModel:
+class RecommenderModel(Predictor):
     """A trained recommender: the interaction log it knows, the fitted family, and popularity
     (or, with user features, the family's new-user vectors) for users it has never seen. Use
     :func:`takeoff.train` (``task="recommend"``) or :func:`takeoff.load` to get one."""
 
+    kind = "recommend"
+
     def __init__(self, manifest: dict[str, Any], log_: Interactions, family: Recommender, fallback: np.ndarray,
                  items: ItemFeatures | None, users: UserFeatures | None = None):
-        self.manifest, self.log, self.family, self.fallback, self.items = manifest, log_, family, fallback, items
+        super().__init__(manifest)
+        self.log, self.family, self.fallback, self.items = log_, family, fallback, items
         self.users = users
-        self.path: Path | None = None
-        self._attachments: dict[str, Path] = {}
         self._seen = log_.matrix().tocsr()
         self._similar_cache: np.ndarray | None = None
 
     # ------------------------------------------------------------------ facts
     @property
-    def task(self):
-        from takeoff.data.schema import Task
-
-        return Task.from_json(self.manifest["task"])
-
-    @property
     def metrics(self) -> dict[str, Any]:
         return self.manifest["metrics"]
-
-    @functools.cached_property
-    def version(self) -> str:
-        import hashlib
-
-        text = json.dumps(self.manifest, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property
     def n_users(self) -> int:
@@ -434,7 +127,7 @@ class RecommenderModel:
                         features: list[dict[str, Any] | None] | None = None) -> list[Recommendations]:
         """:meth:`recommend` for several users at once (one scoring call for the known ones, one
         for the new ones with features); ``features``: None or one dict (or None) per user."""
-        k = _check_k(k)
+        k = check_k(k)
         if features is not None and len(features) != len(users):
             raise DataError(f"features must hold one entry (a dict or None) per user: {len(users)} user(s), "
                             f"{len(features)} feature entries")
@@ -535,7 +228,7 @@ class RecommenderModel:
             >>> model.rank_new_items(42, new, k=2).items
             [90002, 90001]
         """
-        k = _check_k(k)
+        k = check_k(k)
         family, name = self.family, self.manifest["family"]
         if not (callable(getattr(family, "embed_items", None)) and callable(getattr(family, "user_vectors", None))):
             able = [n for n in registry.RECOMMENDERS
@@ -594,7 +287,7 @@ class RecommenderModel:
     def similar_items(self, item: Any, k: int = 10) -> Recommendations:
         """The ``k`` items most like ``item`` (the family's item vectors or similarities; for
         families without them, items often interacted with by the same users)."""
-        k = _check_k(k)
+        k = check_k(k)
         code = self.log.item_index.get(id_key(item))
         if code is None:
             raise DataError(f"item {item!r} is not in the training data, so nothing is known about it. "
@@ -640,7 +333,7 @@ class RecommenderModel:
         from takeoff.data.sources import read_table, source_name
 
         rc = self.manifest["recommend"]
-        k = _check_k(k or rc["k"])
+        k = check_k(k or rc["k"])
         df = data if isinstance(data, pd.DataFrame) else read_table(data)
         name = "the data" if isinstance(data, pd.DataFrame) else source_name(data)
         held, _ = interactions_from_frame(df, rc["user"], rc["item"], None, None, where=name)
@@ -670,35 +363,22 @@ class RecommenderModel:
         return metrics
 
     # ------------------------------------------------------------------ bundle
-    def save(self, path: str | Path) -> Path:
-        """Write the model as a bundle directory (atomically)."""
-        import shutil
-
+    def write_files(self, directory: Path, manifest: dict[str, Any]) -> None:
         from safetensors.numpy import save_file
 
-        def fill(tmp: Path) -> None:
-            bundle.write_json(tmp / LOG_JSON, {"users": self.log.users, "items": self.log.items, "columns": self.log.columns})
-            save_file(self.log.arrays(), str(tmp / LOG_ARRAYS))
-            save_file({"scores": self.fallback.astype(np.float32)}, str(tmp / FALLBACK))
-            if self.items is not None:
-                bundle.write_json(tmp / ITEMS_JSON, self.items.to_json())
-            if self.users is not None:
-                bundle.write_json(tmp / USERS_JSON, self.users.to_json())
-            (tmp / MODEL_DIR).mkdir()
-            self.family.save(tmp / MODEL_DIR)
-            for name, source in self._attachments.items():
-                shutil.copyfile(source, tmp / name)
-            bundle.write_json(tmp / "metrics.json", {"task": "recommend", "metrics": self.metrics})
-
-        manifest = {k: v for k, v in self.manifest.items() if k not in ("format", "format_version", "files")}
-        self.path = bundle.write(path, manifest, fill)
-        self.manifest = bundle.read_manifest(self.path, verify=False)  # as a load would see it
-        self.__dict__.pop("version", None)
-        self._attachments = {n: self.path / n for n in self._attachments}
-        return self.path
+        bundle.write_json(directory / LOG_JSON, {"users": self.log.users, "items": self.log.items, "columns": self.log.columns})
+        save_file(self.log.arrays(), str(directory / LOG_ARRAYS))
+        save_file({"scores": self.fallback.astype(np.float32)}, str(directory / FALLBACK))
+        if self.items is not None:
+            bundle.write_json(directory / ITEMS_JSON, self.items.to_json())
+        if self.users is not None:
+            bundle.write_json(directory / USERS_JSON, self.users.to_json())
+        (directory / MODEL_DIR).mkdir()
+        self.family.save(directory / MODEL_DIR)
+        bundle.write_json(directory / "metrics.json", {"task": "recommend", "metrics": self.metrics})
 
     @classmethod
-    def _load(cls, path: Path, manifest: dict[str, Any]) -> RecommenderModel:
+    def from_bundle(cls, path: Path, manifest: dict[str, Any]) -> RecommenderModel:
         from safetensors.numpy import load_file
 
         name = manifest.get("family")
@@ -710,22 +390,7 @@ class RecommenderModel:
         users = None
         if (path / USERS_JSON).exists():
             users = UserFeatures.from_json(json.loads((path / USERS_JSON).read_text()))
-        kind = registry.get_recommender(name)
-        family = kind.load(path / MODEL_DIR, manifest["params"], log_, **_feature_args(kind, items, users))
+        family_class = registry.get_recommender(name)
+        family = family_class.load(path / MODEL_DIR, manifest["params"], log_, **feature_args(family_class, items, users))
         fallback = load_file(str(path / FALLBACK))["scores"]
-        model = cls(manifest, log_, family, fallback, items, users)
-        model.path = path
-        model._attachments = {n: path / n for n in ("report.html",) if (path / n).exists()}
-        return model
-
-
-def _is_text(series: pd.Series) -> bool:
-    return series.dtype == object or pd.api.types.is_string_dtype(series)
-
-
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise DataError(f"k must be a whole number of at least 1, got {k!r}")
-    return int(k)
-
-
+        return cls(manifest, log_, family, fallback, items, users)

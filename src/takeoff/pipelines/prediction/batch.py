@@ -28,7 +28,7 @@ def predict_file(
     """Predict every row of ``data`` into ``out`` (CSV or Parquet by extension).
 
     Args:
-        model: a :class:`takeoff.Model`.
+        model: a :class:`~takeoff.pipelines.prediction.model.Model` (``takeoff.Model``).
         id_column: a column of ``data`` copied first into the output, to join results back.
         strict: fail on values that do not parse instead of treating them as missing.
         chunk_rows: rows per chunk.

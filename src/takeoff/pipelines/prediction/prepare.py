@@ -1,0 +1,226 @@
+"""Prepare a table for training: schema and task → checks → split → feature pipeline fitted
+on the training split. Bad input is refused here, before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from takeoff.data.conform import conform
+from takeoff.data.schema import (
+    Kind,
+    Schema,
+    Task,
+    combine_label_columns,
+    infer_schema,
+    infer_task,
+    label_sets,
+    require_columns,
+    split_target,
+)
+from takeoff.errors import ChecksFailedError, TargetError, preview
+from takeoff.features.block import Features
+from takeoff.features.pipeline import FeaturePipeline
+from takeoff.models.base import Dataset
+
+log = logging.getLogger("takeoff")
+
+MIN_ROWS = 10
+
+@dataclass
+class Prepared:
+    """The data of a run after checks, split and feature fitting."""
+
+    schema: Schema
+    task: Task
+    pipeline: FeaturePipeline
+    train: Dataset
+    valid: Dataset
+    findings: list[Any]
+    rows_dropped: int
+
+
+
+def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
+    """Validate the table against the config, run the checks, split and fit the features.
+
+    Raises:
+        ColumnNotFoundError, TargetError, ChecksFailedError: bad input, before anything is written.
+    """
+    from takeoff.data.checks import run_checks
+    from takeoff.data.split import train_valid_split
+
+    target, label_columns = split_target(config.target, [str(c) for c in df.columns])
+    log.info("read %s: %d rows, %d columns", source, len(df), df.shape[1])
+    require_columns(df, label_columns or [target], source, role="label column" if label_columns else "target column")
+    require_columns(df, list(config.drop), source, role="column to drop")
+    if label_columns:  # several 0/1 columns: one multilabel target of their label sets
+        if config.task not in (None, "multilabel"):
+            raise TargetError(f"several target columns ({', '.join(label_columns)}) make a multilabel task, not "
+                              f"'{config.task}'. Fix: pass one target column, or drop task: {config.task}.", target)
+        df = df.assign(**{target: combine_label_columns(df, label_columns, target)})
+    missing = df[target].isna()
+    if missing.all() and not label_columns and config.task != "multilabel":
+        raise TargetError(f"target '{target}' is empty in {source}: every row is missing. Fix: choose another target column.", target)
+    schema = infer_schema(df, target, list(config.drop) + label_columns)
+    task = infer_task(df[target], target, "multilabel" if label_columns else config.task, config.positive_label)
+    if task.is_multilabel:
+        missing = pd.Series(False, index=df.index)  # a row without a label has the empty label set
+        task.columns = label_columns
+        task = _enough_per_label(df[target], task, config)
+    log.info(
+        "task: %s on '%s'%s; %d feature columns",
+        task.kind, target, f" ({'labels' if task.is_multilabel else 'classes'} {preview(task.classes)})"
+        if task.classes else "", len(schema.features),
+    )
+    # the feature pipeline decodes every image anyway and lists the ones that fail: the checks
+    # need not decode them first (they still hash and probe each file)
+    checks = config.checks.model_copy(update={"verify_images": 0}) if schema.names(Kind.IMAGE) else config.checks
+    findings = run_checks(df, schema, target, task, checks)
+    errors = [f for f in findings if f.severity == "error"]
+    if config.strict and errors:
+        raise ChecksFailedError(errors)
+    for finding in findings:
+        if finding.severity in ("error", "warning"):
+            log.warning("%s", finding)
+
+    rows = df.loc[~missing]
+    if task.is_classification:
+        counts = rows[target].map(str).value_counts()
+        rare = counts[counts < 2]
+        if len(rare):
+            described = preview([f"{k!r} ({v} row)" for k, v in rare.items()])
+            if not config.drop_rare_classes:
+                raise TargetError(
+                    f"target '{target}' has class(es) with a single row: {described}; each class "
+                    "needs at least 2 rows (one to learn from, one to validate on). Fix: remove or "
+                    "merge those rows, or set drop_rare_classes: true in the config.",
+                    column=target,
+                )
+            log.warning("dropping rows of class(es) with a single row: %s", described)
+            rows = rows[~rows[target].map(str).isin(rare.index)]
+            task = infer_task(rows[target], target, config.task, config.positive_label)
+    if len(rows) < MIN_ROWS:
+        raise TargetError(
+            f"{source} has {len(rows)} row(s) with a target value; at least {MIN_ROWS} are needed. "
+            "Fix: add rows.", column=target,
+        )
+    if task.is_multilabel:  # labels dropped as too rare leave the label sets
+        known = set(task.classes)
+        rows = rows.assign(**{target: ["|".join(label for label in cell if label in known) for cell in label_sets(rows[target])]})
+    y = task.encode(rows[target])
+    frame, _ = conform(rows, schema, where=source, target=target)
+    train_idx, valid_idx = train_valid_split(y, task, config.valid_fraction, config.seed)
+    pipeline = FeaturePipeline(schema, config.features).fit(frame.iloc[train_idx])
+    raw = pipeline.raw(frame, image_errors="collect")
+    features = pipeline.finish(raw)
+    unreadable = sorted({r for failed in raw.image_failures.values() for r in failed})
+    if unreadable:
+        # images that cannot be decoded are skipped, counted and listed
+        reasons = [f"row {r}: {failed[r]}" for failed in raw.image_failures.values() for r in list(failed)[:5]]
+        log.warning("skipped %d row(s) whose image cannot be read: %s", len(unreadable), "; ".join(reasons[:5]))
+        keep = np.ones(len(frame), dtype=bool)
+        keep[unreadable] = False
+        train_idx, valid_idx = train_idx[keep[train_idx]], valid_idx[keep[valid_idx]]
+        if len(train_idx) < 2 or len(valid_idx) < 1:
+            raise TargetError(f"{source}: too few readable images remain ({int(keep.sum())} of {len(frame)}). "
+                              "Fix: check the image files.", column=target)
+    findings += _copies_across_splits(features, train_idx, valid_idx, rows.index)
+    return Prepared(
+        schema=schema,
+        task=task,
+        pipeline=pipeline,
+        train=Dataset(features.take(train_idx), y[train_idx]),
+        valid=Dataset(features.take(valid_idx), y[valid_idx]),
+        findings=findings,
+        rows_dropped=int(len(df) - len(rows)) + len(unreadable),
+    )
+
+
+def _enough_per_label(y: pd.Series, task: Task, config) -> Task:
+    """A multilabel task whose every label has at least 2 rows with it and 2 without (one of
+    each to learn from, one to validate on); others are refused, or dropped from the label
+    sets with ``drop_rare_classes``."""
+    indicator = task.encode(y)
+    present = indicator.sum(axis=0)
+    rare = [(label, int(n)) for label, n in zip(task.classes, present) if n < 2 or len(y) - n < 2]
+    if not rare:
+        return task
+    described = preview([f"{label!r} ({n} of {len(y)} rows)" for label, n in rare])
+    if not config.drop_rare_classes:
+        raise TargetError(
+            f"target '{task.target}' has label(s) on fewer than 2 rows, or on all but fewer than 2: {described}; "
+            "each label needs at least 2 rows with it and 2 without. Fix: remove or merge those labels, or set "
+            "drop_rare_classes: true in the config.",
+            column=task.target,
+        )
+    log.warning("dropping label(s) too rare or too common to learn: %s", described)
+    kept = [label for label in task.classes if label not in {r[0] for r in rare}]
+    if len(kept) < 2:
+        raise TargetError(f"target '{task.target}' keeps {len(kept)} label(s) once rare ones are dropped; a multilabel "
+                          "task needs at least 2. Fix: add rows with the other labels.", column=task.target)
+    return Task("multilabel", task.target, kept, task.columns)
+
+
+def _copies_across_splits(features: Features, train_idx: np.ndarray, valid_idx: np.ndarray, index: pd.Index) -> list:
+    """Validation rows whose image (decoded pixels) or text (ignoring case and spacing) equals
+    a training row's: the model has seen them, so they flatter the validation score it is
+    chosen by."""
+    import hashlib
+
+    from takeoff.data.checks import Finding
+
+    def image_key(pixels, i):
+        return hashlib.blake2b(pixels[i].tobytes(), digest_size=16).digest()
+
+    def text_key(texts, i):
+        return " ".join(str(texts[i]).lower().split())
+
+    sources = [("image", column, pixels, image_key) for column, pixels in features.images.items()]
+    sources += [("text", column, texts, text_key) for column, texts in features.text.items()]
+    out = []
+    for what, column, values, key in sources:
+        seen = {key(values, i) for i in train_idx}
+        copies = [int(i) for i in valid_idx if key(values, i) in seen and (what == "image" or key(values, i))]
+        if not copies:
+            continue
+        how = "once decoded" if what == "image" else "(ignoring case and spacing)"
+        finding = Finding(
+            f"duplicate_{what}_across_splits", "warning",
+            f"{len(copies)} of {len(valid_idx)} validation {what}(s) are identical to a training {what} {how} "
+            f"(e.g. rows {preview([index[i] for i in copies])}); the validation score is that much too optimistic",
+            f"remove exact copies before training (takeoff inspect lists repeated {what}s)", column=column,
+            count=len(copies),
+        )
+        log.warning("%s", finding)
+        out.append(finding)
+    return out
+
+
+def inspect_table(df: pd.DataFrame, config, source: str) -> dict[str, Any]:
+    """The inferred schema, task and data findings of a table, as a JSON-ready dict."""
+    from takeoff.data.checks import run_checks
+
+    task = None
+    target, label_columns = split_target(config.target, [str(c) for c in df.columns])
+    if target is not None:
+        require_columns(df, label_columns or [target], source, role="label column" if label_columns else "target column")
+        if label_columns:  # several 0/1 columns: one multilabel target of their label sets
+            df = df.assign(**{target: combine_label_columns(df, label_columns, target)})
+        task = infer_task(df[target], target, "multilabel" if label_columns else config.task, config.positive_label)
+        task.columns = label_columns
+    schema = infer_schema(df, target, list(config.drop) + label_columns)
+    findings = run_checks(df, schema, target, task, config.checks)
+    return {
+        "source": source,
+        "rows": int(len(df)),
+        "columns": schema.to_json(),
+        "target": target,
+        "task": task.to_json() if task else None,
+        "findings": [f.to_json() for f in findings],
+    }

@@ -1,0 +1,116 @@
+"""A prediction run: read the table, prepare it, fit the families within the time budget and
+write the bundle with its validation report. With an output directory, the run keeps its
+progress there, so that an interrupted run can be resumed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from takeoff import bundle
+from takeoff._version import __version__
+from takeoff.errors import ConfigError
+from takeoff.pipelines.prediction import automl
+from takeoff.pipelines.prediction.model import Model
+from takeoff.pipelines.prediction.prepare import prepare
+from takeoff.pipelines.run_dir import new_output_dir, read_data, remove_unfinished, rereadable
+
+
+def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str | None = None,
+          encoding: str | None = None, state: dict[str, Any] | None = None) -> Model:
+    """Train the prediction model of ``cfg`` on ``data``; write it as a bundle to ``out``.
+
+    ``state`` is the saved state of an interrupted run being resumed (``out`` is then its
+    directory), else None.
+
+    Raises:
+        DataSourceError, DataError, ConfigError, BudgetError: nothing is written then.
+    """
+    from takeoff.evaluation.report import write_report
+
+    resume = state is not None
+    state = state or {}
+    if cfg.target is None and isinstance(data, (str, Path)) and Path(data).expanduser().is_dir():
+        from takeoff.data.images import LABEL_COLUMN
+
+        cfg = cfg.model_copy(update={"target": LABEL_COLUMN})  # an image folder: its class subfolders
+    if cfg.target is None:
+        raise ConfigError("no target column given. Fix: pass --target COLUMN (or target: in the config); "
+                          "for recommendations, pass --user COLUMN --item COLUMN.")
+    started = time.monotonic()
+    deadline = started + cfg.time_budget - state.get("elapsed", 0.0)
+    df, name = read_data(data, table, sql, encoding)
+    prep = prepare(df, cfg, name)
+    del df
+
+    run_dir = Path(out) if out is not None else None
+    created = False
+    if run_dir is not None and not resume:
+        new_output_dir(run_dir)
+        created = True
+        state = {
+            "status": "running",
+            "source": {"data": rereadable(data), "table": table, "sql": sql, "encoding": encoding},
+            "config": cfg.model_dump(mode="json"),
+            "elapsed": 0.0,
+        }
+        bundle.write_json(run_dir / bundle.RUN_STATE, state)
+    try:
+        outcome = automl.fit(prep, cfg, run_dir, deadline, state)
+        model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
+        if run_dir is not None:
+            report = run_dir / "report.html"
+            write_report(
+                report, title=f"{prep.task.target} — validation report", task=prep.task,
+                metrics=outcome.metrics, y=prep.valid.y, pred=outcome.valid_pred,
+                threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
+                findings=[f.to_json() for f in prep.findings], model_info=model.model_info(),
+                data_name=f"{name} (validation split)", images=next(iter(prep.valid.X.images.values()), None),
+            )
+            model.attach("report.html", report)
+            model.save(run_dir)
+    except KeyboardInterrupt:
+        if run_dir is not None and run_dir.exists():
+            state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
+            bundle.write_json(run_dir / bundle.RUN_STATE, state)
+        raise
+    except BaseException:
+        if created:
+            remove_unfinished(run_dir)
+        raise
+    return model
+
+
+def model_of(outcome: automl.Outcome, cfg, source: str, seconds: float) -> Model:
+    """The model of a finished run, with its manifest."""
+    prep = outcome.prepared
+    members = [
+        {"family": m.name, "dir": f"members/{m.name}", "weight": w, "params": m.params.model_dump(mode="json")}
+        for m, w in zip(outcome.blend.members, outcome.blend.weights)
+    ]
+    manifest = {
+        "takeoff_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "task": prep.task.to_json(),
+        "schema": prep.schema.to_json(),
+        "members": members,
+        "threshold": outcome.threshold,
+        "metrics": outcome.metrics,
+        "member_scores": outcome.member_scores,
+        "importance": outcome.importance,
+        "findings": [f.to_json() for f in prep.findings],
+        "training": {
+            "source": source,
+            "rows_train": len(prep.train),
+            "rows_valid": len(prep.valid),
+            "rows_dropped": prep.rows_dropped,
+            "seconds": round(seconds, 2),
+            **outcome.info,
+        },
+        "config": cfg.model_dump(mode="json"),
+        "libraries": bundle.library_versions(),
+    }
+    return Model(manifest, prep.schema, prep.task, prep.pipeline, outcome.blend)
