@@ -3,7 +3,7 @@
 
 This module sequences the layers for task "recommend" as :mod:`takeoff.api` does for tables:
 data (an :class:`~takeoff.data.interactions.Interactions` log) → families (``models/`` via
-``registry.RECOMMENDERS``) → ranking evaluation → bundle.
+the registry) → ranking evaluation → bundle.
 
 Example:
     >>> import takeoff
@@ -73,7 +73,7 @@ class Recommendations:
 def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, deadline: float) -> RecommenderModel:
     """Fit the configured recommender(s) on an interaction table; write a bundle to ``out``.
 
-    ``auto`` fits every family of ``registry.AUTO_RECOMMEND`` on all but each user's last
+    ``auto`` fits every family of ``registry.auto_recommenders()`` on all but each user's last
     interaction, keeps the best NDCG@k on those held-out interactions, and refits it on every
     interaction when the budget allows.
     """
@@ -93,7 +93,7 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
     if len(valid) == 0:
         raise DataError(f"no user in {source} has more than one interaction, so nothing can be held out to choose "
                         "and evaluate a model. Fix: provide more interactions per user.")
-    names = list(registry.AUTO_RECOMMEND) if cfg.family == "auto" else [cfg.family]
+    names = registry.auto_recommenders() if cfg.family == "auto" else [cfg.family]
     for name in names:
         registry.get_recommender(name)  # unknown names fail before any work
     k = rc.k
@@ -538,7 +538,7 @@ class RecommenderModel:
         k = _check_k(k)
         family, name = self.family, self.manifest["family"]
         if not (callable(getattr(family, "embed_items", None)) and callable(getattr(family, "user_vectors", None))):
-            able = [n for n in registry.RECOMMENDERS
+            able = [n for n in registry.recommender_names()
                     if callable(getattr(registry.get_recommender(n), "embed_items", None))]
             raise DataError(f"family '{name}' cannot score items it has not seen; the families that can are: "
                             f"{', '.join(able)}. Fix: train with --family {able[0] if able else 'two-tower'} "
@@ -702,7 +702,7 @@ class RecommenderModel:
         from safetensors.numpy import load_file
 
         name = manifest.get("family")
-        if name not in registry.RECOMMENDERS:
+        if name not in registry.recommender_names():
             raise BundleError(str(path), f"uses recommender '{name}', unknown to this takeoff {__version__}", "upgrade takeoff")
         meta = json.loads((path / LOG_JSON).read_text())
         log_ = Interactions.from_arrays(meta["users"], meta["items"], load_file(str(path / LOG_ARRAYS)), meta["columns"])
