@@ -66,6 +66,7 @@ def config_class() -> type[BaseModel]:
 @lru_cache(maxsize=4)
 def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> type[BaseModel]:
     # ``families`` and ``recommenders`` key the cache: a newly discovered family gets its section
+    ModelsSection, RecommendersSection = _models_section(), _recommenders_section()
 
     class Config(BaseModel):
         """Everything a training run can be told; every field has a default."""
@@ -99,9 +100,9 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'.")
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
-        models: _models_section() = Field(default_factory=_models_section())
+        models: ModelsSection = Field(default_factory=ModelsSection)
         recommend: RecommendConfig = Field(default_factory=RecommendConfig)
-        recommenders: _recommenders_section() = Field(default_factory=_recommenders_section())
+        recommenders: RecommendersSection = Field(default_factory=RecommendersSection)
 
     return Config
 
