@@ -23,20 +23,23 @@ from typing import Any
 import numpy as np
 
 from takeoff.data.schema import Task
-from takeoff.errors import MissingDependencyError, TakeoffError
+from takeoff.errors import ConfigError, MissingDependencyError, TakeoffError
 from takeoff.features.block import Features
 from takeoff.models.base import Family, FitReport
 from takeoff.testing.data import Split, tasks_for
 from takeoff.training.context import FitContext
 
 KINDS = ("binary", "multiclass", "multilabel", "regression")
+# "tasks" runs per task kind; the others once, on the first single-label kind checked
+CHECKS = ("tasks", "same_seed", "bad_input", "onnx")
 TOLERANCE = 1e-6  # save/load and same-seed outputs: equal up to float noise
 ONNX_ROWS = 32
 
 
 def check_family(family: type[Family] | str, *, data: Mapping[str, Split] | None = None,
                  params: Mapping[str, Any] | None = None, kinds: Sequence[str] = KINDS,
-                 directory: str | Path | None = None, onnx_tolerance: float = 1e-4) -> list[str]:
+                 checks: Sequence[str] = CHECKS, directory: str | Path | None = None,
+                 onnx_tolerance: float = 1e-4) -> list[str]:
     """Check that ``family`` keeps the family contract.
 
     Args:
@@ -46,6 +49,9 @@ def check_family(family: type[Family] | str, *, data: Mapping[str, Split] | None
         params: params for every fit, over the family's ``fast_params`` (keys its ``Params``
             lacks are left out).
         kinds: the task kinds to check (those the family does not support are skipped).
+        checks: which of :data:`CHECKS` to run: ``"tasks"`` (fit, outputs, save/load, refit for
+            each kind), ``"same_seed"``, ``"bad_input"`` and ``"onnx"`` (only for a family that
+            declares ``exports_onnx``), these three once, on the first single-label kind.
         directory: where to save models (default: a temporary directory, removed after).
         onnx_tolerance: the largest ``|onnx − predict| / max(1, |predict|)`` accepted.
 
@@ -62,9 +68,12 @@ def check_family(family: type[Family] | str, *, data: Mapping[str, Split] | None
         family = registry.get(family)
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="takeoff-check-") as scratch:
-            return check_family(family, data=data, params=params, kinds=kinds, directory=scratch,
-                                onnx_tolerance=onnx_tolerance)
-    return _Checker(family, Path(directory), params).run(data, kinds, onnx_tolerance)
+            return check_family(family, data=data, params=params, kinds=kinds, checks=checks,
+                                directory=scratch, onnx_tolerance=onnx_tolerance)
+    unknown = sorted(set(checks) - set(CHECKS))
+    if unknown:
+        raise ConfigError(f"unknown check(s) {', '.join(unknown)}; choose among: {', '.join(CHECKS)}")
+    return _Checker(family, Path(directory), params).run(data, kinds, checks, onnx_tolerance)
 
 
 class _Checker:
@@ -76,7 +85,8 @@ class _Checker:
     def check(self, ok: bool, what: str, detail: str = "") -> None:
         assert ok, f"model family '{self.cls.name}' fails the contract, {what}" + (f": {detail}" if detail else "")
 
-    def run(self, data: Mapping[str, Split] | None, kinds: Sequence[str], onnx_tolerance: float) -> list[str]:
+    def run(self, data: Mapping[str, Split] | None, kinds: Sequence[str], checks: Sequence[str],
+            onnx_tolerance: float) -> list[str]:
         cls = self.cls
         self.check(issubclass(cls, Family) and isinstance(cls.__dict__.get("name"), str),
                    "declaration", "a family subclasses takeoff.models.base.Family and sets its own `name`")
@@ -85,19 +95,23 @@ class _Checker:
         kinds = [k for k in kinds if cls.supports(k)]
         self.check(bool(kinds), "tasks", f"it supports none of the kinds checked; it declares {cls.tasks}")
         data = data if data is not None else tasks_for(cls, self.directory / "data")
-        first = None
-        for kind in kinds:
-            if kind not in data:
-                continue
-            fitted = self.kind(kind, data[kind])
-            if first is None and kind != "multilabel":
-                first = (kind, fitted, data[kind])
-        self.check(first is not None, "tasks", f"no single-label task among {sorted(data)} to check it on")
-        kind, fitted, split = first
-        self.same_seed(kind, fitted, split)
-        self.bad_input(split)
-        if cls.exports_onnx:
-            self.onnx(kind, fitted, split, onnx_tolerance)
+        kinds = [k for k in kinds if k in data]
+        self.check(bool(kinds), "tasks", f"no data for the kinds it supports; data has {sorted(data)}")
+        fitted: dict[str, Family] = {}
+        if "tasks" in checks:
+            fitted = {kind: self.kind(kind, data[kind]) for kind in kinds}
+        once = [c for c in checks if c != "tasks" and (c != "onnx" or cls.exports_onnx)]
+        if once:
+            kind = next((k for k in kinds if k != "multilabel"), kinds[0])
+            split = data[kind]
+            if kind not in fitted and ({"same_seed", "onnx"} & set(once)):
+                fitted[kind] = self.fit(*split)
+            if "same_seed" in once:
+                self.same_seed(kind, fitted[kind], split)
+            if "bad_input" in once:
+                self.bad_input(split)
+            if "onnx" in once and kind != "multilabel":
+                self.onnx(kind, fitted[kind], split, onnx_tolerance)
         return self.passed
 
     def fit(self, task: Task, train, valid, params: Mapping[str, Any] | None = None) -> Family:
