@@ -46,7 +46,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", list(registry.RECOMMENDERS))
+@pytest.mark.parametrize("name", registry.recommender_names())
 def test_recommender_passes_the_contract(name, movielens):
     log, items, users = movielens
     cls = registry.get_recommender(name)

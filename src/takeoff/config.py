@@ -1,7 +1,8 @@
 """The one declarative configuration schema (pydantic), YAML in and out, JSON Schema export.
 
 Every parameter is declared once, next to the code that uses it: families declare their
-``Params`` in their own file, features and checks theirs; this module assembles them.
+``Params`` in their own file, features and checks theirs; this module assembles them, with the
+families the registry discovers (one section per family, in the registry's order).
 """
 
 from __future__ import annotations
@@ -18,21 +19,15 @@ from takeoff.errors import ConfigError, closest
 CONFIG_VERSION = 1
 
 
-@lru_cache(maxsize=1)
 def _models_section() -> type[BaseModel]:
-    fields = {
-        name: (registry.get(name).Params, Field(default_factory=registry.get(name).Params))
-        for name in registry.names()
-    }
+    fields = {name: (cls.Params, Field(default_factory=cls.Params))
+              for name, cls in ((name, registry.get(name)) for name in registry.names())}
     return create_model("ModelsConfig", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-@lru_cache(maxsize=1)
 def _recommenders_section() -> type[BaseModel]:
-    fields = {
-        name: (registry.get_recommender(name).Params, Field(default_factory=registry.get_recommender(name).Params))
-        for name in registry.RECOMMENDERS
-    }
+    fields = {name: (cls.Params, Field(default_factory=cls.Params))
+              for name, cls in ((name, registry.get_recommender(name)) for name in registry.recommender_names())}
     return create_model("RecommendersConfig", __config__=ConfigDict(extra="forbid"), **fields)
 
 
@@ -62,9 +57,16 @@ def _check_params():
     return CheckParams
 
 
-@lru_cache(maxsize=1)
 def config_class() -> type[BaseModel]:
-    """The Config model class (built once: it pulls in every registered family's Params)."""
+    """The Config model class: it pulls in every registered family's Params (built once per
+    set of discovered families)."""
+    return _config_class(tuple(registry.names()), tuple(registry.recommender_names()))
+
+
+@lru_cache(maxsize=4)
+def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> type[BaseModel]:
+    # ``families`` and ``recommenders`` key the cache: a newly discovered family gets its section
+    ModelsSection, RecommendersSection = _models_section(), _recommenders_section()
 
     class Config(BaseModel):
         """Everything a training run can be told; every field has a default."""
@@ -98,9 +100,9 @@ def config_class() -> type[BaseModel]:
         device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'.")
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
-        models: _models_section() = Field(default_factory=_models_section())
+        models: ModelsSection = Field(default_factory=ModelsSection)
         recommend: RecommendConfig = Field(default_factory=RecommendConfig)
-        recommenders: _recommenders_section() = Field(default_factory=_recommenders_section())
+        recommenders: RecommendersSection = Field(default_factory=RecommendersSection)
 
     return Config
 

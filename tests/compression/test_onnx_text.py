@@ -37,6 +37,7 @@ class TokenFamily(Family):
     token ids of column ``text``: small enough to write its graph by hand."""
 
     name = "text-finetune"  # what the manifest calls it: a family that exports
+    exports_onnx = True
 
     def __init__(self, task, tokenizer: Path):
         super().__init__(task)

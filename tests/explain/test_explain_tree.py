@@ -9,7 +9,7 @@ import pytest
 
 import takeoff
 from takeoff.explain import explain
-from takeoff.explain.tree import contributions, tree_shap
+from takeoff.explain.tree import tree_shap
 
 
 def _table(kind: str, n: int = 600) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def test_contributions_sum_to_the_raw_prediction(case):
     model, df = case
     member = model.blend.members[0]
     X, _ = model.features(df.head(200))
-    contrib = contributions(member, X)  # (n, k, d + 1)
+    contrib = member.tree_contributions(X)  # (n, k, d + 1)
     raw = member.booster.predict(X.dense(), raw_score=True, num_iteration=member._best_rounds())
     raw = np.asarray(raw).reshape(len(X), -1)
     assert contrib.shape == (len(X), raw.shape[1], len(X.names) + 1)

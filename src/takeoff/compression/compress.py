@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from takeoff import registry
 from takeoff.compression.measure import Measurement, measure
-from takeoff.errors import ConfigError, DataError
+from takeoff.errors import ConfigError, DataError, UnknownNameError
 
 log = logging.getLogger("takeoff")
 
-NEURAL = ("mlp", "text-finetune")
-PRUNABLE = ("mlp", "text-finetune", "lightgbm")
 QUANTIZE_KINDS = ("int8",)
 OWN_SPLIT_VALID = 0.2
 
@@ -85,23 +84,34 @@ class CompressionResult:
 
 def applicable(model) -> dict[str, str]:
     """Which methods apply to ``model`` and why (method → reason); missing = not applicable."""
-    families = [m["family"] for m in model.manifest.get("members", [])]
+    families = _families(model)
     out = {"distill": "any table model can teach a smaller student"}
     if model.manifest.get("runtime") == "onnx":
         return out | {"quantize": "the bundle already runs on ONNX Runtime"} if _has_neural(model) else out
-    from takeoff.compression.onnx import EXPORTABLE
-
-    if all(f in EXPORTABLE for f in families):
+    if all(_declares(f, "exports_onnx") for f in families):
         out["onnx"] = f"every member ({', '.join(families)}) exports to ONNX"
-    if any(f in NEURAL for f in families) and "onnx" in out:
-        out["quantize"] = "int8 weights for the network members (" + ", ".join(f for f in families if f in NEURAL) + ")"
-    if any(f in PRUNABLE for f in families):
+    if any(_declares(f, "quantizes_int8") for f in families) and "onnx" in out:
+        out["quantize"] = ("int8 weights for the network members ("
+                           + ", ".join(f for f in families if _declares(f, "quantizes_int8")) + ")")
+    if any(_declares(f, "prunable") for f in families):
         out["prune"] = "weights (networks) or trailing trees (LightGBM)"
     return out
 
 
+def _families(model) -> list[str]:
+    return [m["family"] for m in model.manifest.get("members", [])]
+
+
+def _declares(family: str, capability: str) -> bool:
+    """Whether the family named ``family`` declares ``capability`` (False when unknown here)."""
+    try:
+        return bool(getattr(registry.get(family), capability, False))
+    except UnknownNameError:
+        return False
+
+
 def _has_neural(model) -> bool:
-    return any(m["family"] in NEURAL for m in model.manifest.get("members", []))
+    return any(_declares(f, "quantizes_int8") for f in _families(model))
 
 
 def compress(
@@ -233,29 +243,25 @@ def _describe_applicable(model) -> str:
 
 
 def _check_methods(model, *, onnx, quantize, prune, structured, distill) -> None:
-    from takeoff import registry
-
-    families = [m["family"] for m in model.manifest.get("members", [])]
+    families = _families(model)
     onnx_runtime = model.manifest.get("runtime") == "onnx"
     if onnx_runtime and (prune or distill or (onnx and not quantize)):
         raise ConfigError(f"{model.path} is already an ONNX bundle: compress the original bundle instead "
                           "(an ONNX bundle can only be quantized)")
     if onnx and not onnx_runtime:
-        from takeoff.compression.onnx import EXPORTABLE
-
-        blocked = [f for f in families if f not in EXPORTABLE]
+        blocked = [f for f in families if not _declares(f, "exports_onnx")]
         if blocked and not distill:
             raise ConfigError(
                 f"ONNX export does not apply to member(s) {', '.join(blocked)}; families that export: "
-                f"{', '.join(EXPORTABLE)}. Fix: distill into one of them first (--distill mlp), or drop --onnx. "
-                + _describe_applicable(model))
-    if quantize and not distill and not any(f in NEURAL for f in families):
+                f"{', '.join(registry.capable('exports_onnx'))}. Fix: distill into one of them first (--distill mlp), "
+                "or drop --onnx. " + _describe_applicable(model))
+    if quantize and not distill and not any(_declares(f, "quantizes_int8") for f in families):
         raise ConfigError(
-            f"int8 quantization applies to network members ({', '.join(NEURAL)}); this bundle has "
+            f"int8 quantization applies to network members ({', '.join(registry.capable('quantizes_int8'))}); this bundle has "
             f"{', '.join(families)}, whose ONNX graph has no weight matrices to quantize. Fix: use --onnx alone, "
             "or --prune for trees. " + _describe_applicable(model))
-    if prune and not distill and not any(f in PRUNABLE for f in families):
-        raise ConfigError(f"pruning applies to {', '.join(PRUNABLE)}; this bundle has {', '.join(families)}. "
+    if prune and not distill and not any(_declares(f, "prunable") for f in families):
+        raise ConfigError(f"pruning applies to {', '.join(registry.capable('prunable'))}; this bundle has {', '.join(families)}. "
                           + _describe_applicable(model))
     if structured and not prune:
         raise ConfigError("--structured goes with --prune AMOUNT")
@@ -265,7 +271,7 @@ def _check_methods(model, *, onnx, quantize, prune, structured, distill) -> None
             raise ConfigError(f"student family '{distill}' does not do {model.task.kind}; it does: {', '.join(cls.tasks)}")
         from takeoff.data.schema import Kind
 
-        if getattr(cls, "needs_text", False) and not model.schema.names(Kind.TEXT):
+        if cls.needs_text and not model.schema.names(Kind.TEXT):
             raise ConfigError(f"student family '{distill}' reads free text, and this bundle has no text column")
 
 

@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from takeoff import bundle
+from takeoff import bundle, registry
 from takeoff.errors import ConfigError, ExportError, MissingDependencyError
 from takeoff.features.pipeline import CLIP, RawInputs
-from takeoff.models.base import ONNX_FAMILIES
 from takeoff.runtime.onnx import CATEGORIES, HASHED_TEXT, MISSING, MODEL_FILE, NUMBERS, OUTPUTS, OnnxBlend
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
     from takeoff.api import Model
 
-EXPORTABLE = ONNX_FAMILIES  # families whose to_onnx builds a graph
 MIN_OPSET = 17  # default domain; members exported at an older opset are converted up
 ML_OPSET = 2  # ai.onnx.ml: LabelEncoder with string keys and int64 values
 DEFAULT_TOLERANCE = 1e-4
@@ -68,11 +66,11 @@ def export(model: Model, sample: pd.DataFrame | None = None) -> onnx.ModelProto:
     if model.runtime != "native":
         raise ConfigError(f"the model at {model.path} already runs on {model.runtime}; export the original bundle instead")
     names = [family.name for family in model.blend.members]
-    blocked = [name for name in names if name not in EXPORTABLE]
+    blocked = [family.name for family in model.blend.members if not family.exports_onnx]
     if blocked:
         raise ConfigError(f"model family '{blocked[0]}' cannot be exported to ONNX; families that can: "
-                          f"{', '.join(EXPORTABLE)}. Fix: distill the bundle into one of them first "
-                          "(takeoff compress --distill mlp).")
+                          f"{', '.join(registry.capable('exports_onnx'))}. Fix: distill the bundle into one of them "
+                          "first (takeoff compress --distill mlp).")
     X = _sample(model, sample)
     members = [_checked_member(family.to_onnx(X), family.name, X) for family in model.blend.members]
     opset = max([MIN_OPSET] + [_opset(m, "") for m in members])

@@ -4,12 +4,13 @@ Global (on a seeded sample of at most ``max_rows`` rows):
 
 * ``permutation`` (every model): the drop of the task's primary metric when one input column
   is shuffled (with the target in the data), else the mean absolute change of the output;
-* ``treeshap`` (a LightGBM member): the mean absolute TreeSHAP contribution, in raw-score units;
-* ``integrated_gradients`` (an MLP member): the mean absolute Integrated Gradients attribution.
+* ``treeshap`` (a member that declares ``explains_trees``, e.g. LightGBM): the mean absolute
+  TreeSHAP contribution, in raw-score units;
+* ``integrated_gradients`` (a member that declares ``explains_gradients``, e.g. the MLP): the
+  mean absolute Integrated Gradients attribution.
 
-Local (the first ``rows`` rows), per blend member and for the model: TreeSHAP (LightGBM),
-Integrated Gradients (MLP), column occlusion (the text families), all in the unit of the
-explained output; the model's attribution of a column is the weighted sum of its members'.
+Local (the first ``rows`` rows), per blend member and for the model: TreeSHAP, Integrated
+Gradients, or column occlusion (every other family), all in the unit of the explained output; the model's attribution of a column is the weighted sum of its members'.
 Text columns also get word attributions (word occlusion). See docs/explain.md.
 """
 
@@ -27,11 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from takeoff.data.conform import conform
 from takeoff.data.schema import require_columns
 from takeoff.errors import ConfigError, DataError
-from takeoff.explain.gradients import integrated_gradients, is_network
+from takeoff.explain.gradients import integrated_gradients
 from takeoff.explain.occlusion import column_occlusion, word_occlusion
 from takeoff.explain.permutation import permutation_importance
 from takeoff.explain.rows import Rows, explained_label, jsonable, make_rows, number, pick
-from takeoff.explain.tree import RAW_UNITS, is_tree, tree_importance, tree_shap
+from takeoff.explain.tree import RAW_UNITS, tree_importance, tree_shap
 
 METHODS = {
     "permutation": "Permutation importance",
@@ -202,13 +203,13 @@ def _members(model, rows: Rows, columns: list[str], params: ExplainParams) -> li
     """Each member's attributions by its own method: TreeSHAP, Integrated Gradients or occlusion."""
     found = []
     for m, member in enumerate(model.blend.members):
-        if is_tree(member):
+        if member.explains_trees:
             shap = tree_shap(member, rows.X, rows.member_outputs[m], rows.classes, columns)
             raw = [{"raw": {"unit": RAW_UNITS[model.task.kind], "base": number(shap.raw_base[i]),
                             "score": number(shap.raw_score[i]), "attributions": _ranked(columns, shap.raw[i])}}
                    for i in range(len(rows))]
             found.append(_Member("treeshap", shap.values, shap.base, raw))
-        elif is_network(member):
+        elif member.explains_gradients:
             ig = integrated_gradients(member, rows.X, rows.classes, columns, params.ig_steps)
             found.append(_Member("integrated_gradients", ig.values, ig.base, [{"delta": number(d)} for d in ig.delta]))
         else:
@@ -314,12 +315,12 @@ def _global(model, df: pd.DataFrame, name: str, columns: list[str], target: str 
     sub = np.sort(rng.choice(len(rows), size=min(params.attribution_rows, len(rows)), replace=False))
     X_sub, classes = rows.X.take(sub), None if rows.classes is None else rows.classes[sub]
     for member in model.blend.members:
-        if is_tree(member):
+        if member.explains_trees:
             key = _unique("treeshap", ranking)
             ranking[key] = _importance(columns, tree_importance(member, X_sub, classes, columns))
             methods[key] = {"name": METHODS["treeshap"], "member": member.name, "rows": len(sub),
                             "unit": f"mean |contribution| to the {RAW_UNITS[task.kind]}"}
-        elif is_network(member):
+        elif member.explains_gradients:
             ig = integrated_gradients(member, X_sub, classes, columns, params.ig_steps)
             key = _unique("integrated_gradients", ranking)
             ranking[key] = _importance(columns, np.abs(ig.values).mean(axis=0))

@@ -1,4 +1,5 @@
-"""TreeSHAP for LightGBM members: LightGBM's own exact ``pred_contrib``.
+"""TreeSHAP for the members made of trees (``explains_trees``, e.g. LightGBM's own exact
+``pred_contrib``), from their ``tree_contributions``.
 
 For each row, the contributions of the feature columns plus the expected value sum to the
 raw score of the trees: the log-odds (binary), each class's raw score (multiclass), or the
@@ -18,21 +19,6 @@ from takeoff.explain.rows import fold, pick
 from takeoff.features.block import Features
 
 RAW_UNITS = {"binary": "log-odds", "multiclass": "raw score (log-odds scale) of the class", "regression": "value"}
-
-
-def is_tree(member) -> bool:
-    """Whether TreeSHAP explains ``member`` (a fitted LightGBM family)."""
-    return member.name == "lightgbm" and getattr(member, "booster", None) is not None
-
-
-def contributions(member, X: Features) -> np.ndarray:
-    """Raw-score contributions, shape (n, k, d + 1): k is 1 for binary and regression, the
-    class count for multiclass; the last of the d + 1 is the expected value (the bias)."""
-    dense = X.dense()
-    out = member.booster.predict(dense, pred_contrib=True, num_iteration=member._best_rounds())
-    out = np.asarray(out, dtype=np.float64)
-    width = dense.shape[1] + 1
-    return out.reshape(len(dense), out.shape[1] // width, width)  # (n, k*(d+1)) -> (n, k, d+1)
 
 
 @dataclass
@@ -60,7 +46,7 @@ def tree_shap(member, X: Features, member_output: np.ndarray, classes: np.ndarra
               columns: Sequence[str]) -> TreeShap:
     """TreeSHAP of every row of ``X`` for its explained class, folded onto ``columns``."""
     kind = member.task.kind
-    contrib = contributions(member, X)
+    contrib = member.tree_contributions(X)  # (n, k, d+1)
     n = len(contrib)
     index = classes if kind == "multiclass" else np.zeros(n, dtype=np.int64)
     chosen = contrib[np.arange(n), index]  # (n, d+1)
@@ -88,7 +74,7 @@ def tree_shap(member, X: Features, member_output: np.ndarray, classes: np.ndarra
 
 def tree_importance(member, X: Features, classes: np.ndarray | None, columns: Sequence[str]) -> np.ndarray:
     """Global TreeSHAP: the mean absolute raw contribution of each input column."""
-    contrib = contributions(member, X)
+    contrib = member.tree_contributions(X)  # (n, k, d+1)
     n = len(contrib)
     index = classes if member.task.kind == "multiclass" else np.zeros(n, dtype=np.int64)
     raw = fold(contrib[np.arange(n), index][:, :-1], X.sources, columns)

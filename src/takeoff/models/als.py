@@ -106,6 +106,7 @@ class ALSRecommender(Recommender):
     """
 
     name = "als"
+    auto_order = 30
     Params = ALSParams
 
     def fit(self, log: Interactions, ctx: FitContext, items: ItemFeatures | None = None) -> FitReport:

@@ -12,14 +12,18 @@ A family turns :class:`~takeoff.features.Features` into outputs for one :class:`
   :class:`~takeoff.models.onevsrest.OneVsRest` (:meth:`Family.create`).
 
 A family is one file in ``models/`` holding the family class and its ``Params`` (a small
-pydantic model; each field declared once with type, range, default and description), plus one
-line in :mod:`takeoff.registry`. Heavy libraries are imported inside methods so that reading
-the registry stays cheap.
+pydantic model; each field declared once with type, range, default and description); the
+registry finds it (:mod:`takeoff.registry`). It declares what it can do as class attributes
+(``exports_onnx``, ``prunable``, ``explains_trees``...) and the methods that go with them;
+compression, explain and serving ask those declarations, never the family's name. Heavy
+libraries are imported inside methods so that discovering the families stays cheap.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -28,14 +32,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from takeoff.data.schema import Task
+from takeoff.errors import ConfigError
 from takeoff.features.block import Features
 from takeoff.training.context import FitContext
 
 if TYPE_CHECKING:
     import onnx
-
-# The families whose ``to_onnx`` builds a graph (see :meth:`Family.to_onnx`).
-ONNX_FAMILIES = ("lightgbm", "mlp", "text-finetune")
+    import torch
 
 
 class Params(BaseModel):
@@ -82,11 +85,29 @@ class Family(ABC):
     needs_text: ClassVar[bool] = False
     # reads ``Features.images`` (decoded pixels): tried by ``auto`` only on image tables
     needs_images: ClassVar[bool] = False
+    # position in what ``auto`` tries (lowest first): on tables without images for a family
+    # that does not read images, on image tables for one that does; None: only by name
+    auto_order: ClassVar[int | None] = None
+    # small params the contract (:func:`takeoff.testing.check_family`) trains with, so it
+    # runs in seconds; keys the family's Params does not have are left out
+    fast_params: ClassVar[dict[str, Any]] = {}
+
+    # Capabilities: what compression, explain and serving may ask of a fitted model.
+    # ``to_onnx(sample)`` builds a graph (``takeoff compress --onnx``)
+    exports_onnx: ClassVar[bool] = False
+    # int8 quantization of its ONNX graph pays off (it holds network weight matrices)
+    quantizes_int8: ClassVar[bool] = False
+    # ``prune(...)`` gives a smaller copy (``takeoff compress --prune``)
+    prunable: ClassVar[bool] = False
+    # ``attribution_module()`` gives a module for Integrated Gradients
+    explains_gradients: ClassVar[bool] = False
+    # ``tree_contributions(X)`` gives TreeSHAP contributions
+    explains_trees: ClassVar[bool] = False
+    # the server's micro-batcher pays off (False where the cost per row is tiny)
+    serves_in_batches: ClassVar[bool] = True
 
     def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
         if task.kind not in self.tasks:
-            from takeoff.errors import ConfigError
-
             raise ConfigError(
                 f"model family '{self.name}' does not support task '{task.kind}'; "
                 f"it supports: {', '.join(self.tasks)}"
@@ -158,7 +179,8 @@ class Family(ABC):
         return None
 
     def to_onnx(self, sample: Features) -> onnx.ModelProto:
-        """This fitted model as an ONNX graph (``takeoff compress --onnx``).
+        """This fitted model as an ONNX graph (``takeoff compress --onnx``), for a family that
+        declares ``exports_onnx``.
 
         The graph's inputs are those of the features it reads, each declared only when used:
         ``numeric`` float32 [N, d_num] (the whole numeric block, hashed text included),
@@ -174,9 +196,79 @@ class Family(ABC):
         Raises:
             ConfigError: the family cannot be exported (this default).
         """
-        from takeoff.errors import ConfigError
+        raise self._cannot("be exported to ONNX", "exports_onnx",
+                           "train with one of those (e.g. --family lightgbm), or keep serving the bundle as it is.")
 
-        raise ConfigError(
-            f"model family '{self.name}' cannot be exported to ONNX; families that can: {', '.join(ONNX_FAMILIES)}. "
-            "Fix: train with one of those (e.g. --family lightgbm), or keep serving the bundle as it is."
-        )
+    def prune(self, amount: float, structured: bool, X: Features, deadline: float, seed: int) -> tuple[Family, dict[str, Any]]:
+        """A pruned copy of this fitted model, for a family that declares ``prunable``.
+
+        Args:
+            amount: share of the weights (networks) or of the trailing trees to remove, in (0, 1).
+            structured: remove whole units (which shrinks the matrices) instead of single weights.
+            X: the fitting rows' features, for a recovery fine-tune.
+            deadline: ``time.monotonic()`` value the fine-tune stops at.
+            seed: seed of the fine-tune.
+
+        Returns:
+            ``(pruned copy, info)``: info is JSON-ready, ``{"member": name, ...}`` (what was removed).
+
+        Raises:
+            ConfigError: the family cannot be pruned (this default).
+        """
+        raise self._cannot("be pruned", "prunable", "distill it into one of those first (--distill lightgbm).")
+
+    def attribution_module(self) -> torch.nn.Module:
+        """A float64 torch module for Integrated Gradients, for a family that declares
+        ``explains_gradients``: ``.embed(numeric, codes)`` maps a batch to the input ``z`` the
+        attributions are taken on, ``.baseline(n_numeric)`` is the baseline ``z``, and
+        ``forward(z)`` returns the explained outputs (probabilities or values).
+
+        Raises:
+            ConfigError: the family has no such module (this default).
+        """
+        raise self._cannot("be explained by Integrated Gradients", "explains_gradients",
+                           "explain it with permutation importance (always computed).")
+
+    def tree_contributions(self, X: Features) -> np.ndarray:
+        """TreeSHAP contributions to the raw score, for a family that declares ``explains_trees``.
+
+        Returns:
+            float64 (n, k, d + 1): k is 1 for binary and regression, the class count for
+            multiclass; d is the feature columns of ``X``, the last entry the expected value.
+
+        Raises:
+            ConfigError: the family is not made of trees (this default).
+        """
+        raise self._cannot("be explained by TreeSHAP", "explains_trees",
+                           "explain it with permutation importance (always computed).")
+
+    def _cannot(self, what: str, capability: str, fix: str) -> ConfigError:
+        able = ", ".join(capable(capability)) or "none installed"
+        return ConfigError(f"model family '{self.name}' cannot {what}; families that can: {able}. Fix: {fix}")
+
+
+def listing_order(cls: type) -> tuple:
+    """Sort key of families (and recommenders) in listings: families that read tables and
+    text before those that read images; in each, the ones ``auto`` tries in its order, then
+    the others by name."""
+    order = getattr(cls, "auto_order", None)
+    return (bool(getattr(cls, "needs_images", False)), order is None, order or 0, cls.name)
+
+
+def declared(cls: type) -> bool:
+    """Whether ``cls`` is a family (or recommender) one can ask for by name: concrete, with
+    its own ``name``."""
+    return isinstance(cls.__dict__.get("name"), str) and not inspect.isabstract(cls)
+
+
+def capable(capability: str) -> list[str]:
+    """Names of the families imported so far that declare ``capability`` (e.g. "exports_onnx"),
+    in listing order (for messages)."""
+    found = {c.name: c for c in _subclasses(Family) if declared(c) and getattr(c, capability, False)}
+    return [c.name for c in sorted(found.values(), key=listing_order)]
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)

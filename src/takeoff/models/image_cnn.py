@@ -219,6 +219,8 @@ class ImageCNNFamily(Family):
     """
 
     name: ClassVar[str] = "image-cnn"
+    auto_order: ClassVar[int | None] = 10
+    fast_params: ClassVar[dict[str, Any]] = {"max_epochs": 2, "width": 8}
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = ImageCNNParams
     needs_images: ClassVar[bool] = True

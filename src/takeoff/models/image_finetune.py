@@ -324,6 +324,8 @@ class ImageFinetuneFamily(ImageCNNFamily):
     """
 
     name: ClassVar[str] = "image-finetune"
+    auto_order: ClassVar[int | None] = 20
+    fast_params: ClassVar[dict[str, Any]] = {}
     Params: ClassVar[type[ImageTrainParams]] = ImageFinetuneParams
     weights_file: ClassVar[str] = "image_finetune.safetensors"
     spec_file: ClassVar[str] = "image_finetune.json"

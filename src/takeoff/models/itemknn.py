@@ -84,6 +84,7 @@ class ItemKNNRecommender(Recommender):
     """
 
     name = "itemknn"
+    auto_order = 20
     Params = ItemKNNParams
 
     def fit(self, log: Interactions, ctx: FitContext, items: ItemFeatures | None = None) -> FitReport:

@@ -3,8 +3,11 @@ split, and a hard stop at the time budget. Saved in LightGBM's own text format."
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from takeoff.data.schema import Task
+from takeoff.errors import BundleError
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family, FitReport, Params
 from takeoff.training.context import FitContext
@@ -44,6 +48,12 @@ class LightGBMFamily(Family):
 
     name = "lightgbm"
     Params = LightGBMParams
+    auto_order = 10
+    fast_params = {"max_rounds": 30}
+    exports_onnx = True
+    prunable = True
+    explains_trees = True
+    serves_in_batches = False  # a row costs microseconds: batching requests would only add waiting
 
     def __init__(self, task: Task, params: LightGBMParams | dict[str, Any] | None = None):
         super().__init__(task, params)
@@ -135,9 +145,13 @@ class LightGBMFamily(Family):
     def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> LightGBMFamily:
         import lightgbm as lgb
 
+        directory = Path(directory)
+        for name in ("lightgbm.txt", "lightgbm.json"):
+            if not (directory / name).is_file():
+                raise BundleError(str(directory), f"'{name}' is missing", "save the model again")
         family = cls(task, params)
-        family.booster = lgb.Booster(model_file=str(Path(directory) / "lightgbm.txt"))
-        meta = json.loads((Path(directory) / "lightgbm.json").read_text())
+        family.booster = lgb.Booster(model_file=str(directory / "lightgbm.txt"))
+        meta = json.loads((directory / "lightgbm.json").read_text())
         family.report = FitReport(best_iteration=meta["best_iteration"], history=meta["history"])
         return family
 
@@ -190,6 +204,28 @@ class LightGBMFamily(Family):
         model = helper.make_model(member, opset_imports=list(converted.opset_import))
         onnx.checker.check_model(model)
         return model
+
+    def prune(self, amount: float, structured: bool, X: Features, deadline: float, seed: int):
+        """This model without its last ``amount`` of boosting rounds (later trees correct
+        less); no fine-tune, so ``X``, ``deadline`` and ``seed`` are not used."""
+        rounds = self._best_rounds()
+        kept = max(1, int(math.ceil(rounds * (1.0 - amount))))
+        new = copy.copy(self)
+        new.report = replace(self.report, best_iteration=kept)
+        info: dict[str, Any] = {"member": self.name, "rounds_before": rounds, "rounds_after": kept}
+        if structured:
+            info["note"] = "trees are pruned by dropping rounds; --structured ignored"
+        return new, info
+
+    def tree_contributions(self, X: Features) -> np.ndarray:
+        """TreeSHAP contributions to the raw score (LightGBM's exact ``pred_contrib``), float64
+        (n, k, d + 1): k is 1 for binary and regression, the class count for multiclass; the
+        last of the d + 1 is the expected value (the bias)."""
+        dense = X.dense()
+        out = self.booster.predict(dense, pred_contrib=True, num_iteration=self._best_rounds())
+        out = np.asarray(out, dtype=np.float64)
+        width = dense.shape[1] + 1
+        return out.reshape(len(dense), out.shape[1] // width, width)  # (n, k*(d+1)) -> (n, k, d+1)
 
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any]:
         # More rows support a few more rounds at the same learning rate.

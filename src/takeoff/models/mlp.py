@@ -128,6 +128,12 @@ class MLPFamily(Family):
     """
 
     name: ClassVar[str] = "mlp"
+    auto_order: ClassVar[int | None] = 20
+    fast_params: ClassVar[dict[str, Any]] = {"max_epochs": 3, "hidden_sizes": [16]}
+    exports_onnx: ClassVar[bool] = True
+    quantizes_int8: ClassVar[bool] = True
+    prunable: ClassVar[bool] = True
+    explains_gradients: ClassVar[bool] = True
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = MLPParams
 

@@ -44,6 +44,7 @@ def popularity(log: Interactions, half_life_days: float | None = None, use_weigh
 
 class PopularRecommender(Recommender):
     name = "popular"
+    auto_order = 10
     Params = PopularParams
 
     def fit(self, log: Interactions, ctx: FitContext, items: ItemFeatures | None = None) -> FitReport:

@@ -21,7 +21,8 @@ Optional abilities, looked up by the model layer: ``embed_users(features, histor
 new users), ``user_vectors(log, users)`` and ``embed_items(features)`` (vectors of new items),
 whose dot products are on the scale of ``score``.
 
-One file per family in ``models/`` plus its test, and a line in ``registry.RECOMMENDERS``.
+One file per family in ``models/`` plus its test: the registry finds it; ``auto_order`` puts it
+in what ``auto`` tries.
 Seen items are filtered by the model layer, not by the family.
 """
 
@@ -144,6 +145,8 @@ class Recommender(ABC):
     Params: ClassVar[type[Params]] = Params
     uses_item_features: ClassVar[bool] = False
     uses_user_features: ClassVar[bool] = False
+    # position in what ``auto`` tries (lowest first); None: only when asked for by name
+    auto_order: ClassVar[int | None] = None
 
     def __init__(self, params: Params | dict[str, Any] | None = None):
         if isinstance(params, dict) or params is None:

@@ -61,6 +61,7 @@ class TextEmbedParams(Params):
 
 class TextEmbedFamily(Family):
     name = "text-embed"
+    auto_order: ClassVar[int | None] = 40
     Params = TextEmbedParams
     needs_text: ClassVar[bool] = True
 
@@ -230,6 +231,8 @@ class TextEmbedFamily(Family):
         from safetensors.numpy import load_file
 
         directory = Path(directory)
+        if not (directory / SPEC_FILE).is_file():
+            raise BundleError(str(directory), f"'{SPEC_FILE}' is missing", "save the model again")
         spec = json.loads((directory / SPEC_FILE).read_text())
         if spec.get("format") != "takeoff-text-embed":
             raise BundleError(str(directory), f"{SPEC_FILE} is not a text-embed spec")

@@ -150,6 +150,10 @@ class TextFinetuneFamily(Family):
     """
 
     name: ClassVar[str] = "text-finetune"
+    fast_params: ClassVar[dict[str, Any]] = {"max_epochs": 1, "max_length": 32, "batch_size": 16, "fusion_dim": 32}
+    exports_onnx: ClassVar[bool] = True
+    quantizes_int8: ClassVar[bool] = True
+    prunable: ClassVar[bool] = True
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = TextFinetuneParams
     needs_text: ClassVar[bool] = True

@@ -91,6 +91,7 @@ class TfidfFamily(Family):
     """
 
     name: ClassVar[str] = "tfidf"
+    auto_order: ClassVar[int | None] = 30
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "regression")
     Params: ClassVar[type[Params]] = TfidfParams
     needs_text: ClassVar[bool] = True

@@ -90,6 +90,7 @@ class TwoTowerRecommender(Recommender):
     """
 
     name: ClassVar[str] = "two-tower"
+    auto_order: ClassVar[int | None] = 40
     Params: ClassVar[type[Params]] = TwoTowerParams
     uses_item_features: ClassVar[bool] = True
     uses_user_features: ClassVar[bool] = True

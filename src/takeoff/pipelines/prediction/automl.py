@@ -48,7 +48,7 @@ def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
         if schema is not None and schema.names(Kind.IMAGE):
             # image tables: the families that read the pixels (and fuse the other columns)
             names = []
-            for n in registry.IMAGE_AUTO:
+            for n in registry.auto(images=True):
                 cls = registry.get(n)
                 if not cls.supports(task.kind):
                     continue
@@ -59,7 +59,7 @@ def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
                 names.append(n)
             return names
         has_text = schema is not None and bool(schema.names(Kind.TEXT))
-        return [n for n in registry.AUTO if registry.get(n).supports(task.kind)
+        return [n for n in registry.auto() if registry.get(n).supports(task.kind)
                 and (has_text or not getattr(registry.get(n), "needs_text", False))]
     registry.get(config.family)  # raises UnknownNameError listing the valid names
     return [config.family]

@@ -237,7 +237,7 @@ class Model(Predictor):
             return cls._from_runtime(path, manifest, schema, task, pipeline)
         families = []
         for member in manifest["members"]:
-            if member["family"] not in registry.FAMILIES:
+            if member["family"] not in registry.names():
                 raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
             families.append(registry.get(member["family"]).restore(path / member["dir"], task, member["params"]))
         return cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))

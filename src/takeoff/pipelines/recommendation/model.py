@@ -231,7 +231,7 @@ class RecommenderModel(Predictor):
         k = check_k(k)
         family, name = self.family, self.manifest["family"]
         if not (callable(getattr(family, "embed_items", None)) and callable(getattr(family, "user_vectors", None))):
-            able = [n for n in registry.RECOMMENDERS
+            able = [n for n in registry.recommender_names()
                     if callable(getattr(registry.get_recommender(n), "embed_items", None))]
             raise DataError(f"family '{name}' cannot score items it has not seen; the families that can are: "
                             f"{', '.join(able)}. Fix: train with --family {able[0] if able else 'two-tower'} "
@@ -382,7 +382,7 @@ class RecommenderModel(Predictor):
         from safetensors.numpy import load_file
 
         name = manifest.get("family")
-        if name not in registry.RECOMMENDERS:
+        if name not in registry.recommender_names():
             raise BundleError(str(path), f"uses recommender '{name}', unknown to this takeoff {__version__}", "upgrade takeoff")
         meta = json.loads((path / LOG_JSON).read_text())
         log_ = Interactions.from_arrays(meta["users"], meta["items"], load_file(str(path / LOG_ARRAYS)), meta["columns"])

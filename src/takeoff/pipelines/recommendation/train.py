@@ -50,7 +50,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
 def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, deadline: float) -> RecommenderModel:
     """Fit the configured recommender(s) on an interaction table; write a bundle to ``out``.
 
-    ``auto`` fits every family of ``registry.AUTO_RECOMMEND`` on all but each user's last
+    ``auto`` fits every family of ``registry.auto_recommenders()`` on all but each user's last
     interaction, keeps the best NDCG@k on those held-out interactions, and refits it on every
     interaction when the budget allows.
     """
@@ -70,7 +70,7 @@ def train_recommender(df: pd.DataFrame, cfg, source: str, out: Path | None, dead
     if len(valid) == 0:
         raise DataError(f"no user in {source} has more than one interaction, so nothing can be held out to choose "
                         "and evaluate a model. Fix: provide more interactions per user.")
-    names = list(registry.AUTO_RECOMMEND) if cfg.family == "auto" else [cfg.family]
+    names = registry.auto_recommenders() if cfg.family == "auto" else [cfg.family]
     for name in names:
         registry.get_recommender(name)  # unknown names fail before any work
     k = rc.k
