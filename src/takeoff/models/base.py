@@ -82,6 +82,13 @@ class Family(ABC):
     needs_text: ClassVar[bool] = False
     # reads ``Features.images`` (decoded pixels): tried by ``auto`` only on image tables
     needs_images: ClassVar[bool] = False
+    # capabilities that compression, explain and serving ask for (never a family's name)
+    exports_onnx: ClassVar[bool] = False  # to_onnx(sample) builds a graph
+    quantizes_int8: ClassVar[bool] = False  # int8 quantization of its ONNX graph pays (network weights)
+    prunable: ClassVar[bool] = False  # prune(...) below
+    explains_gradients: ClassVar[bool] = False  # attribution_module() for Integrated Gradients
+    explains_trees: ClassVar[bool] = False  # tree_contributions(X) for TreeSHAP
+    serves_in_batches: ClassVar[bool] = True  # the server's micro-batcher pays off
 
     def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
         if task.kind not in self.tasks:
@@ -156,6 +163,27 @@ class Family(ABC):
     def feature_importance(self, X: Features) -> np.ndarray | None:
         """Importance per feature column of ``X`` (numeric then categorical), if cheap to get."""
         return None
+
+    def prune(self, amount: float, structured: bool, X: Features, deadline: float, seed: int) -> tuple[Family, dict]:
+        """A pruned copy of this fitted family and a JSON-ready info dict ({"member": name, ...}).
+
+        Raises:
+            ConfigError: the family cannot be pruned (this default).
+        """
+        from takeoff.errors import ConfigError
+
+        raise ConfigError(f"model family '{self.name}' cannot be pruned. Fix: prune a bundle of a family that "
+                          "declares pruning (e.g. lightgbm, mlp, text-finetune).")
+
+    def attribution_module(self) -> Any:
+        """A float64 torch module for Integrated Gradients (``embed``, ``baseline``, ``forward``).
+
+        Raises:
+            ConfigError: the family has no gradients to explain (this default).
+        """
+        from takeoff.errors import ConfigError
+
+        raise ConfigError(f"model family '{self.name}' is not explained by Integrated Gradients (e.g. mlp is).")
 
     def to_onnx(self, sample: Features) -> onnx.ModelProto:
         """This fitted model as an ONNX graph (``takeoff compress --onnx``).

@@ -43,6 +43,7 @@ class LightGBMFamily(Family):
     """LightGBM on the numeric block plus categorical codes as native categoricals."""
 
     name = "lightgbm"
+    prunable = True
     Params = LightGBMParams
 
     def __init__(self, task: Task, params: LightGBMParams | dict[str, Any] | None = None):
@@ -116,6 +117,22 @@ class LightGBMFamily(Family):
 
     def _best_rounds(self) -> int:
         return int(self.report.best_iteration or self.booster.current_iteration())
+
+    def prune(self, amount: float, structured: bool, X: Features, deadline: float, seed: int):
+        """A copy that predicts with the first ``1 - amount`` of its boosting rounds (later trees
+        correct less); ``structured`` does not apply to trees."""
+        import copy
+        import math
+        from dataclasses import replace
+
+        rounds = self._best_rounds()
+        kept = max(1, int(math.ceil(rounds * (1.0 - amount))))
+        new = copy.copy(self)
+        new.report = replace(self.report, best_iteration=kept)
+        info = {"member": self.name, "rounds_before": rounds, "rounds_after": kept}
+        if structured:
+            info["note"] = "trees are pruned by dropping rounds; --structured ignored"
+        return new, info
 
     def predict(self, X: Features) -> np.ndarray:
         # threads cost more than they give on small batches (a request of a few rows)
