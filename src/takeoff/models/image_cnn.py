@@ -29,6 +29,7 @@ from takeoff.errors import ConfigError, DataError
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Params
 from takeoff.models.torch_family import TorchFamily, embedding_dim
+from takeoff.training.context import FitContext
 
 WEIGHTS_FILE = "image_cnn.safetensors"
 SPEC_FILE = "image_cnn.json"
@@ -229,7 +230,7 @@ class ImageCNNFamily(TorchFamily):
     row_noun: ClassVar[str] = "images"
 
     # ------------------------------------------------------------------ fit
-    def _check_training(self, train: Dataset) -> None:
+    def _check_training(self, train: Dataset, ctx: FitContext) -> None:
         p: ImageTrainParams = self.params  # type: ignore[assignment]
         _image_column(train.X, self.name)
         if (p.mixup or p.cutmix) and not (self.task.is_classification or self.task.is_multilabel):

@@ -60,8 +60,10 @@ class TorchFamily(Family):
     Class attributes a subclass sets: ``weights_file``, ``spec_file``, ``format`` and
     ``format_version`` (what :meth:`save` writes), ``predict_batch`` (rows per forward pass
     when predicting and validating), ``single_thread_rows`` (below this many rows a CPU
-    prediction runs on one thread), ``warmup_share`` (of the one-cycle schedule) and
-    ``row_noun`` (for messages: "rows", "images").
+    prediction runs on one thread), ``warmup_share`` (of the one-cycle schedule),
+    ``row_noun`` and ``budget_fix`` (for messages), ``chance_warning`` and ``min_delta`` (for
+    the validation callbacks), and ``prune_epochs``, ``prune_batch``, ``prune_lr`` (the
+    recovery fine-tune after pruning).
 
     Its params must have ``max_epochs``, ``epochs`` (a fixed count without early stopping, for
     refit), ``patience``, ``batch_size``, ``learning_rate`` and ``weight_decay``.
@@ -75,6 +77,9 @@ class TorchFamily(Family):
     single_thread_rows: ClassVar[int] = 0
     warmup_share: ClassVar[float] = 0.3
     row_noun: ClassVar[str] = "rows"
+    budget_fix: ClassVar[str] = "give a larger time budget"
+    chance_warning: ClassVar[bool] = True  # score validation against chance and warn when it stays there
+    min_delta: ClassVar[float] = 0.0  # the smallest fall of the validation loss early stopping counts
     # recovery fine-tune after pruning: epochs, rows per batch, learning rate
     prune_epochs: ClassVar[int] = 30
     prune_batch: ClassVar[int] = 256
@@ -113,7 +118,7 @@ class TorchFamily(Family):
         """
 
     # ----------------------------------------------------------------- hooks
-    def _check_training(self, train: Dataset) -> None:
+    def _check_training(self, train: Dataset, ctx: FitContext) -> None:
         """Refuse training data or params this family cannot fit (before anything is built)."""
 
     def _split(self, train: Dataset, valid: Dataset | None, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -179,6 +184,32 @@ class TorchFamily(Family):
             return torch.sigmoid(out)
         return out
 
+    def _batch_order(self, train: Any, batch_size: int, seed: int):
+        """The trainer's ``batch_order`` (e.g. length buckets), or None for shuffled batches."""
+        return None
+
+    def _collate(self):
+        """The trainer's CPU-side ``collate`` for this family's batches (None: as they are)."""
+        return None
+
+    def _grad_accum(self) -> int:
+        """Batches whose gradients are summed before each optimizer step."""
+        return 1
+
+    def _precision(self) -> tuple[str, bool]:
+        """(precision, autocast on a CPU with native bf16) of training and validation."""
+        return "auto", False
+
+    def _predict_precision(self) -> str:
+        """Precision of :meth:`predict`: float32, so predictions match across machines."""
+        return "fp32"
+
+    def _steps_per_epoch(self, n_rows: int, batch_size: int) -> int:
+        """Optimizer steps per epoch, for the learning-rate schedule."""
+        from takeoff.training.tensors import steps_per_epoch
+
+        return steps_per_epoch(n_rows, batch_size)
+
     def _batch_size(self, n_rows: int) -> int:
         # a small table still gets several steps per epoch (else 60 epochs are 120 steps)
         return min(self.params.batch_size, max(MIN_BATCH, math.ceil(n_rows / MIN_STEPS)))
@@ -193,7 +224,7 @@ class TorchFamily(Family):
         """
         start = time.monotonic()
         p = self.params
-        self._check_training(train)
+        self._check_training(train, ctx)
         if len(train) < 2:
             raise DataError(f"model family '{self.name}' needs at least 2 training {self.row_noun}; received {len(train)}")
         from takeoff.training.device import resolve_device
@@ -228,7 +259,7 @@ class TorchFamily(Family):
         if trainer.global_step == 0 and trainer.epoch == 0:
             raise BudgetError(
                 f"model family '{self.name}': the time budget ran out before the first batch was trained. "
-                "Fix: give a larger time budget."
+                f"Fix: {self.budget_fix}."
             )
         self._after_fit(net, train_set, device, batch_size)
         self._net, self._device = net.eval(), device
@@ -256,7 +287,6 @@ class TorchFamily(Family):
         )
         from takeoff.training.device import seed_everything
         from takeoff.training.loop import Trainer
-        from takeoff.training.tensors import steps_per_epoch
         from takeoff.training.scores import chance_score
 
         p = self.params
@@ -272,13 +302,15 @@ class TorchFamily(Family):
         if meta is not None:
             meta["epochs"] = epochs
         optimizer = self._optimizer(net, device)
-        scheduler = self._scheduler(optimizer, epochs * steps_per_epoch(len(train_set), batch_size))
+        precision, autocast_cpu = self._precision()
+        scheduler = self._scheduler(optimizer, epochs * self._steps_per_epoch(len(train_set), batch_size))
         early_stop = valid_set is not None and p.epochs is None
-        stopper = EarlyStopping("valid_loss", "min", patience=p.patience) if early_stop else None
+        stopper = EarlyStopping("valid_loss", "min", patience=p.patience, min_delta=self.min_delta) if early_stop else None
         callbacks: list[Any] = [TerminateOnNaN(), TimeBudget(), ProgressBar()]
         if stopper is not None:
             callbacks.insert(0, stopper)
-        if valid_set is not None:
+        scored = valid_set is not None and self.chance_warning
+        if scored:
             callbacks.append(ChanceWarning())
         callbacks += self._extra_callbacks(net, epochs)
         if ctx.checkpoint_dir is not None:
@@ -286,8 +318,10 @@ class TorchFamily(Family):
         trainer = Trainer(
             model, self._loss(device), optimizer, scheduler, train=train_set, valid=valid_set,
             batch_size=batch_size, max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx,
-            device=device, score_fn=chance_score(self.task.kind) if valid_set is not None else None,
+            device=device, score_fn=chance_score(self.task.kind) if scored else None,
             meta=meta, eval_batch_size=self.predict_batch, batch_transform=self._batch_transform(),
+            collate=self._collate(), batch_order=self._batch_order(train_set, batch_size, ctx.seed),
+            grad_accum=self._grad_accum(), precision=precision, autocast_cpu=autocast_cpu,
         )
         return trainer, stopper, net
 
@@ -336,23 +370,31 @@ class TorchFamily(Family):
         Raises:
             DataError: the model is not fitted, or the features are not those it was trained with.
         """
+        self._require_fitted()
+        return self._finish(self._forward(self._arrays(X)))
+
+    def _forward(self, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+        """The post-processed network outputs (n, n_outputs) for inputs ``arrays``, batched."""
         import torch
 
-        self._require_fitted()
-        arrays = self._arrays(X)
-        net, device = self._net, self._device
-        net.eval()
-        n = len(X)
-        parts = []
-        with torch.no_grad(), torch_threads(1 if n < self.single_thread_rows and device.type == "cpu" else None):
-            for a in range(0, n, self.predict_batch):
-                chunk = [torch.from_numpy(np.ascontiguousarray(x[a : a + self.predict_batch])).to(device) for x in arrays]
-                parts.append(self._outputs(net(*chunk).float()).cpu().numpy())
+        from takeoff.training.loop import forward_batches
+        from takeoff.training.tensors import TensorSet
+
+        n = len(arrays[0])
+        if n == 0:
+            return np.zeros((0, self.spec["n_outputs"]), dtype=np.float32)
+        data = TensorSet(tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays), torch.zeros(n))
+        device = self._device
+        with torch_threads(1 if n < self.single_thread_rows and device.type == "cpu" else None):
+            out = forward_batches(self._net, data, self.predict_batch, device, collate=self._collate(),
+                                  precision=self._predict_precision())
+            return self._outputs(out).cpu().numpy().astype(np.float32, copy=False)
+
+    def _finish(self, out: np.ndarray) -> np.ndarray:
+        """Outputs as :meth:`predict` returns them: probabilities, or values un-standardised."""
         if self.task.is_classification or self.task.is_multilabel:
-            probs = np.concatenate(parts) if parts else np.zeros((0, self.spec["n_outputs"]), dtype=np.float32)
-            return probs.astype(np.float32, copy=False)
-        values = np.concatenate(parts)[:, 0] if parts else np.zeros(0, dtype=np.float32)
-        return (values.astype(np.float64) * self.spec["target_std"] + self.spec["target_mean"]).astype(np.float32)
+            return out
+        return (out[:, 0].astype(np.float64) * self.spec["target_std"] + self.spec["target_mean"]).astype(np.float32)
 
     def _require_fitted(self) -> None:
         if self._net is None or self.spec is None:
@@ -473,10 +515,6 @@ class TorchFamily(Family):
 
         inputs = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in self._arrays(X))
         return TensorSet(inputs, torch.zeros(len(X)))
-
-    def _collate(self):
-        """The trainer's CPU-side ``collate`` for this family's batches (None: as they are)."""
-        return None
 
     def _copy_with(self, net: Any, spec: dict[str, Any] | None = None) -> TorchFamily:
         """A shallow copy of this fitted family holding another network (and spec)."""
