@@ -26,7 +26,6 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from takeoff.data.schema import Task
 from takeoff.errors import DataError
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family, Params
