@@ -199,7 +199,7 @@ def test_mixup_and_cutmix_mix_images_and_labels_by_the_same_share():
     import torch
 
     from takeoff.models.image_cnn import mix_batch
-    from takeoff.training.loop import TensorSet
+    from takeoff.training.tensors import TensorSet
 
     torch.manual_seed(0)
     # eight 16x16 images, each one flat grey level and its own class: a pixel tells whose it is

@@ -23,7 +23,9 @@ from takeoff.training.callbacks import (
 from takeoff.training.checkpoint import load_state
 from takeoff.training.context import FitContext
 from takeoff.training.device import autocast_context, resolve_device, seed_everything
-from takeoff.training.loop import TensorSet, Trainer, chance_score, roc_auc, steps_per_epoch
+from takeoff.training.loop import Trainer
+from takeoff.training.scores import chance_score
+from takeoff.training.tensors import TensorSet, steps_per_epoch
 
 
 class Net(nn.Module):
@@ -227,7 +229,6 @@ def test_score_functions_and_auc():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
     scores = np.round(rng.normal(size=500) + y, 1)  # with ties
-    assert roc_auc(scores, y) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
 
     logits = torch.tensor(np.stack([np.zeros(500), scores], axis=1), dtype=torch.float32)
     logs = chance_score("binary")(logits, torch.tensor(y))

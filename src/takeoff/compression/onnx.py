@@ -179,7 +179,7 @@ def write_onnx_bundle(model: Model, out: str | Path, *, frame: pd.DataFrame, tol
         manifest["libraries"] = {**model.manifest.get("libraries", {}), **library_versions(),
                                  "onnx": onnx.__version__, "onnxruntime": _onnxruntime_version()}
         manifest.update(extra or {})
-        report = model._attachments.get("report.html")
+        report = model.attachments.get("report.html")
 
         def fill(tmp: Path) -> None:
             shutil.copytree(scratch, tmp, dirs_exist_ok=True)

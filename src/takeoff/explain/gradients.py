@@ -1,4 +1,4 @@
-"""Integrated Gradients (Captum) for MLP members.
+"""Integrated Gradients (Captum) for the members that declare ``explains_gradients``.
 
 The attribution is taken on the network's input *after* the embeddings: the standardised
 numeric block next to each categorical column's embedding vector. The baseline is the
@@ -7,9 +7,9 @@ and hashed text off) and every category at the mean embedding of its known categ
 2 and up). Not the embedding of code 0 (missing): a column without missing values in training
 never trained that vector, and a random baseline would credit the column with the distance
 to it. The
-network is wrapped so that its forward returns the explained output itself: the probability
-(softmax of the logits minus the class-weight offset, as ``MLPFamily.predict`` does) or the
-value (un-standardised). Attributions of the dimensions of one input column are summed.
+member's ``attribution_module()`` is the network wrapped so that its forward returns the
+explained output itself: the probability (as its ``predict`` gives it) or the value
+(un-standardised). Attributions of the dimensions of one input column are summed.
 
 Completeness: per row, the attributions sum to ``output - base`` up to the integral's
 approximation error, reported as ``delta``. Captum and torch are imported only here.
@@ -17,13 +17,12 @@ approximation error, reported as ``delta``. Captum and torch are imported only h
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from takeoff.errors import DataError, MissingDependencyError
+from takeoff.errors import MissingDependencyError
 from takeoff.explain.rows import fold
 from takeoff.features.block import Features
 
@@ -31,8 +30,8 @@ BATCH = 4096  # rows × steps evaluated per forward pass
 
 
 def is_network(member) -> bool:
-    """Whether Integrated Gradients explains ``member`` (a fitted MLP family)."""
-    return member.name == "mlp" and getattr(member, "_net", None) is not None
+    """Whether Integrated Gradients explains ``member`` (it declares ``explains_gradients``)."""
+    return bool(member.explains_gradients)
 
 
 @dataclass
@@ -64,8 +63,7 @@ def integrated_gradients(member, X: Features, classes: np.ndarray | None, column
         raise MissingDependencyError("captum", "explaining an MLP (Integrated Gradients)", "train") from None
     import torch
 
-    net = _Probability(member)
-    spec = member.spec
+    net = member.attribution_module()
     numeric = torch.from_numpy(np.ascontiguousarray(X.numeric, dtype=np.float64))
     codes = torch.from_numpy(np.ascontiguousarray(X.categorical, dtype=np.int64))
     with torch.no_grad():
@@ -79,8 +77,8 @@ def integrated_gradients(member, X: Features, classes: np.ndarray | None, column
     with torch.no_grad():
         output = _select(net(inputs), classes)
         base = _select(net(baseline.expand_as(inputs)), classes)
-    sources = list(X.sources[: spec["n_numeric"]])
-    for name, dim in zip(X.categorical_names, spec["embedding_dims"]):
+    sources = list(X.sources[: numeric.shape[1]])
+    for name, dim in zip(X.categorical_names, net.embedding_dims):
         sources += [name] * dim  # each categorical column's embedding dimensions
     values = fold(attributions.detach().numpy(), sources, columns)
     return Gradients(values, base, output, delta.detach().numpy().astype(np.float64))
@@ -89,42 +87,3 @@ def integrated_gradients(member, X: Features, classes: np.ndarray | None, column
 def _select(out, classes: np.ndarray | None) -> np.ndarray:
     out = out.detach().numpy().astype(np.float64)
     return out[:, 0] if classes is None else out[np.arange(len(out)), classes]
-
-
-def _Probability(member):
-    """The member's network as a float64 module from the embedded input to the explained outputs."""
-    import torch
-    from torch import nn
-
-    original = member._net
-    if not all(hasattr(original, part) for part in ("embeddings", "body", "head")):
-        raise DataError("model family 'mlp': this network has no embeddings/body/head layout to explain. "
-                        "Fix: retrain the model with this takeoff version.")
-    spec, classification, multilabel = member.spec, member.task.is_classification, member.task.is_multilabel
-
-    class Probability(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = copy.deepcopy(original).cpu().double().eval()  # float64: a small completeness delta
-            self.register_buffer("offset", torch.tensor(spec["logit_offset"] or [0.0], dtype=torch.float64))
-
-        def embed(self, numeric, codes):
-            parts = [numeric] + [emb(codes[:, j]) for j, emb in enumerate(self.net.embeddings)]
-            return torch.cat(parts, dim=1)
-
-        def baseline(self, n_numeric: int):
-            parts = [torch.zeros(1, n_numeric, dtype=torch.float64)]
-            for emb in self.net.embeddings:
-                known = emb.weight[2:] if emb.weight.shape[0] > 2 else torch.zeros_like(emb.weight[:1])
-                parts.append(known.mean(dim=0, keepdim=True))
-            return torch.cat(parts, dim=1)
-
-        def forward(self, z):
-            out = self.net.head(self.net.body(z))  # (n, n_outputs)
-            if classification:
-                return torch.softmax(out - self.offset, dim=1)
-            if multilabel:
-                return torch.sigmoid(out)
-            return out * spec["target_std"] + spec["target_mean"]
-
-    return Probability()

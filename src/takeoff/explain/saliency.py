@@ -26,7 +26,7 @@ OVERLAY_SIDE = 160  # pixels a side of the overlay image in the HTML
 
 def is_image_member(member) -> bool:
     """Whether ``member`` reads an image column with a network saliency can be taken on."""
-    return bool(getattr(member, "needs_images", False)) and getattr(member, "_net", None) is not None
+    return bool(getattr(member, "needs_images", False)) and getattr(member, "network", None) is not None
 
 
 @dataclass
@@ -59,7 +59,7 @@ def image_saliency(member, X: Features, classes: np.ndarray | None, steps: int =
     import torch
     from torch import nn
 
-    spec, net = member.spec, member._net.eval()  # on its own device: the member keeps predicting there
+    spec, net = member.spec, member.network.eval()  # on its own device: the member keeps predicting there
     device = next(net.parameters()).device
     column = spec["column"]
     classification, multilabel = member.task.is_classification, member.task.is_multilabel

@@ -18,20 +18,17 @@ trainer's), optionally ``torch.compile``.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import read_spec, write_atomic, write_json
-from takeoff.data.schema import Task
-from takeoff.errors import BudgetError, BundleError, ConfigError, DataError
+from takeoff.errors import ConfigError, DataError
 from takeoff.features.block import Features
-from takeoff.models.base import Dataset, Family, FitReport, Params
+from takeoff.models.base import Dataset, Params
+from takeoff.models.torch_family import TorchFamily, embedding_dim
 from takeoff.training.context import FitContext
 
 WEIGHTS_FILE = "image_cnn.safetensors"
@@ -130,7 +127,7 @@ def mix_batch(mixup: float, cutmix: float, n_classes: int | None):
     columns and the row weights stay those of the first image of each pair."""
     import torch
 
-    from takeoff.training.loop import TensorSet
+    from takeoff.training.tensors import TensorSet
 
     def transform(batch: TensorSet) -> TensorSet:
         pixels, *rest = batch.inputs  # pixels: (n, c, h, w)
@@ -210,7 +207,7 @@ def _network(spec: dict[str, Any]):
     return ImageCNN()
 
 
-class ImageCNNFamily(Family):
+class ImageCNNFamily(TorchFamily):
     """A residual CNN trained from scratch on the table's image column (plus its other columns).
 
     Example:
@@ -229,54 +226,29 @@ class ImageCNNFamily(Family):
     spec_file: ClassVar[str] = SPEC_FILE
     format: ClassVar[str] = FORMAT
     format_version: ClassVar[int] = FORMAT_VERSION
-
-    def __init__(self, task: Task, params: ImageCNNParams | dict[str, Any] | None = None):
-        super().__init__(task, params)
-        self.callbacks: list[Any] = []
-        self.spec: dict[str, Any] | None = None
-        self.best_epoch: int | None = None
-        self._net: Any = None
-        self._device: Any = None
+    predict_batch: ClassVar[int] = PREDICT_BATCH
+    single_thread_rows: ClassVar[int] = 8
+    warmup_share: ClassVar[float] = 0.2
+    row_noun: ClassVar[str] = "images"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
-        import torch
-
-        from takeoff.models.mlp import _classification_loss, _fingerprint, _regression_loss, embedding_dim, multilabel_loss
-        from takeoff.training.callbacks import (
-            ChanceWarning,
-            Checkpoint,
-            EarlyStopping,
-            ProgressBar,
-            TerminateOnNaN,
-            TimeBudget,
-        )
-        from takeoff.training.device import resolve_device, seed_everything
-        from takeoff.training.loop import Trainer, chance_score, steps_per_epoch
-
-        start = time.monotonic()
+    def _check_training(self, train: Dataset, ctx: FitContext) -> None:
         p: ImageTrainParams = self.params  # type: ignore[assignment]
-        column = _image_column(train.X, self.name)
+        _image_column(train.X, self.name)
         if (p.mixup or p.cutmix) and not (self.task.is_classification or self.task.is_multilabel):
             raise ConfigError(f"mixup and cutmix mix labels, and a {self.task.kind} target has none to mix; "
                               f"received mixup={p.mixup}, cutmix={p.cutmix}. Fix: set both to 0 for this task.",
                               path=f"models.{self.name}.{'mixup' if p.mixup else 'cutmix'}")
-        if len(train) < 2:
-            raise DataError(f"model family '{self.name}' needs at least 2 training images; received {len(train)}")
-        device = resolve_device(ctx.device)
-        if valid is not None and len(valid) == 0:
-            valid = None
-        early_stop = valid is not None and p.epochs is None
-        epochs = p.epochs or p.max_epochs
-        batch_size = min(p.batch_size, max(16, math.ceil(len(train) / 8)))
+
+    def _make_spec(self, train: Dataset) -> dict[str, Any]:
+        p: ImageTrainParams = self.params  # type: ignore[assignment]
+        column = _image_column(train.X, self.name)
         pixels = train.X.images[column]
-        classification, multilabel = self.task.is_classification, self.task.is_multilabel
-        n_outputs = self.task.n_outputs
         target_mean, target_std = 0.0, 1.0
-        if not (classification or multilabel):
+        if not (self.task.is_classification or self.task.is_multilabel):
             y = train.y.astype(np.float64)
             target_mean, target_std = float(y.mean()), float(y.std()) or 1.0
-        self.spec = {
+        return {
             "column": column,
             "channels": int(pixels.shape[1]),
             "size": int(pixels.shape[2]),
@@ -284,98 +256,34 @@ class ImageCNNFamily(Family):
             "n_numeric": int(train.X.numeric.shape[1]),
             "cardinalities": [int(c) for c in train.X.cardinalities],
             "embedding_dims": [embedding_dim(int(c), 16) for c in train.X.cardinalities],
-            "n_outputs": n_outputs,
+            "n_outputs": self.task.n_outputs,
             "dropout": p.dropout,
             "augment": {"crop_scale": p.crop_scale, "rotate_degrees": p.rotate_degrees, "flip": p.flip, "jitter": p.jitter},
             "target_mean": target_mean,
             "target_std": target_std,
         }
-        train_set = self._tensors(train)
-        valid_set = None if valid is None else self._tensors(valid)
-        if classification:
-            base_loss = _classification_loss(torch.ones(n_outputs, device=device))
-            smoothing = p.label_smoothing
 
-            def loss_fn(outputs, target, weight):
-                import torch.nn.functional as F
+    def _loss(self, device):
+        from takeoff.models.losses import task_loss
 
-                # soft targets (mixup, cutmix) are class probabilities: cross_entropy takes those too
-                if not target.is_floating_point() and (not outputs.requires_grad or smoothing == 0):
-                    return base_loss(outputs, target, weight)
-                per_row = F.cross_entropy(outputs.float(), target, reduction="none",
-                                          label_smoothing=smoothing if outputs.requires_grad else 0.0)
-                return per_row.mean() if weight is None else (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
-        elif multilabel:
-            loss_fn = multilabel_loss  # a sigmoid per label
-        else:
-            loss_fn = _regression_loss
+        # soft targets (mixup, cutmix) are class probabilities: the cross-entropy takes those too
+        return task_loss(self.task.kind, label_smoothing=self.params.label_smoothing)
 
-        seed_everything(ctx.seed, deterministic=False)
-        net = self._build(self.spec).to(device)
+    def _prepare(self, net, device):
+        import torch
+
         if device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
-        model = torch.compile(net) if p.compile and device.type == "cuda" else net
-        meta, saved = None, None
-        if ctx.checkpoint_dir is not None:
-            # a checkpoint of this same fit (data, params, seed) is continued, with its schedule
-            meta = {"family": self.name, "params": p.model_dump(mode="json"), "seed": ctx.seed,
-                    "data": _fingerprint(train, valid)}
-            saved = _saved_state(ctx, self.name)
-            if saved is not None and {k: v for k, v in saved["meta"].items() if k != "epochs"} == meta:
-                epochs = int(saved["meta"]["epochs"])
-            elif saved is not None:
-                ctx.warn(f"the checkpoint in {ctx.checkpoint_dir} is from another fit (other data, params or "
-                         f"seed); {self.name} starts from scratch and replaces it")
-                saved = None
-        if p.epochs is None and saved is None:
-            # fit the one-cycle schedule to the budget: a schedule cut short never anneals
-            epochs = _epochs_in_budget(net, train_set, batch_size, device, ctx.remaining(), epochs, valid_set)
-        if meta is not None:
-            meta["epochs"] = epochs
-        groups = self._param_groups(net)
-        optimizer = torch.optim.AdamW(groups, lr=p.learning_rate, weight_decay=p.weight_decay,
-                                      fused=True if device.type == "cuda" else None)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in groups],
-            total_steps=epochs * steps_per_epoch(len(train_set), batch_size), pct_start=0.2,
-        )
-        stopper = EarlyStopping("valid_loss", "min", patience=p.patience) if early_stop else None
-        callbacks: list[Any] = [TerminateOnNaN(), TimeBudget(), ProgressBar()]
-        if stopper is not None:
-            callbacks.insert(0, stopper)
-        if valid_set is not None:
-            callbacks.append(ChanceWarning())
-        callbacks += self._schedule_callbacks(net, epochs)
-        if ctx.checkpoint_dir is not None:
-            callbacks.append(Checkpoint(ctx.checkpoint_dir))
-        trainer = Trainer(
-            model, loss_fn, optimizer, scheduler, train=train_set, valid=valid_set, batch_size=batch_size,
-            max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx, device=device,
-            score_fn=chance_score(self.task.kind) if valid_set is not None else None,
-            eval_batch_size=PREDICT_BATCH, meta=meta,
-            batch_transform=mix_batch(p.mixup, p.cutmix, n_outputs if classification else None)
-            if p.mixup or p.cutmix else None,
-        )
-        if saved is not None:
-            trainer.load_state_dict(saved)
-            logging.getLogger("takeoff").info("%s: continuing the interrupted fit from epoch %d of %d",
-                                              self.name, trainer.epoch, epochs)
-        result = trainer.fit()
-        if trainer.global_step == 0:
-            raise BudgetError(
-                f"model family '{self.name}': the time budget ran out before the first batch was trained. "
-                "Fix: give a larger time budget."
-            )
-        self._after_fit(net, train_set, device, batch_size)
-        self._net, self._device = net.eval(), device
-        self.best_epoch = stopper.best_epoch if stopper is not None and stopper.best_epoch > 0 else max(trainer.epoch, 1)
-        self.report = FitReport(
-            best_iteration=self.best_epoch,
-            history={k: list(result.history.get(k, [])) for k in ("train_loss", "valid_loss") if k in result.history},
-            stopped_by=result.stop_reason,
-            seconds=time.monotonic() - start,
-        )
-        return self.report
+            net.to(memory_format=torch.channels_last)
+        return torch.compile(net) if self.params.compile and device.type == "cuda" else net
+
+    def _plan_epochs(self, net, train, valid, batch_size: int, device, remaining: float, most: int) -> int:
+        return _epochs_in_budget(net, train, batch_size, device, remaining, most, valid)
+
+    def _batch_transform(self):
+        p: ImageTrainParams = self.params  # type: ignore[assignment]
+        if not (p.mixup or p.cutmix):
+            return None
+        return mix_batch(p.mixup, p.cutmix, self.task.n_outputs if self.task.is_classification else None)
 
     # ---------------------------------------------------------------- hooks
     # A family with another network (image-finetune) overrides these and keeps the rest.
@@ -389,49 +297,8 @@ class ImageCNNFamily(Family):
         """The network for ``spec``, as load() rebuilds it before reading the saved weights."""
         return _network(spec)
 
-    def _build(self, spec: dict[str, Any]):
-        """The network fit() starts from (image-finetune loads pretrained weights into it)."""
-        return self._network(spec)
-
-    def _param_groups(self, net) -> list[dict[str, Any]]:
-        """Optimizer parameter groups, each with its peak learning rate ``lr``."""
-        return [{"params": list(net.parameters()), "lr": self.params.learning_rate}]
-
-    def _schedule_callbacks(self, net, epochs: int) -> list[Any]:
-        """Extra trainer callbacks (image-finetune unfreezes its backbone with one)."""
-        return []
-
-    def _after_fit(self, net, data, device, batch_size: int) -> None:
-        """Runs on the trained network before it is kept (image-finetune recalibrates its
-        batch-norm statistics here)."""
-
-    def _tensors(self, data: Dataset):
-        import torch
-
-        from takeoff.training.loop import TensorSet
-
-        spec = self.spec
-        pixels = torch.from_numpy(np.ascontiguousarray(data.X.images[spec["column"]]))
-        numeric = torch.from_numpy(np.ascontiguousarray(data.X.numeric, dtype=np.float32))
-        categorical = torch.from_numpy(np.ascontiguousarray(data.X.categorical, dtype=np.int64))
-        if self.task.is_classification:
-            target = torch.from_numpy(data.y.astype(np.int64))
-        elif self.task.is_multilabel:
-            target = torch.from_numpy(data.y.astype(np.float32))
-        else:
-            target = torch.from_numpy(((data.y.astype(np.float64) - spec["target_mean"]) / spec["target_std"]).astype(np.float32))
-        weight = None if data.weight is None else torch.from_numpy(np.asarray(data.weight, dtype=np.float32))
-        return TensorSet((pixels, numeric, categorical), target, weight)
-
     # -------------------------------------------------------------- predict
-    def predict(self, X: Features) -> np.ndarray:
-        """Probabilities (n, n_classes) or values (n,), float32."""
-        import torch
-
-        from takeoff.models.mlp import _threads
-
-        if self._net is None or self.spec is None:
-            raise DataError(f"model family '{self.name}' has not been fitted or loaded; call fit() or load() first")
+    def _arrays(self, X: Features) -> tuple[np.ndarray, ...]:
         spec = self.spec
         column = spec["column"]
         if column not in X.images:
@@ -441,70 +308,7 @@ class ImageCNNFamily(Family):
         if pixels.shape[1:] != (spec["channels"], spec["size"], spec["size"]):
             raise DataError(f"image column '{column}': the model takes {spec['channels']}x{spec['size']}x{spec['size']} "
                             f"pixels; received {tuple(pixels.shape[1:])}. Fix: transform the rows with the model's pipeline.")
-        net, device = self._net, self._device
-        net.eval()
-        parts = []
-        with torch.no_grad(), _threads(1 if len(X) < 8 and device.type == "cpu" else None):
-            for a in range(0, len(X), PREDICT_BATCH):
-                b = a + PREDICT_BATCH
-                out = net(
-                    torch.from_numpy(np.ascontiguousarray(pixels[a:b])).to(device),
-                    torch.from_numpy(np.ascontiguousarray(X.numeric[a:b], dtype=np.float32)).to(device),
-                    torch.from_numpy(np.ascontiguousarray(X.categorical[a:b], dtype=np.int64)).to(device),
-                ).float()
-                if self.task.is_classification:
-                    out = torch.softmax(out, dim=1)
-                elif self.task.is_multilabel:
-                    out = torch.sigmoid(out)
-                parts.append(out.cpu().numpy())
-        if self.task.is_classification or self.task.is_multilabel:
-            out = np.concatenate(parts) if parts else np.zeros((0, spec["n_outputs"]), np.float32)
-            return out.astype(np.float32, copy=False)
-        values = np.concatenate(parts)[:, 0] if parts else np.zeros(0, np.float32)
-        return (values.astype(np.float64) * spec["target_std"] + spec["target_mean"]).astype(np.float32)
-
-    # ------------------------------------------------------------ save/load
-    def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        if self._net is None or self.spec is None:
-            raise DataError(f"model family '{self.name}' has not been fitted; nothing to save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
-        write_atomic(directory / self.weights_file, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
-        write_json(directory / self.spec_file, {
-            "format": self.format, "version": self.format_version, "task": self.task.kind, "architecture": self.spec,
-            "best_epoch": self.best_epoch, "params": self.params.model_dump(mode="json"),
-        })
-
-    @classmethod
-    def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> ImageCNNFamily:
-        import torch
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        document = read_spec(directory, cls.spec_file, (cls.weights_file,), cls.format, (cls.format_version,), cls.name)
-        spec = document["architecture"]
-        expected = task.n_outputs
-        if spec["n_outputs"] != expected:
-            raise BundleError(str(directory / cls.spec_file),
-                              f"the network has {spec['n_outputs']} output(s), the task '{task.kind}' needs {expected}")
-        net = cls._network(spec)
-        try:
-            net.load_state_dict(load_file(str(directory / cls.weights_file), device="cpu"), strict=True)
-        except (OSError, SafetensorError, RuntimeError) as error:
-            raise BundleError(str(directory / cls.weights_file), f"weights do not match the architecture ({error})")
-        model = cls(task, params)
-        model.spec, model.best_epoch = spec, document.get("best_epoch")
-        model._net, model._device = net.eval(), torch.device("cpu")
-        return model
-
-    def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
-        if self.best_epoch is None:
-            return None
-        return {"epochs": max(1, int(round(self.best_epoch * math.sqrt(max(n_rows_ratio, 1.0)))))}
+        return pixels, np.asarray(X.numeric, dtype=np.float32), np.asarray(X.categorical, dtype=np.int64)
 
 
 def _epochs_in_budget(net, data, batch_size: int, device, remaining: float, most: int, valid=None) -> int:
@@ -513,7 +317,7 @@ def _epochs_in_budget(net, data, batch_size: int, device, remaining: float, most
     import torch
 
     from takeoff.training.device import autocast_context
-    from takeoff.training.loop import steps_per_epoch
+    from takeoff.training.tensors import steps_per_epoch
 
     if not math.isfinite(remaining):
         return most
@@ -534,21 +338,6 @@ def _epochs_in_budget(net, data, batch_size: int, device, remaining: float, most
     n_valid = 0 if valid is None else len(valid)
     epoch = step * (steps_per_epoch(len(data), batch_size) * 1.1 + n_valid / max(batch_size, 1) / 3) + 0.05
     return int(max(1, min(most, (0.85 * remaining) // epoch)))
-
-
-def _saved_state(ctx: FitContext, family: str) -> dict[str, Any] | None:
-    """The checkpoint in ``ctx.checkpoint_dir`` when it holds an image fit's state, or None (none,
-    or unreadable: warned); read once, then compared and loaded."""
-    from takeoff.errors import DataSourceError
-    from takeoff.training.checkpoint import load_state
-
-    try:
-        state = load_state(ctx.checkpoint_dir)
-    except DataSourceError as error:
-        ctx.warn(f"{error}; {family} starts from scratch")
-        return None
-    meta = None if state is None else state.get("meta")
-    return state if isinstance(meta, dict) and "epochs" in meta else None
 
 
 def _image_column(X: Features, family: str) -> str:

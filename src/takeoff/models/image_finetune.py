@@ -371,7 +371,7 @@ class ImageFinetuneFamily(ImageCNNFamily):
     def _after_fit(self, net, data, device, batch_size: int) -> None:
         recalibrate_batch_norm(net, data, device, batch_size)
 
-    def _schedule_callbacks(self, net, epochs: int) -> list[Any]:
+    def _extra_callbacks(self, net, epochs: int) -> list[Any]:
         freeze = min(self.params.freeze_epochs, max(epochs - 1, 0))  # type: ignore[attr-defined]
         return [_unfreeze(net, freeze, self.params.batch_size)]  # type: ignore[attr-defined]
 
@@ -429,7 +429,7 @@ def _unfreeze(net, epochs: int, batch_size: int):
                 q.requires_grad_(trainable)
 
         def on_batch_end(self, trainer, step: int, loss) -> None:
-            if trainer.valid_data is not None and step == trainer.steps_per_epoch - 1:
+            if trainer.valid_data is not None and step == trainer.batches_per_epoch - 1:
                 recalibrate_batch_norm(net, trainer.train_data, trainer.device, batch_size, most=RECALIBRATE_EACH_EPOCH)
                 net.train()
 

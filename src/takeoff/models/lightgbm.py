@@ -47,11 +47,11 @@ class LightGBMFamily(Family):
     """LightGBM on the numeric block plus categorical codes as native categoricals."""
 
     name = "lightgbm"
+    prunable = True
     Params = LightGBMParams
     auto_order = 10
     fast_params = {"max_rounds": 30}
     exports_onnx = True
-    prunable = True
     explains_trees = True
     serves_in_batches = False  # a row costs microseconds: batching requests would only add waiting
 

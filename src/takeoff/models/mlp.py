@@ -9,29 +9,27 @@ dimensions, concatenated with the (already standardised) numeric block, then
   class frequencies at predict time, so they stay calibrated;
 * regression: one output, mean squared error on the standardised target (undone at predict).
 
-Training: AdamW with a one-cycle learning rate, early stopping on the validation loss, the
-time budget, and a checkpoint after every epoch into ``ctx.checkpoint_dir``; a fit whose
-checkpoint folder holds an interrupted fit of the same data, params and seed continues it.
+Training (:class:`~takeoff.models.torch_family.TorchFamily`): AdamW with a one-cycle learning
+rate, early stopping on the validation loss, the time budget, and a checkpoint after every epoch
+into ``ctx.checkpoint_dir``; a fit whose checkpoint folder holds an interrupted fit of the same
+data, params and seed continues it.
+
+Capabilities: ONNX export, int8 quantization of that graph, magnitude and structured pruning
+(:mod:`takeoff.models.mlp_shrink`), and Integrated Gradients (:meth:`MLPFamily.attribution_module`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import read_spec, write_atomic, write_json
-from takeoff.data.schema import Task
-from takeoff.errors import BudgetError, BundleError, DataError, DataSourceError
+from takeoff.errors import DataError
 from takeoff.features.block import Features
-from takeoff.models.base import Dataset, Family, FitReport, Params
-from takeoff.training.context import FitContext
+from takeoff.models.base import Dataset, Family, Params
+from takeoff.models.torch_family import TorchFamily, embedding_dim
 
 WEIGHTS_FILE = "mlp.safetensors"
 SPEC_FILE = "mlp.json"
@@ -46,8 +44,6 @@ SMALL_BATCH = 2048
 # early stopping (when there are at least _HOLDOUT_MIN_ROWS rows).
 _HOLDOUT_SHARE = 0.1
 _HOLDOUT_MIN_ROWS = 100
-_MIN_STEPS = 8  # optimizer steps per epoch on small tables
-_MIN_BATCH = 16
 
 
 class MLPParams(Params):
@@ -81,12 +77,7 @@ class MLPParams(Params):
     )
 
 
-def embedding_dim(cardinality: int, cap: int) -> int:
-    """Embedding size of a categorical column with ``cardinality`` codes."""
-    return max(1, min(cap, (cardinality + 1) // 2))
-
-
-def _network(spec: dict[str, Any]):
+def build_network(spec: dict[str, Any]):
     """Build the torch module described by ``spec`` (the architecture part of mlp.json)."""
     import torch
     from torch import nn
@@ -119,7 +110,7 @@ def _network(spec: dict[str, Any]):
     return TabularMLP()
 
 
-class MLPFamily(Family):
+class MLPFamily(TorchFamily):
     """A multilayer perceptron over numeric features and categorical embeddings.
 
     Example:
@@ -136,58 +127,21 @@ class MLPFamily(Family):
     explains_gradients: ClassVar[bool] = True
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = MLPParams
-
-    def __init__(self, task: Task, params: MLPParams | dict[str, Any] | None = None):
-        super().__init__(task, params)
-        self.callbacks: list[Any] = []  # extra training callbacks (tracking, tests)
-        self.spec: dict[str, Any] | None = None
-        self.best_epoch: int | None = None
-        self._net: Any = None
-        self._device: Any = None
+    weights_file: ClassVar[str] = WEIGHTS_FILE
+    spec_file: ClassVar[str] = SPEC_FILE
+    format: ClassVar[str] = FORMAT
+    format_version: ClassVar[int] = FORMAT_VERSION
+    predict_batch: ClassVar[int] = PREDICT_BATCH
+    single_thread_rows: ClassVar[int] = SMALL_BATCH
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
-        """Train on ``train``, early-stopping on ``valid`` (see the module docstring).
-
-        Raises:
-            BudgetError: the deadline passed before a single batch was trained.
-        """
-        import torch
-
-        from takeoff.training.callbacks import (
-            ChanceWarning,
-            Checkpoint,
-            EarlyStopping,
-            ProgressBar,
-            TerminateOnNaN,
-            TimeBudget,
-        )
-        from takeoff.training.device import resolve_device, seed_everything
-        from takeoff.training.loop import Trainer, chance_score, steps_per_epoch
-
-        start = time.monotonic()
+    def _make_spec(self, train: Dataset) -> dict[str, Any]:
         p: MLPParams = self.params  # type: ignore[assignment]
-        device = resolve_device(ctx.device)
-        if len(train) < 2:
-            raise DataError(f"model family 'mlp' needs at least 2 training rows; received {len(train)}")
-        # hashing the rows costs a pass over them: only needed to match a checkpoint
-        fingerprint = None if ctx.checkpoint_dir is None else _fingerprint(train, valid)
-        if valid is not None and len(valid) == 0:
-            valid = None
-        if valid is None and p.epochs is None and len(train) >= _HOLDOUT_MIN_ROWS:
-            train, valid = self._holdout(train, ctx.seed)
-        early_stop = valid is not None and p.epochs is None
-        epochs = p.epochs or p.max_epochs
-        # a small table still gets several steps per epoch (else 60 epochs are 120 steps)
-        batch_size = min(p.batch_size, max(_MIN_BATCH, math.ceil(len(train) / _MIN_STEPS)))
-
-        classification = self.task.is_classification
-        multilabel = self.task.is_multilabel
         n_outputs = self.task.n_outputs
         target_mean, target_std, class_weight = 0.0, 1.0, [1.0] * n_outputs
-        if multilabel:
+        if self.task.is_multilabel:
             pass  # a sigmoid per label; each label's threshold is tuned on validation afterwards
-        elif classification:
+        elif self.task.is_classification:
             counts = np.bincount(train.y.astype(np.int64), minlength=n_outputs).astype(np.float64)
             if p.class_weights:
                 class_weight = (counts.sum() / (n_outputs * np.maximum(counts, 1.0))).tolist()
@@ -195,7 +149,8 @@ class MLPFamily(Family):
             y = train.y.astype(np.float64)
             target_mean, target_std = float(y.mean()), float(y.std())
             target_std = target_std if target_std > 1e-12 else 1.0
-        self.spec = {
+        self._class_weight = class_weight
+        return {
             "n_numeric": int(train.X.numeric.shape[1]),
             "cardinalities": [int(c) for c in train.X.cardinalities],
             "embedding_dims": [embedding_dim(int(c), p.embedding_dim_max) for c in train.X.cardinalities],
@@ -207,110 +162,33 @@ class MLPFamily(Family):
             "target_mean": target_mean,
             "target_std": target_std,
             # weighted cross-entropy learns p(c|x)·w_c; subtracting log w_c undoes it
-            "logit_offset": [math.log(w) for w in class_weight] if classification else [],
-        }
-        train_set = self._tensors(train, target_mean, target_std)
-        valid_set = None if valid is None else self._tensors(valid, target_mean, target_std)
-        weight_tensor = torch.tensor(class_weight, dtype=torch.float32, device=device)
-        loss_fn = (_classification_loss(weight_tensor) if classification else
-                   multilabel_loss if multilabel else _regression_loss)
-        meta = {
-            "family": self.name,
-            "params": p.model_dump(mode="json"),
-            "task": self.task.to_json(),
-            "seed": ctx.seed,
-            "data": fingerprint,
+            "logit_offset": [math.log(w) for w in class_weight] if self.task.is_classification else [],
         }
 
-        def build() -> tuple[Trainer, EarlyStopping | None]:
-            seed_everything(ctx.seed, deterministic=False)
-            net = _network(self.spec).to(device)
-            decay = [t for t in net.parameters() if t.ndim >= 2]
-            no_decay = [t for t in net.parameters() if t.ndim < 2]
-            optimizer = torch.optim.AdamW(
-                [{"params": decay, "weight_decay": p.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                lr=p.learning_rate,
-                fused=True if device.type == "cuda" else None,
-            )
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer,
-                max_lr=p.learning_rate,
-                total_steps=epochs * steps_per_epoch(len(train_set), batch_size),
-            )
-            stopper = EarlyStopping("valid_loss", "min", patience=p.patience) if early_stop else None
-            callbacks: list[Any] = [TerminateOnNaN(), TimeBudget(), ProgressBar()]
-            if stopper is not None:
-                callbacks.insert(0, stopper)
-            if valid_set is not None:
-                callbacks.append(ChanceWarning())
-            if ctx.checkpoint_dir is not None:
-                callbacks.append(Checkpoint(ctx.checkpoint_dir))
-            trainer = Trainer(
-                net,
-                loss_fn,
-                optimizer,
-                scheduler,
-                train=train_set,
-                valid=valid_set,
-                batch_size=batch_size,
-                max_epochs=epochs,
-                callbacks=callbacks + list(self.callbacks),
-                ctx=ctx,
-                device=device,
-                score_fn=chance_score(self.task.kind) if valid_set is not None else None,
-                meta=meta,
-            )
-            return trainer, stopper
+    @classmethod
+    def _network(cls, spec: dict[str, Any]):
+        return build_network(spec)
 
-        trainer, stopper = build()
-        if ctx.checkpoint_dir is not None:
-            trainer, stopper = self._maybe_resume(trainer, stopper, build, ctx)
-        result = trainer.fit()
-        if trainer.global_step == 0 and trainer.epoch == 0:
-            raise BudgetError(
-                "model family 'mlp': the time budget ran out before the first batch was trained. "
-                "Fix: give a larger time budget."
-            )
-        self._net, self._device = trainer.model, device
-        self._net.eval()
-        if stopper is not None and stopper.best_epoch > 0:
-            self.best_epoch = stopper.best_epoch
-        else:
-            self.best_epoch = max(trainer.epoch, 1)
-        self.report = FitReport(
-            best_iteration=self.best_epoch,
-            history={k: list(result.history.get(k, [])) for k in ("train_loss", "valid_loss") if k in result.history},
-            stopped_by=result.stop_reason,
-            seconds=time.monotonic() - start,
-        )
-        return self.report
+    def _loss(self, device):
+        import torch
 
-    def _maybe_resume(self, trainer, stopper, build, ctx: FitContext):
-        """Continue from ``ctx.checkpoint_dir`` when it holds this same fit."""
-        from takeoff.training.checkpoint import load_state
+        from takeoff.models.losses import task_loss
 
-        try:
-            state = load_state(ctx.checkpoint_dir)
-        except DataSourceError as error:
-            ctx.warn(f"{error}; the mlp starts from scratch")
-            return trainer, stopper
-        if state is None:
-            return trainer, stopper
-        if state.get("meta") != trainer.meta:
-            ctx.warn(
-                f"the checkpoint in {ctx.checkpoint_dir} is from another fit (other data, params "
-                "or seed); the mlp starts from scratch and replaces it"
-            )
-            return trainer, stopper
-        try:
-            trainer.load_state_dict(state)
-        except (RuntimeError, KeyError, ValueError, TypeError) as error:
-            ctx.warn(
-                f"the checkpoint in {ctx.checkpoint_dir} does not fit this model ({error}); the "
-                "mlp starts from scratch"
-            )
-            return build()
-        return trainer, stopper
+        return task_loss(self.task.kind, torch.tensor(self._class_weight, dtype=torch.float32, device=device))
+
+    def _param_groups(self, net) -> list[dict[str, Any]]:
+        """Weight decay on matrices and embeddings only."""
+        p: MLPParams = self.params  # type: ignore[assignment]
+        decay = [t for t in net.parameters() if t.ndim >= 2]
+        no_decay = [t for t in net.parameters() if t.ndim < 2]
+        return [{"params": decay, "weight_decay": p.weight_decay, "lr": p.learning_rate},
+                {"params": no_decay, "weight_decay": 0.0, "lr": p.learning_rate}]
+
+    def _split(self, train: Dataset, valid: Dataset | None, seed: int) -> tuple[Dataset, Dataset | None]:
+        """With no validation rows and no fixed epoch count, hold some out for early stopping."""
+        if valid is None and self.params.epochs is None and len(train) >= _HOLDOUT_MIN_ROWS:
+            return self._holdout(train, seed)
+        return train, valid
 
     def _holdout(self, data: Dataset, seed: int) -> tuple[Dataset, Dataset | None]:
         """Split off a validation share (stratified for classification), seeded."""
@@ -337,59 +215,19 @@ class MLPFamily(Family):
 
         return part(np.flatnonzero(~mask)), part(np.flatnonzero(mask))
 
-    def _tensors(self, data: Dataset, mean: float, std: float):
-        import torch
-
-        from takeoff.training.loop import TensorSet
-
-        numeric = torch.from_numpy(np.ascontiguousarray(data.X.numeric, dtype=np.float32))
-        categorical = torch.from_numpy(np.ascontiguousarray(data.X.categorical, dtype=np.int64))
-        if self.task.is_classification:
-            target = torch.from_numpy(data.y.astype(np.int64))
-        elif self.task.is_multilabel:
-            target = torch.from_numpy(data.y.astype(np.float32))
-        else:
-            target = torch.from_numpy(((data.y.astype(np.float64) - mean) / std).astype(np.float32))
-        weight = None
-        if data.weight is not None:
-            weight = torch.from_numpy(np.asarray(data.weight, dtype=np.float32))
-        return TensorSet((numeric, categorical), target, weight)
-
     # -------------------------------------------------------------- predict
-    def predict(self, X: Features) -> np.ndarray:
-        """Probabilities (n, n_classes) or values (n,), float32.
+    def _arrays(self, X: Features) -> tuple[np.ndarray, ...]:
+        if self.spec is not None:
+            self._check_features(X)
+        return np.asarray(X.numeric, dtype=np.float32), np.asarray(X.categorical, dtype=np.int64)
 
-        Raises:
-            DataError: the features do not have the shape the model was trained with, or hold
-                non-finite numbers or unknown category codes.
-        """
+    def _outputs(self, out):
         import torch
 
-        if self._net is None or self.spec is None:
-            raise DataError("model family 'mlp' has not been fitted or loaded; call fit() or load() first")
-        self._check_features(X)
-        net, device = self._net, self._device
-        net.eval()
-        n = len(X)
-        classification = self.task.is_classification
-        offset = torch.tensor(self.spec["logit_offset"], dtype=torch.float32, device=device)
-        parts = []
-        with torch.no_grad(), _threads(1 if n < SMALL_BATCH and device.type == "cpu" else None):
-            for a in range(0, n, PREDICT_BATCH):
-                numeric = torch.from_numpy(np.ascontiguousarray(X.numeric[a : a + PREDICT_BATCH], dtype=np.float32))
-                categorical = torch.from_numpy(np.ascontiguousarray(X.categorical[a : a + PREDICT_BATCH], dtype=np.int64))
-                out = net(numeric.to(device), categorical.to(device)).float()
-                if classification:
-                    out = torch.softmax(out - offset, dim=1)
-                elif self.task.is_multilabel:
-                    out = torch.sigmoid(out)
-                parts.append(out.cpu().numpy())
-        if classification or self.task.is_multilabel:
-            width = self.spec["n_outputs"]
-            probs = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
-            return probs.astype(np.float32, copy=False)
-        values = np.concatenate(parts)[:, 0] if parts else np.zeros(0, dtype=np.float32)
-        return (values.astype(np.float64) * self.spec["target_std"] + self.spec["target_mean"]).astype(np.float32)
+        if self.task.is_classification:
+            offset = torch.tensor(self.spec["logit_offset"], dtype=torch.float32, device=out.device)
+            return torch.softmax(out - offset, dim=1)
+        return super()._outputs(out)
 
     def _check_features(self, X: Features) -> None:
         spec = self.spec
@@ -426,57 +264,6 @@ class MLPFamily(Family):
                     rows=[int(row)],
                 )
 
-    # ------------------------------------------------------------ save/load
-    def save(self, directory: Path) -> None:
-        """Write ``mlp.safetensors`` (weights) and ``mlp.json`` (architecture, target scaling,
-        params) into ``directory``, each atomically."""
-        from safetensors.torch import save_file
-
-        if self._net is None or self.spec is None:
-            raise DataError("model family 'mlp' has not been fitted; nothing to save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous() for k, v in self._net.state_dict().items()}
-        write_atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp), metadata={"format": "pt"}))
-        document = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "task": self.task.kind,
-            "architecture": self.spec,
-            "best_epoch": self.best_epoch,
-            "params": self.params.model_dump(mode="json"),
-        }
-        write_json(directory / SPEC_FILE, document)
-
-    @classmethod
-    def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> MLPFamily:
-        """Rebuild the network from ``mlp.json`` and load ``mlp.safetensors`` (on the CPU)."""
-        import torch
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        spec_path, weights_path = directory / SPEC_FILE, directory / WEIGHTS_FILE
-        document = read_spec(directory, SPEC_FILE, (WEIGHTS_FILE,), FORMAT, (FORMAT_VERSION,), "mlp")
-        model = cls(task, params)
-        spec = document["architecture"]
-        expected = task.n_outputs
-        if spec["n_outputs"] != expected:
-            raise BundleError(
-                str(spec_path),
-                f"the network has {spec['n_outputs']} output(s), the task '{task.kind}' needs {expected}",
-            )
-        net = _network(spec)
-        try:
-            weights = load_file(str(weights_path), device="cpu")
-            net.load_state_dict(weights, strict=True)
-        except (OSError, SafetensorError, RuntimeError) as error:
-            raise BundleError(str(weights_path), f"weights do not match the architecture ({error})")
-        net.eval()
-        model.spec, model.best_epoch = spec, document.get("best_epoch")
-        model._net, model._device = net, torch.device("cpu")
-        return model
-
     # ----------------------------------------------------------------- onnx
     def to_onnx(self, sample: Features):
         """The network as an ONNX graph (torch's dynamo exporter), with what :meth:`predict`
@@ -489,8 +276,7 @@ class MLPFamily(Family):
 
         import torch
 
-        if self._net is None or self.spec is None:
-            raise DataError("model family 'mlp' has not been fitted or loaded; call fit() or load() first")
+        self._require_fitted()
         self._check_features(sample)
         spec, net = self.spec, self._net.cpu().eval()
         classification, multilabel = self.task.is_classification, self.task.is_multilabel
@@ -534,76 +320,76 @@ class MLPFamily(Family):
         program.optimize()
         return program.model_proto
 
-    # ---------------------------------------------------------------- refit
-    def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
-        """``{"epochs": n}``: the best epoch count, grown mildly (square root) with the rows."""
-        if self.best_epoch is None:
-            return None
-        return {"epochs": max(1, int(round(self.best_epoch * math.sqrt(max(n_rows_ratio, 1.0)))))}
 
+    # ---------------------------------------------------------------- prune
+    def prune(self, amount: float, structured: bool, X: Features, deadline: float, seed: int) -> tuple[Family, dict]:
+        """A pruned copy: magnitude (see :meth:`TorchFamily.prune`) or, with ``structured``,
+        the ``amount`` of hidden units that matter least removed (:mod:`takeoff.models.mlp_shrink`),
+        then fine-tuned to this model's outputs on ``X`` until ``deadline``."""
+        if not structured:
+            return super().prune(amount, False, X, deadline, seed)
+        import torch
 
-@contextmanager
-def _threads(n: int | None):
-    """Run the block with ``n`` torch intra-op threads (None: unchanged)."""
-    import torch
+        from takeoff.models.mlp_shrink import shrink
 
-    before = torch.get_num_threads()
-    if n is None or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        self._require_fitted()
+        torch.manual_seed(seed)
+        spec, net = shrink(self._net, self.spec, amount, self._network)
+        net = net.to(self._device)
+        new = self._copy_with(net, spec)
+        info = self._distil_into(new, X, deadline, seed, "structured")
+        info["hidden_sizes"] = {"before": self.spec["hidden_sizes"], "after": spec["hidden_sizes"]}
+        return new, info
 
+    # ------------------------------------------------------- attributions
+    def attribution_module(self):
+        """The network as a float64 module from the embedded input to the explained outputs,
+        for Integrated Gradients (:mod:`takeoff.explain.gradients`).
 
-# ------------------------------------------------------------------------ losses
-def _classification_loss(class_weight):
-    import torch.nn.functional as F
+        ``embed(numeric, codes)`` gives the input after the embeddings (n, n_numeric +
+        sum(embedding_dims)); ``baseline(n_numeric)`` the "average" row (1, width): numbers at
+        zero (the training mean) and each category at the mean embedding of its known codes (2
+        and up; code 0, missing, may never have been trained); ``forward(z)`` the probability
+        (softmax of the logits minus the class-weight offset, as :meth:`predict`), per-label
+        probability, or the un-standardised value (n, n_outputs). ``embedding_dims`` lists each
+        categorical column's width, to fold attributions back onto columns.
 
-    def loss(outputs, target, weight):
-        per_row = F.cross_entropy(outputs.float(), target, reduction="none")
-        w = class_weight[target]
-        if weight is not None:
-            w = w * weight
-        return (per_row * w).sum() / w.sum().clamp_min(1e-12)
+        Raises:
+            DataError: the model is not fitted.
+        """
+        import copy
 
-    return loss
+        import torch
+        from torch import nn
 
+        self._require_fitted()
+        original, spec = self._net, self.spec
+        classification, multilabel = self.task.is_classification, self.task.is_multilabel
 
-def multilabel_loss(outputs, target, weight):
-    """Binary cross-entropy per label on logits (n, n_labels), averaged over labels and rows
-    (row-weighted when ``weight`` is given)."""
-    import torch.nn.functional as F
+        class Probability(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = copy.deepcopy(original).cpu().double().eval()  # float64: a small completeness delta
+                self.register_buffer("offset", torch.tensor(spec["logit_offset"] or [0.0], dtype=torch.float64))
+                self.embedding_dims = list(spec["embedding_dims"])
 
-    per_row = F.binary_cross_entropy_with_logits(outputs.float(), target.float(), reduction="none").mean(dim=1)
-    if weight is None:
-        return per_row.mean()
-    return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
+            def embed(self, numeric, codes):
+                parts = [numeric] + [emb(codes[:, j]) for j, emb in enumerate(self.net.embeddings)]
+                return torch.cat(parts, dim=1)
 
+            def baseline(self, n_numeric: int):
+                parts = [torch.zeros(1, n_numeric, dtype=torch.float64)]
+                for emb in self.net.embeddings:
+                    known = emb.weight[2:] if emb.weight.shape[0] > 2 else torch.zeros_like(emb.weight[:1])
+                    parts.append(known.mean(dim=0, keepdim=True))
+                return torch.cat(parts, dim=1)
 
-def _regression_loss(outputs, target, weight):
-    per_row = (outputs[:, 0].float() - target) ** 2
-    if weight is None:
-        return per_row.mean()
-    return (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
+            def forward(self, z):
+                out = self.net.head(self.net.body(z))  # (n, n_outputs)
+                if classification:
+                    return torch.softmax(out - self.offset, dim=1)
+                if multilabel:
+                    return torch.sigmoid(out)
+                return out * spec["target_std"] + spec["target_mean"]
 
-
-# ------------------------------------------------------------------------ helpers
-def _fingerprint(train: Dataset, valid: Dataset | None) -> str:
-    """A hash of the data (decoded images included), so a checkpoint is only resumed for the same rows."""
-    digest = hashlib.sha256()
-    for data in (train, valid):
-        if data is None:
-            digest.update(b"none")
-            continue
-        images = [data.X.images[k] for k in sorted(data.X.images)]
-        for array in (*images, data.X.numeric, data.X.categorical, data.y, data.weight):
-            if array is None:
-                digest.update(b"none")
-                continue
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()
+        return Probability()

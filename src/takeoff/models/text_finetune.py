@@ -13,8 +13,11 @@ gradient accumulation, optional gradient checkpointing and ``torch.compile``, bf
 the device computes bf16 natively (``precision``: a GPU from Ampere on, a CPU with AVX-512 BF16
 or AMX; float32 elsewhere), and dynamic padding over length-bucketed batches. With ``lora_r``
 only LoRA adapters (``peft``) and the head train; the adapters are merged before saving, so a
-bundle loads without ``peft``. Early stopping on the validation loss per epoch keeps the best
-weights; at the deadline the best weights so far are kept.
+bundle loads without ``peft``. It runs on the shared trainer
+(:class:`~takeoff.models.torch_family.TorchFamily`): early stopping on the validation loss per
+epoch keeps the best weights, at the deadline the best weights so far are kept, an interrupted
+fit resumes from its checkpoint, and a nan training loss (read every 32 batches) ends the fit
+with the fix.
 
 Slow on a CPU, so ``auto`` does not try it; choose it with ``family: text-finetune``.
 """
@@ -23,19 +26,19 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
-from takeoff.bundle import read_spec, write_json
+from takeoff.bundle import write_atomic
 from takeoff.data.schema import Task
 from takeoff.errors import BudgetError, BundleError, ConfigError, DataError, MissingDependencyError
 from takeoff.features.block import Features
-from takeoff.models.base import Dataset, Family, FitReport, Params
+from takeoff.models.base import Dataset, FitReport, Params
 from takeoff.models.encoder import DEFAULT_ENCODER, check_encoder_folder, resolve_encoder
+from takeoff.models.torch_family import TorchFamily, embedding_dim
 from takeoff.training.context import FitContext
 
 SPEC_FILE, HEAD_FILE, ENCODER_DIR = "text_finetune.json", "head.safetensors", "encoder"
@@ -88,9 +91,10 @@ def _network(encoder, spec: dict[str, Any]):
             self.fusion = nn.Sequential(nn.Linear(width, spec["fusion_dim"]), nn.GELU(), nn.Dropout(spec["dropout"]))
             self.head = nn.Linear(spec["fusion_dim"], spec["n_outputs"])
 
-        def forward(self, texts: list[tuple[torch.Tensor, torch.Tensor]], numeric, categorical):
+        def forward(self, numeric, categorical, *tokens: torch.Tensor):
+            """``tokens``: per text column its ids and attention mask, each (n, longest in batch)."""
             parts = []
-            for ids, mask in texts:  # ids, mask: (n, longest in batch)
+            for ids, mask in zip(tokens[0::2], tokens[1::2]):
                 hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # (n, t, h)
                 weights = mask.unsqueeze(-1).to(hidden.dtype)
                 parts.append((hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9))  # (n, h)
@@ -108,7 +112,7 @@ def _network(encoder, spec: dict[str, Any]):
 def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str], classification: bool,
                   multilabel: bool = False):
     """``net`` behind the exported graph's inputs ``names`` (see ``to_onnx``), doing what
-    ``_inputs`` and ``predict`` do around it."""
+    ``_arrays`` and ``predict`` do around it."""
     import torch
     from torch import nn
 
@@ -123,15 +127,15 @@ def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str],
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
             given = dict(zip(names, inputs))
-            texts = [(given[f"text.{c}.input_ids"], given[f"text.{c}.attention_mask"]) for c in spec["text_columns"]]
-            n = texts[0][0].shape[0]
+            tokens = [given[f"text.{c}.{part}"] for c in spec["text_columns"] for part in ("input_ids", "attention_mask")]
+            n = tokens[0].shape[0]
             if "numeric" in given:  # the pipeline's block (n, d_num) -> the kept columns, standardised
                 numeric = (given["numeric"].index_select(1, self.kept) - self.mean) / self.std
                 numeric = torch.where(torch.isnan(numeric), torch.zeros_like(numeric), numeric)
             else:
                 numeric = torch.zeros((n, 0), dtype=torch.float32)
             categorical = torch.minimum(given["categorical"], self.top).clamp(min=0) if "categorical" in given else None
-            out = self.net(texts, numeric, categorical).float()  # (n, n_outputs)
+            out = self.net(numeric, categorical, *tokens).float()  # (n, n_outputs)
             if classification:
                 return torch.softmax(out, dim=1)
             if multilabel:
@@ -141,7 +145,7 @@ def _onnx_network(net, spec: dict[str, Any], kept: np.ndarray, names: list[str],
     return Exported()
 
 
-class TextFinetuneFamily(Family):
+class TextFinetuneFamily(TorchFamily):
     """A pretrained text encoder fine-tuned with a fusion head over the other columns.
 
     Example:
@@ -157,22 +161,31 @@ class TextFinetuneFamily(Family):
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = TextFinetuneParams
     needs_text: ClassVar[bool] = True
+    weights_file: ClassVar[str] = HEAD_FILE
+    spec_file: ClassVar[str] = SPEC_FILE
+    format: ClassVar[str] = FORMAT
+    format_version: ClassVar[int] = FORMAT_VERSION
+    predict_batch: ClassVar[int] = PREDICT_BATCH
+    budget_fix: ClassVar[str] = "give a larger time budget, or a smaller max_length"
+    chance_warning: ClassVar[bool] = False
+    min_delta: ClassVar[float] = 1e-6
+    prune_epochs: ClassVar[int] = 1
+    prune_batch: ClassVar[int] = 32
+    prune_lr: ClassVar[float] = 2e-5
 
     def __init__(self, task: Task, params=None):
         super().__init__(task, params)
-        self.spec: dict[str, Any] | None = None
-        self.best_epoch: int | None = None
-        self._net: Any = None
         self._tokenizer: Any = None
-        self._device: Any = None
+        self._folder: Path | None = None  # the pretrained encoder a fit starts from
+        self._initial: Any = None  # the fit's initial-validation callback
         self.n_trainable: int | None = None  # parameters the last fit trained
 
     # ------------------------------------------------------------------ inputs
     def _kept(self, X: Features) -> np.ndarray:
         return np.array([i for i, n in enumerate(X.numeric_names) if not HASHED.search(n)], dtype=np.int64)
 
-    def _inputs(self, X: Features) -> tuple[list[list[list[int]]], np.ndarray, np.ndarray, np.ndarray]:
-        """Token ids per text column per row, the standardised numbers, codes, and row lengths."""
+    def _inputs(self, X: Features) -> tuple[list[list[list[int]]], np.ndarray, np.ndarray]:
+        """Token ids per text column per row, the standardised numbers, and the codes."""
         spec = self.spec
         if sorted(X.text) != spec["text_columns"]:
             raise DataError(f"model family 'text-finetune' was trained on text columns {spec['text_columns']}; "
@@ -186,99 +199,120 @@ class TextFinetuneFamily(Family):
         numeric = np.nan_to_num((numeric - np.asarray(spec["mean"])) / np.asarray(spec["std"])).astype(np.float32)
         categorical = np.minimum(X.categorical.astype(np.int64), np.asarray(spec["cardinalities"], dtype=np.int64) - 1) \
             if spec["cardinalities"] else np.zeros((len(X), 0), np.int64)
-        lengths = np.array([sum(len(col[i]) for col in ids) for i in range(len(X))], dtype=np.int64)
-        return ids, numeric, np.maximum(categorical, 0), lengths
+        return ids, numeric, np.maximum(categorical, 0)
 
-    def _collate(self, ids, numeric, categorical, target, weight):
+    def _arrays(self, X: Features) -> tuple[np.ndarray, ...]:
+        """Numbers, codes, then per text column its token ids and attention mask (n, longest
+        text of ``X``), right-padded; :meth:`_collate` cuts each batch to its own longest."""
+        ids, numeric, categorical = self._inputs(X)
         pad = self._tokenizer.pad_token_id or 0
+        tokens: list[np.ndarray] = []
+        for col in ids:
+            longest = max([1, *(len(t) for t in col)])
+            batch = np.full((len(col), longest), pad, dtype=np.int64)
+            mask = np.zeros((len(col), longest), dtype=np.int64)
+            for row, t in enumerate(col):
+                batch[row, : len(t)], mask[row, : len(t)] = t, 1
+            tokens += [batch, mask]
+        return (numeric, categorical, *tokens)
 
-        def collate(index: list[int]):
-            import torch
-
-            texts = []
-            for col in ids:
-                longest = max(1, max(len(col[i]) for i in index))
-                batch = np.full((len(index), longest), pad, dtype=np.int64)
-                mask = np.zeros((len(index), longest), dtype=np.int64)
-                for row, i in enumerate(index):
-                    batch[row, : len(col[i])] = col[i]
-                    mask[row, : len(col[i])] = 1
-                texts.append((torch.from_numpy(batch), torch.from_numpy(mask)))
-            out = [texts, torch.from_numpy(numeric[index]), torch.from_numpy(categorical[index])]
-            out.append(None if target is None else torch.from_numpy(target[index]))
-            out.append(None if weight is None else torch.from_numpy(weight[index]))
-            return out
+    def _collate(self):
+        def collate(batch):
+            """Dynamic padding: each text column's ids and mask cut to the batch's longest text."""
+            numeric, categorical, *tokens = batch.inputs
+            cut = []
+            for ids, mask in zip(tokens[0::2], tokens[1::2]):
+                longest = max(1, int(mask.sum(dim=1).max())) if len(mask) else 1
+                cut += [ids[:, :longest], mask[:, :longest]]
+            return type(batch)((numeric, categorical, *cut), batch.target, batch.weight)
 
         return collate
 
     @staticmethod
-    def _to(batch, device):
-        texts, numeric, categorical, target, weight = batch
-        move = (lambda t: t if t is None else t.to(device, non_blocking=True))
-        return [(move(a), move(b)) for a, b in texts], move(numeric), move(categorical), move(target), move(weight)
+    def _lengths(inputs) -> np.ndarray:
+        """Tokens per row, all text columns together (from the attention masks)."""
+        return sum(np.asarray(m).sum(axis=1) for m in inputs[3::2]).astype(np.int64)
 
-    @staticmethod
-    def _buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
-        """Shuffled rows, sorted by length within chunks of ~50 batches, cut into batches whose
-        order is shuffled: little padding, still random."""
-        order = rng.permutation(len(lengths))
-        chunk = batch_size * BUCKET_BATCHES
-        batches = []
-        for a in range(0, len(order), chunk):
-            part = order[a : a + chunk]
-            part = part[np.argsort(lengths[part], kind="stable")]
-            batches += [part[b : b + batch_size].tolist() for b in range(0, len(part), batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
+    def _batch_order(self, train, batch_size: int, seed: int):
+        lengths = self._lengths(train.inputs)
+
+        def order(epoch: int) -> list[list[int]]:
+            """Shuffled rows, sorted by length within chunks of ~50 batches, cut into batches whose
+            order is shuffled: little padding, still random; drawn from (seed, epoch) only."""
+            rng = np.random.default_rng([seed, epoch])
+            rows = rng.permutation(len(lengths))
+            chunk = batch_size * BUCKET_BATCHES
+            batches = []
+            for a in range(0, len(rows), chunk):
+                part = rows[a : a + chunk]
+                part = part[np.argsort(lengths[part], kind="stable")]
+                batches += [part[b : b + batch_size].tolist() for b in range(0, len(part), batch_size)]
+            return [batches[i] for i in rng.permutation(len(batches))]
+
+        return order
+
+    def _tensors(self, data: Dataset):
+        """The rows sorted by length (validation then pads little); the batch order shuffles them."""
+        rows = super()._tensors(data)
+        import torch
+
+        order = torch.from_numpy(np.argsort(self._lengths(rows.inputs), kind="stable"))
+        return rows.take(order)
+
+    def _prune_data(self, X: Features):
+        rows = super()._prune_data(X)
+        import torch
+
+        return rows.take(torch.from_numpy(np.argsort(self._lengths(rows.inputs), kind="stable")))
 
     # ------------------------------------------------------------------ fit
-    def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
-        """Fine-tune on ``train``, early-stopping on ``valid`` (see the module docstring).
-
-        Raises:
-            ConfigError: the table has no text column.
-            MissingDependencyError: ``lora_r`` is set and ``peft`` is not installed.
-            BudgetError: the deadline passed before a single optimizer step.
-        """
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        from takeoff.training.device import autocast_context, resolve_device, seed_everything
-
-        started = time.monotonic()
-        p: TextFinetuneParams = self.params  # type: ignore[assignment]
+    def _check_training(self, train: Dataset, ctx: FitContext) -> None:
+        """Raises ConfigError (no text column), BudgetError (no time left) or
+        MissingDependencyError (``lora_r`` without ``peft``)."""
         if not train.X.text:
             raise ConfigError("family 'text-finetune' needs a free-text column; this table has none")
         if len(train) < 2:
             raise DataError(f"model family 'text-finetune' needs at least 2 training rows; received {len(train)}")
         if ctx.expired():
             raise BudgetError("model family 'text-finetune': no time left to fine-tune. Fix: raise --time-budget.")
-        if p.lora_r is not None:
+        if self.params.lora_r is not None:
             try:
-                import peft
+                import peft  # noqa: F401
             except ImportError:
                 raise MissingDependencyError("peft", "LoRA fine-tuning (lora_r)", extra="text") from None
-        device = resolve_device(ctx.device)
-        seed_everything(ctx.seed, deterministic=False)
-        folder = resolve_encoder(p.encoder)
-        self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        encoder = AutoModel.from_pretrained(str(folder), local_files_only=True)
 
-        classification, multilabel = self.task.is_classification, self.task.is_multilabel
+    def _make_spec(self, train: Dataset) -> dict[str, Any]:
+        from transformers import AutoConfig, AutoTokenizer
+
+        p: TextFinetuneParams = self.params  # type: ignore[assignment]
+        self._folder = resolve_encoder(p.encoder)
+        self._tokenizer = AutoTokenizer.from_pretrained(str(self._folder), local_files_only=True)
+        config = AutoConfig.from_pretrained(str(self._folder), local_files_only=True)
         kept = self._kept(train.X)
         numeric = train.X.numeric[:, kept].astype(np.float64)
         mean, std = (numeric.mean(0), numeric.std(0)) if len(kept) else (np.zeros(0), np.ones(0))
         std = np.where(std > 1e-9, std, 1.0)
         y = train.y.astype(np.float64)
-        t_mean, t_std = (0.0, 1.0) if classification or multilabel else (float(y.mean()), float(y.std()) or 1.0)
+        plain = self.task.is_classification or self.task.is_multilabel
+        t_mean, t_std = (0.0, 1.0) if plain else (float(y.mean()), float(y.std()) or 1.0)
         cards = [int(c) for c in train.X.cardinalities]
-        self.spec = {
-            "text_columns": sorted(train.X.text), "n_text": len(train.X.text), "hidden": int(encoder.config.hidden_size),
+        return {
+            "text_columns": sorted(train.X.text), "n_text": len(train.X.text), "hidden": int(config.hidden_size),
             "n_numeric": int(len(kept)), "mean": mean.tolist(), "std": std.tolist(), "cardinalities": cards,
-            "embedding_dims": [max(1, min(p.embedding_dim_max, (c + 1) // 2)) for c in cards],
+            "embedding_dims": [embedding_dim(c, p.embedding_dim_max) for c in cards],
             "fusion_dim": p.fusion_dim, "dropout": p.dropout,
             "n_outputs": self.task.n_outputs, "target_mean": t_mean, "target_std": t_std,
         }
+
+    def _build(self, spec: dict[str, Any]):
+        """The pretrained encoder (with LoRA adapters when ``lora_r``) under a new head."""
+        from transformers import AutoModel
+
+        p: TextFinetuneParams = self.params  # type: ignore[assignment]
+        encoder = AutoModel.from_pretrained(str(self._folder), local_files_only=True)
         if p.lora_r is not None:
+            import peft
+
             config = peft.LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, lora_dropout=0.0)
             try:
                 encoder = peft.get_peft_model(encoder, config)
@@ -286,120 +320,68 @@ class TextFinetuneFamily(Family):
                 raise ConfigError(f"LoRA cannot wrap encoder '{p.encoder}': {error}", path="models.text-finetune.lora_r")
         if p.gradient_checkpointing:
             encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        net = _network(encoder, self.spec).to(device)
+        net = _network(encoder, spec)
         self.n_trainable = sum(t.numel() for t in net.parameters() if t.requires_grad)
-        step_net = torch.compile(net) if p.compile else net
+        return net
 
-        def data(d: Dataset):
-            ids, num, cat, lengths = self._inputs(d.X)
-            target = (d.y.astype(np.int64) if classification else d.y.astype(np.float32) if multilabel
-                      else ((d.y.astype(np.float64) - t_mean) / t_std).astype(np.float32))
-            weight = None if d.weight is None else np.asarray(d.weight, dtype=np.float32)
-            return lengths, self._collate(ids, num, cat, target, weight)
+    @classmethod
+    def _network(cls, spec: dict[str, Any]):
+        raise NotImplementedError("text-finetune builds its network around a pretrained encoder (_build, _read_network)")
 
-        def loader(batches, collate):
-            # single-process: the collate is cheap, and workers would fork the whole model
-            return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=collate, num_workers=0,
-                                               pin_memory=device.type == "cuda")
+    def _prepare(self, net, device):
+        import torch
 
-        def loss_of(out, target, weight):
-            out = out.float()
-            if classification:
-                per_row = torch.nn.functional.cross_entropy(out, target, reduction="none")
-            elif multilabel:  # a sigmoid per label
-                per_row = torch.nn.functional.binary_cross_entropy_with_logits(out, target, reduction="none").mean(dim=1)
-            else:
-                per_row = (out[:, 0] - target) ** 2
-            return per_row.mean() if weight is None else (per_row * weight).sum() / weight.sum().clamp_min(1e-12)
+        return torch.compile(net) if self.params.compile else net
 
-        train_lengths, train_collate = data(train)
-        valid_data = data(valid) if valid is not None and len(valid) else None
-        early_stop = valid_data is not None and p.epochs is None
-        epochs = p.epochs or p.max_epochs
-        n_batches = math.ceil(len(train) / p.batch_size)
-        total_steps = max(1, epochs * math.ceil(n_batches / p.grad_accum))
-        warmup = int(total_steps * p.warmup_ratio)
-        optimizer = self._optimizer(net, device)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup
-                                                      else max(0.0, (total_steps - s) / max(1, total_steps - warmup)))
+    def _batch_size(self, n_rows: int) -> int:
+        return self.params.batch_size
 
-        def valid_loss() -> float:
-            lengths, collate = valid_data
-            order = np.argsort(lengths, kind="stable")
-            batches = [order[a : a + PREDICT_BATCH].tolist() for a in range(0, len(order), PREDICT_BATCH)]
-            net.eval()
-            total, count = 0.0, 0.0
-            with torch.no_grad(), autocast_context(device, p.precision, cpu=True):
-                for batch in loader(batches, collate):
-                    texts, num, cat, target, weight = self._to(batch, device)
-                    w = torch.ones(target.shape[0], dtype=torch.float32, device=target.device) if weight is None else weight
-                    total += float(loss_of(net(texts, num, cat), target, w) * w.sum())
-                    count += float(w.sum())
-            return total / max(count, 1e-12)
+    def _grad_accum(self) -> int:
+        return self.params.grad_accum
 
-        history: dict[str, list[float]] = {"train_loss": []}
-        if valid_data is not None:
-            history["valid_loss"] = []
-            history["valid_loss_initial"] = [valid_loss()]
-        best_loss, best_state, best_epoch, bad, steps, stopped_by = math.inf, None, 0, 0, 0, "max"
-        rng = np.random.default_rng(ctx.seed)
-        epoch = 0
-        for epoch in range(1, epochs + 1):
-            net.train()
-            # the loss is summed on the device and read every FINITE_EVERY batches: reading it
-            # each batch would make the CPU wait for the GPU at every step
-            running, seen, out_of_time = torch.zeros((), device=device, dtype=torch.float64), 0, False
-            optimizer.zero_grad(set_to_none=True)
-            batches = self._buckets(train_lengths, p.batch_size, rng)
-            for i, batch in enumerate(loader(batches, train_collate)):
-                if ctx.expired():
-                    out_of_time = True
-                    break
-                texts, num, cat, target, weight = self._to(batch, device)
-                with autocast_context(device, p.precision, cpu=True):
-                    loss = loss_of(step_net(texts, num, cat), target, weight)
-                (loss / p.grad_accum).backward()
-                running += loss.detach().double() * len(target)
-                seen += len(target)
-                if (i + 1) % FINITE_EVERY == 0 or i + 1 == len(batches):
-                    _check_finite(running)
-                if (i + 1) % p.grad_accum == 0 or i + 1 == len(batches):
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    steps += 1
-            if steps == 0:
-                raise BudgetError("model family 'text-finetune': the time budget ran out before the first optimizer "
-                                  "step. Fix: give a larger time budget, or a smaller max_length.")
-            history["train_loss"].append(_check_finite(running) / max(seen, 1))
-            if out_of_time:
-                stopped_by = "time_budget"
-                break
-            if valid_data is not None:
-                history["valid_loss"].append(valid_loss())
-                if history["valid_loss"][-1] < best_loss - 1e-6:
-                    best_loss, best_epoch, bad = history["valid_loss"][-1], epoch, 0
-                    if early_stop:
-                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-                else:
-                    bad += 1
-                if early_stop and bad >= p.patience:
-                    stopped_by = "early_stopping"
-                    break
-            if ctx.expired():
-                stopped_by = "time_budget"
-                break
-        if best_state is not None and best_epoch != epoch:
-            net.load_state_dict(best_state)
-        self.best_epoch = best_epoch if early_stop and best_epoch else max(1, epoch - (stopped_by == "time_budget"))
-        if p.lora_r is not None:
+    def _precision(self) -> tuple[str, bool]:
+        return self.params.precision, True
+
+    def _predict_precision(self) -> str:
+        # float32 on a CPU whatever the training precision: the same outputs on every machine
+        return "fp32" if self.params.precision == "fp32" else "auto"
+
+    def _steps_per_epoch(self, n_rows: int, batch_size: int) -> int:
+        return math.ceil(math.ceil(n_rows / batch_size) / self.params.grad_accum)
+
+    def _scheduler(self, optimizer, total_steps: int):
+        """A linear warm-up over ``warmup_ratio`` of the steps, then a linear decay to zero."""
+        import torch
+
+        total = max(1, total_steps)
+        warmup = int(total * self.params.warmup_ratio)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: (s + 1) / (warmup + 1) if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+
+    def _extra_callbacks(self, net, epochs: int) -> list[Any]:
+        self._initial, finite = _callbacks()
+        return [self._initial, finite]
+
+    def _after_fit(self, net, data, device, batch_size: int) -> None:
+        if self.params.lora_r is not None:
             net.encoder = net.encoder.merge_and_unload()  # a plain model: saving and loading need no peft
-        if p.gradient_checkpointing:
+        if self.params.gradient_checkpointing:
             net.encoder.gradient_checkpointing_disable()
-        self._net, self._device = net.eval(), device
-        self.report = FitReport(best_iteration=self.best_epoch, history=history, stopped_by=stopped_by,
-                                seconds=time.monotonic() - started)
-        return self.report
+
+    def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
+        """Fine-tune on ``train``, early-stopping on ``valid`` (see the module docstring); the
+        report's history also holds ``valid_loss_initial``, the validation loss before training.
+
+        Raises:
+            ConfigError: the table has no text column.
+            MissingDependencyError: ``lora_r`` is set and ``peft`` is not installed.
+            BudgetError: the deadline passed before a single optimizer step.
+            DataError: the training loss became nan or infinite.
+        """
+        report = super().fit(train, valid, ctx)
+        if self._initial is not None and self._initial.loss is not None:
+            report.history["valid_loss_initial"] = [self._initial.loss]
+        return report
 
     def _optimizer(self, net, device):
         """AdamW with per-layer learning rates (layer-wise decay) and no decay on biases/norms."""
@@ -429,32 +411,14 @@ class TextFinetuneFamily(Family):
 
     # ------------------------------------------------------------------ predict
     def predict(self, X: Features) -> np.ndarray:
-        """Probabilities (n, n_classes) or values (n,), float32."""
-        import torch
-
-        from takeoff.training.device import autocast_context
-
-        if self._net is None:
-            raise DataError("model family 'text-finetune' has not been fitted or loaded; call fit() or load() first")
-        ids, num, cat, lengths = self._inputs(X)
-        collate = self._collate(ids, num, cat, None, None)
-        order = np.argsort(lengths, kind="stable")
-        width = self.spec["n_outputs"]
-        out = np.zeros((len(X), width), dtype=np.float32)
-        # float32 on a CPU whatever the training precision: the same outputs on every machine
-        with torch.no_grad(), autocast_context(self._device, "fp32" if self.params.precision == "fp32" else "auto"):
-            for a in range(0, len(order), PREDICT_BATCH):
-                index = order[a : a + PREDICT_BATCH].tolist()
-                texts, n, c, _, _ = self._to(collate(index), self._device)
-                logits = self._net(texts, n, c).float()
-                if self.task.is_classification:
-                    logits = torch.softmax(logits, dim=1)
-                elif self.task.is_multilabel:
-                    logits = torch.sigmoid(logits)
-                out[index] = logits.cpu().numpy()
-        if self.task.is_classification or self.task.is_multilabel:
-            return out
-        return (out[:, 0].astype(np.float64) * self.spec["target_std"] + self.spec["target_mean"]).astype(np.float32)
+        """Probabilities (n, n_classes), per-label probabilities (n, n_labels) or values (n,), float32."""
+        self._require_fitted()
+        arrays = self._arrays(X)
+        # rows of similar length batched together pad little; the outputs go back in row order
+        order = np.argsort(self._lengths(arrays), kind="stable")
+        out = np.empty((len(X), self.spec["n_outputs"]), dtype=np.float32)
+        out[order] = self._forward(tuple(a[order] for a in arrays))
+        return self._finish(out)
 
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
         """``{"epochs": n}``: the epochs that were best on validation."""
@@ -492,7 +456,7 @@ class TextFinetuneFamily(Family):
         # count, every row ending in padding (only the shapes matter, not what the tokens say)
         rows = np.resize(np.arange(len(sample)), min(max(2, len(sample)), 3))
         sample = sample.take(rows)
-        ids, _, _, _ = self._inputs(sample)  # checks the text and numeric columns
+        ids, _, _ = self._inputs(sample)  # checks the text and numeric columns
         names = [n for n, width in (("numeric", spec["n_numeric"]), ("categorical", len(spec["cardinalities"]))) if width]
         arrays = {"numeric": sample.numeric.astype(np.float32), "categorical": sample.categorical.astype(np.int64)}
         args = [torch.from_numpy(np.ascontiguousarray(arrays[n])) for n in names]
@@ -560,43 +524,27 @@ class TextFinetuneFamily(Family):
         return {column: {"tokenizer": "tokenizer.json", "max_length": max_length} for column in self.spec["text_columns"]}
 
     # ------------------------------------------------------------------ bundle
-    def save(self, directory: Path) -> None:
-        """Write ``encoder/`` (fine-tuned weights and tokenizer), ``head.safetensors`` (fusion and
-        head) and ``text_finetune.json`` (architecture, scaling, params)."""
+    # save()/load() are TorchFamily's: ``text_finetune.json`` (architecture, scaling, params),
+    # ``head.safetensors`` (fusion and head) and ``encoder/`` (fine-tuned weights and tokenizer)
+    def _write_weights(self, directory: Path) -> None:
         from safetensors.torch import save_file
 
-        if self._net is None:
-            raise DataError("model family 'text-finetune' has not been fitted; nothing to save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         self._net.encoder.save_pretrained(str(directory / ENCODER_DIR))  # safetensors
         self._tokenizer.save_pretrained(str(directory / ENCODER_DIR))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self._net.heads().items()},
-                  str(directory / HEAD_FILE), metadata={"format": "pt"})
-        write_json(directory / SPEC_FILE, {"format": FORMAT, "version": FORMAT_VERSION, "task": self.task.kind,
-                                           "architecture": self.spec, "best_epoch": self.best_epoch,
-                                           "params": self.params.model_dump(mode="json")})
+        heads = {k: v.detach().cpu().contiguous() for k, v in self._net.heads().items()}
+        write_atomic(directory / HEAD_FILE, lambda tmp: save_file(heads, str(tmp), metadata={"format": "pt"}))
 
-    @classmethod
-    def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> TextFinetuneFamily:
-        """Rebuild the model on the CPU from ``save``'s files (no code from the folder runs)."""
-        import torch
+    def _read_network(self, directory: Path, spec: dict[str, Any]):
+        """The encoder and tokenizer from ``encoder/`` and the head from ``head.safetensors``
+        (no code from the folder runs)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
-        directory = Path(directory)
-        document = read_spec(directory, SPEC_FILE, (HEAD_FILE,), FORMAT, (FORMAT_VERSION,), "text-finetune")
-        spec = document["architecture"]
-        expected = task.n_outputs
-        if spec["n_outputs"] != expected:
-            raise BundleError(str(directory / SPEC_FILE), f"the head has {spec['n_outputs']} output(s), "
-                              f"the task '{task.kind}' needs {expected}")
         folder = directory / ENCODER_DIR
         check_encoder_folder(folder)
-        model = cls(task, params)
         try:
-            model._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             encoder = AutoModel.from_pretrained(str(folder), local_files_only=True)
         except (OSError, ValueError, KeyError, RuntimeError) as error:
             raise BundleError(str(folder), f"cannot be loaded as a text encoder: {str(error).splitlines()[0]}") from None
@@ -607,9 +555,7 @@ class TextFinetuneFamily(Family):
             raise BundleError(str(directory / HEAD_FILE), f"weights do not match the architecture ({error})")
         if missing.unexpected_keys or any(not k.startswith("encoder.") for k in missing.missing_keys):
             raise BundleError(str(directory / HEAD_FILE), "weights do not match the architecture")
-        model.spec, model.best_epoch = spec, document.get("best_epoch")
-        model._net, model._device = net.eval(), torch.device("cpu")
-        return model
+        return net
 
 
 def _check_finite(total) -> float:
@@ -619,3 +565,43 @@ def _check_finite(total) -> float:
         raise DataError("model family 'text-finetune': the training loss became nan or infinite. "
                         "Fix: lower learning_rate or head_lr.")
     return value
+
+
+def _callbacks() -> tuple[Any, Any]:
+    """(initial validation, finite loss): the text fit's own trainer callbacks."""
+    from takeoff.training.callbacks import Callback
+
+    class InitialValidation(Callback):
+        """The validation loss before the first step (kept across a resume), for the report."""
+
+        def __init__(self) -> None:
+            self.loss: float | None = None
+
+        def on_train_begin(self, trainer) -> None:
+            if self.loss is None and trainer.epoch == 0 and trainer.valid_data is not None:
+                self.loss = trainer.evaluate(trainer.valid_data)["valid_loss"]
+
+        def state_dict(self) -> dict[str, Any]:
+            return {"loss": self.loss}
+
+        def load_state_dict(self, state: dict[str, Any]) -> None:
+            self.loss = state["loss"]
+
+    class FiniteLoss(Callback):
+        """Ends the fit with a DataError (and the fix) when the training loss turns nan or
+        infinite. The losses are summed on the device and read every ``FINITE_EVERY`` batches
+        and at the end of each epoch: reading each one would make the CPU wait for the GPU at
+        every step."""
+
+        def __init__(self) -> None:
+            self.running: Any = 0.0
+
+        def on_epoch_begin(self, trainer, epoch: int) -> None:
+            self.running = 0.0
+
+        def on_batch_end(self, trainer, step: int, loss) -> None:
+            self.running = self.running + loss
+            if (step + 1) % FINITE_EVERY == 0 or step + 1 == trainer.batches_per_epoch:
+                _check_finite(self.running)
+
+    return InitialValidation(), FiniteLoss()

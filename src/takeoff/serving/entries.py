@@ -14,7 +14,8 @@ import numpy as np
 from starlette.responses import Response
 
 from takeoff.data.schema import LABEL_SEP
-from takeoff.errors import DataError
+from takeoff import registry
+from takeoff.errors import DataError, UnknownNameError
 from takeoff.features.block import Features
 from takeoff.serving.batching import MicroBatcher
 from takeoff.serving.errors import from_data_error
@@ -37,7 +38,8 @@ class PredictEntry:
     def __init__(self, name: str, model, settings: ServeSettings, metrics: Metrics):
         self.name, self.model, self.settings, self.metrics = name, model, settings, metrics
         self.schema = RequestSchema(name, model)
-        self.neural = any(m["family"] != "lightgbm" for m in model.manifest["members"])
+        # micro-batching pays where a member declares it does (networks); not for trees alone
+        self.neural = any(_batches(m["family"]) for m in model.manifest["members"])
         self.batcher = None
         if self.neural:
             self.batcher = MicroBatcher(self._predict_parts, settings.batch_max_size, settings.batch_max_wait_ms / 1000,
@@ -108,3 +110,12 @@ def make_entry(name: str, model, settings: ServeSettings, metrics: Metrics):
 def kind_of(entry) -> str:
     """"predict" (a tabular model), "recommend" or "search"."""
     return getattr(entry, "kind", "recommend" if entry.recommender else "predict")
+
+
+def _batches(family: str) -> bool:
+    """Whether a member of this family gains from micro-batching (its declaration). An ONNX
+    bundle of a family this install does not have runs as a graph: batching pays there."""
+    try:
+        return registry.get(family).serves_in_batches
+    except UnknownNameError:
+        return True

@@ -4,10 +4,12 @@ Early stopping, the time budget, checkpoints, progress and warnings are callback
 branches in the loop. Any hook may stop training by setting ``trainer.stop_reason``; the loop
 checks it after every hook call (after every batch for ``on_batch_end``).
 
-What a callback may read on the trainer: ``model``, ``optimizer``, ``scheduler``, ``ctx``
-(the :class:`~takeoff.training.context.FitContext`), ``device``, ``epoch`` (epochs completed),
-``max_epochs``, ``steps_per_epoch``, ``global_step``, ``history`` (one list per log key) and
-``state_dict()`` (the full resumable state).
+What a callback may read on the trainer is :class:`~takeoff.training.protocol.TrainerView`:
+``model``, ``optimizer``, ``scheduler``, ``ctx`` (the
+:class:`~takeoff.training.context.FitContext`), ``device``, ``epoch`` (epochs completed),
+``max_epochs``, ``batches_per_epoch``, ``steps_per_epoch``, ``global_step``, ``history`` (one
+list per log key), ``rank`` and ``state_dict()`` (the full resumable state). Callbacks that
+write files or draw act on rank 0 only.
 
 A callback with state that matters for resuming (early stopping's best score, say) returns it
 from :meth:`Callback.state_dict`; it is saved in each checkpoint and handed back to
@@ -19,14 +21,12 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from takeoff.errors import ConfigError
-
-if TYPE_CHECKING:
-    from takeoff.training.loop import Trainer
+from takeoff.training.protocol import TrainerView as Trainer
 
 # Reasons a run ends; "time_budget" and "interrupted" may be resumed, the others are final.
 FINAL_REASONS = ("early_stopping", "max", "diverged")
@@ -205,14 +205,15 @@ class Checkpoint(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         from takeoff.training.checkpoint import save_state
 
-        save_state(self.directory, trainer.state_dict())
+        if trainer.rank == 0:  # the other ranks hold the same state
+            save_state(self.directory, trainer.state_dict())
 
 
 class ProgressBar(Callback):
     """A rich progress bar on stderr: epoch, batches, training loss and the monitored log.
 
-    Silent (draws and logs nothing) when ``ctx.progress`` is False or stderr is not a
-    terminal.
+    Silent (draws and logs nothing) when ``ctx.progress`` is False, stderr is not a terminal,
+    or this process is not rank 0.
 
     Args:
         monitor: the log shown next to the training loss. Defaults to "valid_loss".
@@ -229,7 +230,7 @@ class ProgressBar(Callback):
         self._last: str = ""
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        if not trainer.ctx.progress:
+        if not trainer.ctx.progress or trainer.rank != 0:
             return
         from rich.console import Console
 
@@ -249,13 +250,13 @@ class ProgressBar(Callback):
             transient=True,
         )
         self._progress.start()
-        self._task = self._progress.add_task("", total=trainer.steps_per_epoch, info="")
+        self._task = self._progress.add_task("", total=trainer.batches_per_epoch, info="")
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
         if self._progress is not None:
             self._progress.reset(
                 self._task,
-                total=trainer.steps_per_epoch,
+                total=trainer.batches_per_epoch,
                 description=f"epoch {epoch + 1}/{trainer.max_epochs}",
                 info=self._last,
             )

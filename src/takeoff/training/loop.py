@@ -3,24 +3,26 @@
 :class:`Trainer` runs epochs of shuffled mini-batches, validates after each, and leaves every
 decision (stop early, stop on time, save, draw progress, warn) to callbacks. It is resumable:
 the state it saves after an epoch (model, optimizer, scheduler, RNG, callbacks, history)
-continues exactly as the uninterrupted run would have, because each epoch shuffles with its
-own generator seeded from ``ctx.seed + epoch``.
+continues exactly as the uninterrupted run would have, because each epoch's batch order
+depends on ``ctx.seed + epoch`` only.
 
-It is single-process; nothing in the arithmetic assumes so (losses are per-sample means,
-shuffles depend on the seed and epoch only), so a distributed sampler can replace the
-permutation later.
+It runs in one process, and is ready for ``torch.distributed`` without a rewrite: losses are
+per-sample means, each rank takes its own slice of the epoch's permutation
+(:func:`~takeoff.training.tensors.epoch_order`), and the callbacks that write (checkpoints,
+progress) act on rank 0 only. Wrapping the model in DistributedDataParallel is the launcher's
+part.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -28,6 +30,9 @@ from takeoff.training.callbacks import FINAL_REASONS, Callback
 from takeoff.training.checkpoint import defer_interrupts, load_state
 from takeoff.training.context import FitContext
 from takeoff.training.device import autocast_context
+from takeoff.training.distributed import rank_and_world
+from takeoff.training.scores import ScoreFn
+from takeoff.training.tensors import TensorSet, epoch_order, joined, steps_per_epoch
 
 STATE_VERSION = 1
 EVAL_BATCH_SIZE = 8192
@@ -36,46 +41,8 @@ EVAL_BATCH_SIZE = 8192
 _GPU_RESIDENT_SHARE = 0.25
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
-
-
-@dataclass
-class TensorSet:
-    """Rows for the trainer: the model's inputs, the target, optional sample weights.
-
-    ``model(*inputs)`` gives the outputs; ``loss_fn(outputs, target, weight)`` the mean loss.
-    Every tensor has the rows along dimension 0.
-    """
-
-    inputs: tuple[torch.Tensor, ...]
-    target: torch.Tensor
-    weight: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return int(self.target.shape[0])
-
-    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> TensorSet:
-        return TensorSet(
-            tuple(fn(t) for t in self.inputs),
-            fn(self.target),
-            None if self.weight is None else fn(self.weight),
-        )
-
-    def take(self, index: torch.Tensor) -> TensorSet:
-        return self._map(lambda t: t.index_select(0, index))
-
-    def slice(self, start: int, stop: int) -> TensorSet:
-        return self._map(lambda t: t[start:stop])
-
-    def to(self, device: torch.device, non_blocking: bool = False) -> TensorSet:
-        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
-
-    def pin_memory(self) -> TensorSet:
-        return self._map(lambda t: t.pin_memory())
-
-    def nbytes(self) -> int:
-        tensors = [*self.inputs, self.target] + ([self.weight] if self.weight is not None else [])
-        return sum(t.element_size() * t.nelement() for t in tensors)
+Collate = Callable[[TensorSet], TensorSet]
+BatchOrder = Callable[[int], Sequence[Sequence[int]]]
 
 
 @dataclass
@@ -94,20 +61,6 @@ class TrainResult:
     stop_reason: str = "max"
     epochs: int = 0
     seconds: float = 0.0
-
-
-def steps_per_epoch(n_rows: int, batch_size: int) -> int:
-    """Optimizer steps in one epoch (a last batch of one row joins the one before it)."""
-    return len(_batch_bounds(n_rows, batch_size))
-
-
-def _batch_bounds(n_rows: int, batch_size: int) -> list[tuple[int, int]]:
-    bounds = [(a, min(a + batch_size, n_rows)) for a in range(0, n_rows, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
-        # a batch of one row breaks BatchNorm and gives a very noisy step: fold it back
-        bounds[-2] = (bounds[-2][0], n_rows)
-        bounds.pop()
-    return bounds
 
 
 class Trainer:
@@ -134,6 +87,18 @@ class Trainer:
         batch_transform: ``batch_transform(batch) -> batch`` applied to each training batch on
             the device before the forward pass (mixup and cutmix mix images and targets
             here), or None.
+        collate: ``collate(batch) -> batch`` applied on the CPU to every batch, training and
+            evaluation, before it moves to the device (dynamic padding cuts token ids to the
+            batch's longest row here), or None. With it, the rows stay on the CPU.
+        batch_order: ``batch_order(epoch) -> batches`` (lists of row indices) replacing the
+            shuffled order, e.g. length-bucketed batches; it must depend on the epoch and the
+            seed only, so a resumed run sees the same batches. None: a permutation of
+            ``(ctx.seed, epoch)``, this rank's slice of it under ``torch.distributed``.
+        grad_accum: batches whose gradients are summed before each optimizer step. Defaults to 1.
+        precision: "auto", "fp32" or "bf16" (see
+            :func:`~takeoff.training.device.autocast_context`). Defaults to "auto".
+        autocast_cpu: with "auto", also autocast on a CPU that computes bf16 natively.
+            Defaults to False.
 
     Example:
         >>> net = nn.Linear(3, 1)
@@ -164,6 +129,11 @@ class Trainer:
         meta: dict[str, Any] | None = None,
         eval_batch_size: int = EVAL_BATCH_SIZE,
         batch_transform: Callable[[TensorSet], TensorSet] | None = None,
+        collate: Collate | None = None,
+        batch_order: BatchOrder | None = None,
+        grad_accum: int = 1,
+        precision: str = "auto",
+        autocast_cpu: bool = False,
     ):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer, self.scheduler = optimizer, scheduler
@@ -181,7 +151,14 @@ class Trainer:
         self.device = device
         self.score_fn, self.grad_clip, self.meta = score_fn, grad_clip, meta
         self.eval_batch_size, self.batch_transform = eval_batch_size, batch_transform
-        self.steps_per_epoch = steps_per_epoch(len(train), batch_size)
+        self.collate, self.batch_order, self.grad_accum = collate, batch_order, max(1, int(grad_accum))
+        self.precision, self.autocast_cpu = precision, autocast_cpu
+        self.rank, self.world_size = rank_and_world()
+        if batch_order is not None:
+            self.batches_per_epoch = len(batch_order(0))
+        else:
+            self.batches_per_epoch = steps_per_epoch(len(train) // self.world_size, batch_size)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.grad_accum)
         self.epoch = 0  # epochs completed
         self.global_step = 0
         self.history: dict[str, list[float]] = {}
@@ -235,54 +212,68 @@ class Trainer:
     def _train_epoch(self, data: TensorSet, epoch: int) -> float | None:
         """One pass over ``data``; the mean training loss, or None when a callback stopped it."""
         self.model.train()
-        # the shuffle depends on (seed, epoch) only, so a resumed run sees the same batches
-        generator = torch.Generator().manual_seed(self.ctx.seed + epoch)
-        order = torch.randperm(len(data), generator=generator)
-        on_device = data.target.device == self.device
+        order, bounds = self._epoch_batches(epoch, len(data))
+        on_device = data.target.device == self.device and self.collate is None
         if on_device and self.device.type != "cpu":
             order = order.to(self.device, non_blocking=True)
         total = torch.zeros((), device=self.device, dtype=torch.float64)
-        for step, (a, b) in enumerate(_batch_bounds(len(data), self.batch_size)):
+        seen = 0
+        self.optimizer.zero_grad(set_to_none=True)
+        for step, (a, b) in enumerate(bounds):
             batch = data.take(order[a:b])
-            if not on_device:  # streamed from pinned CPU memory
-                batch = batch.pin_memory().to(self.device, non_blocking=True)
+            if not on_device:  # gathered on the CPU, streamed to the device
+                batch = self._to_device(batch)
             if self.batch_transform is not None:
                 batch = self.batch_transform(batch)
-            with autocast_context(self.device):
+            with self._autocast():
                 outputs = self.model(*batch.inputs)
                 loss = self.loss_fn(outputs, batch.target, batch.weight)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
-            self.global_step += 1
+            (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
+            if (step + 1) % self.grad_accum == 0 or step + 1 == len(bounds):
+                if self.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                self.optimizer.step()
+                if self.scheduler is not None:
+                    self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.global_step += 1
             loss = loss.detach()
             total += loss.double() * (b - a)
+            seen += b - a
             self._call("on_batch_end", step, loss)
             if self.stop_reason is not None:
                 return None
-        return float(total) / len(data)
+        return float(total) / max(seen, 1)
+
+    def _epoch_batches(self, epoch: int, n_rows: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """(order, bounds): the rows of this epoch and where each batch starts and stops."""
+        if self.batch_order is not None:
+            return joined(self.batch_order(epoch))
+        return epoch_order(n_rows, self.batch_size, self.ctx.seed, epoch, self.rank, self.world_size)
+
+    def _to_device(self, batch: TensorSet) -> TensorSet:
+        if self.collate is not None:
+            batch = self.collate(batch)
+        if self.device.type == "cuda":
+            return batch.pin_memory().to(self.device, non_blocking=True)
+        return batch.to(self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return autocast_context(self.device, self.precision, cpu=self.autocast_cpu)
 
     @torch.no_grad()
     def predict(self, inputs: Sequence[torch.Tensor], batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
         """The model's float32 outputs for ``inputs`` (eval mode, batched), on ``self.device``."""
-        self.model.eval()
         n = int(inputs[0].shape[0])
-        parts = []
-        for a in range(0, n, batch_size):
-            chunk = [t[a : a + batch_size].to(self.device, non_blocking=True) for t in inputs]
-            with autocast_context(self.device):
-                parts.append(self.model(*chunk).float())
-        if not parts:
-            return torch.zeros((0,), device=self.device)
-        return torch.cat(parts)
+        return self._forward(TensorSet(tuple(inputs), torch.zeros(n)), batch_size)
+
+    def _forward(self, data: TensorSet, batch_size: int) -> torch.Tensor:
+        return forward_batches(self.model, data, batch_size, self.device, collate=self.collate,
+                               precision=self.precision, autocast_cpu=self.autocast_cpu)
 
     def evaluate(self, data: TensorSet) -> dict[str, float]:
         """``valid_loss`` (and the score function's logs) of the model on ``data``."""
-        outputs = self.predict(data.inputs, self.eval_batch_size)
+        outputs = self._forward(data, self.eval_batch_size)
         target = data.target.to(self.device)
         weight = None if data.weight is None else data.weight.to(self.device)
         with torch.no_grad():
@@ -292,7 +283,10 @@ class Trainer:
         return logs
 
     def _place(self, data: TensorSet) -> TensorSet:
-        """Put the rows where batches are drawn from: the device when they fit there."""
+        """Put the rows where batches are drawn from: the device when they fit there (and need
+        no collating on the CPU)."""
+        if self.collate is not None:
+            return data.to(torch.device("cpu"))
         if self.device.type != "cuda":
             return data.to(self.device)
         free, _ = torch.cuda.mem_get_info(self.device)
@@ -382,100 +376,21 @@ class Trainer:
         return True
 
 
-# ------------------------------------------------------------------------ scores
-def chance_score(kind: str) -> ScoreFn:
-    """A score function for :class:`Trainer` whose logs say how far from chance the model is.
-
-    Args:
-        kind: "binary" (outputs: (n, 2) logits; ROC-AUC, chance 0.5), "multilabel" (outputs:
-            (n, k) logits; mean ROC-AUC over labels, chance 0.5), "multiclass" (outputs:
-            (n, k) logits; accuracy, chance = the majority class's share) or "regression"
-            (outputs: (n,) or (n, 1); R², chance 0).
-
-    Returns:
-        A function giving ``valid_score``, ``valid_chance``, ``valid_chance_band`` (about two
-        standard errors of the score when there is no signal) and the named metric.
-    """
-    if kind == "binary":
-        return _binary_score
-    if kind == "multiclass":
-        return _multiclass_score
-    if kind == "regression":
-        return _regression_score
-    if kind == "multilabel":
-        return _multilabel_score
-    from takeoff.errors import UnknownNameError
-
-    raise UnknownNameError("task", kind, ["binary", "multiclass", "multilabel", "regression"])
-
-
-def _multilabel_score(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Mean ROC-AUC over the labels with positives and negatives (logits (n, k), 0/1 (n, k))."""
-    y = target.numpy().astype(np.int64)
-    logits = outputs.double().numpy()
-    aucs, bands = [], []
-    for k in range(y.shape[1]):
-        n_pos = int(y[:, k].sum())
-        n_neg = len(y) - n_pos
-        if n_pos and n_neg:
-            aucs.append(roc_auc(logits[:, k], y[:, k]))
-            bands.append(2.0 * np.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg)))
-    if not aucs:
-        return {}
-    auc = float(np.mean(aucs))
-    band = float(np.sqrt(np.sum(np.square(bands))) / len(bands))  # of a mean of independent AUCs
-    return {"valid_roc_auc": auc, "valid_score": auc, "valid_chance": 0.5, "valid_chance_band": band}
-
-
-def _binary_score(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    y = target.numpy().astype(np.int64)
-    n_pos = int((y == 1).sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return {}
-    margin = (outputs[:, 1] - outputs[:, 0]).double().numpy()
-    auc = roc_auc(margin, y)
-    band = 2.0 * np.sqrt((n_pos + n_neg + 1) / (12.0 * n_pos * n_neg))
-    return {"valid_roc_auc": auc, "valid_score": auc, "valid_chance": 0.5, "valid_chance_band": float(band)}
-
-
-def _multiclass_score(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    y = target.numpy().astype(np.int64)
-    if len(y) == 0:
-        return {}
-    accuracy = float((outputs.argmax(dim=1).numpy() == y).mean())
-    majority = float(np.bincount(y).max() / len(y))
-    band = 2.0 * np.sqrt(majority * (1 - majority) / len(y))
-    return {
-        "valid_accuracy": accuracy,
-        "valid_score": accuracy,
-        "valid_chance": majority,
-        "valid_chance_band": float(band),
-    }
-
-
-def _regression_score(outputs: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    y = target.double().numpy()
-    pred = outputs.double().reshape(len(y), -1)[:, 0].numpy()
-    total = float(((y - y.mean()) ** 2).sum())
-    if len(y) < 2 or total <= 0:
-        return {}
-    r2 = 1.0 - float(((y - pred) ** 2).sum()) / total
-    return {"valid_r2": r2, "valid_score": r2, "valid_chance": 0.0, "valid_chance_band": 2.0 / np.sqrt(len(y))}
-
-
-def roc_auc(scores: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve from scores and 0/1 labels (ties count half)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(y)
-    sorter = np.argsort(scores, kind="mergesort")
-    ordered = scores[sorter]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    ends = np.r_[starts[1:], len(ordered)]
-    mean_rank = (starts + ends + 1) / 2.0  # 1-based ranks start+1 .. end, averaged over ties
-    group = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]]) - 1
-    ranks = np.empty(len(scores))
-    ranks[sorter] = mean_rank[group]
-    n_pos = int((y == 1).sum())
-    n_neg = len(y) - n_pos
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+@torch.no_grad()
+def forward_batches(model: nn.Module, data: TensorSet, batch_size: int, device: torch.device, *,
+                    collate: Collate | None = None, precision: str = "auto", autocast_cpu: bool = False,
+                    ) -> torch.Tensor:
+    """``model``'s float32 outputs for the rows of ``data`` in order (eval mode, batched, on
+    ``device``; each batch collated on the CPU first when ``collate`` is given)."""
+    model.eval()
+    parts = []
+    for a in range(0, len(data), batch_size):
+        chunk = data.slice(a, a + batch_size)
+        if collate is not None:
+            chunk = collate(chunk)
+        inputs = [t.to(device, non_blocking=True) for t in chunk.inputs]
+        with autocast_context(device, precision, cpu=autocast_cpu):
+            parts.append(model(*inputs).float())
+    if not parts:
+        return torch.zeros((0,), device=device)
+    return torch.cat(parts)
