@@ -49,7 +49,9 @@ def _imports(module: str, path: Path) -> list[tuple[str, list[str], int]]:
                 target = ".".join([*base, node.module] if node.module else base)
             else:
                 target = node.module or ""
-            if target.startswith("takeoff"):
+            if target == "takeoff":  # `from takeoff import bundle, registry`: modules by name
+                found += [(f"takeoff.{alias.name}", [], node.lineno) for alias in node.names]
+            elif target.startswith("takeoff"):
                 found.append((target, [alias.name for alias in node.names], node.lineno))
     return found
 
@@ -62,7 +64,7 @@ def _graph():
         here = _package(module)
         for target, names, line in _imports(module, path):
             there = _package(target)
-            if there == here or target == "takeoff":
+            if there == here:
                 continue
             where = f"{path.relative_to(SRC.parent)}:{line}"
             edges[here][there].append(where)

@@ -7,11 +7,9 @@
 from __future__ import annotations
 
 
-def compress(*args, **kwargs):
-    """See :func:`takeoff.compression.compress.compress`."""
-    from takeoff.compression.compress import compress as run
-
-    return run(*args, **kwargs)
-
+# Imported here, not wrapped: a wrapper named like the submodule is replaced by the module
+# object as soon as anything imports ``takeoff.compression.compress``, and ``from
+# takeoff.compression import compress`` then gives the module.
+from takeoff.compression.compress import compress  # noqa: E402
 
 __all__ = ["compress"]
