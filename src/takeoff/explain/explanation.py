@@ -29,18 +29,11 @@ from takeoff.data.conform import conform
 from takeoff.data.schema import require_columns
 from takeoff.errors import ConfigError, DataError
 from takeoff.explain.gradients import integrated_gradients
+from takeoff.explain.methods import METHODS
 from takeoff.explain.occlusion import column_occlusion, word_occlusion
 from takeoff.explain.permutation import permutation_importance
 from takeoff.explain.rows import Rows, explained_label, jsonable, make_rows, number, pick
 from takeoff.explain.tree import RAW_UNITS, tree_importance, tree_shap
-
-METHODS = {
-    "permutation": "Permutation importance",
-    "treeshap": "TreeSHAP",
-    "integrated_gradients": "Integrated Gradients",
-    "occlusion": "Column occlusion",
-}
-
 
 class ExplainParams(BaseModel):
     """How much :func:`explain` computes."""

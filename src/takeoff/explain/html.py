@@ -10,11 +10,15 @@ on the shared report shell; user strings are HTML-escaped; the file is written a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from takeoff.evaluation.html import generated, markup, write_page
 from takeoff.evaluation.html import render as render_page
-from takeoff.explain.explanation import METHODS, Explanation
+from takeoff.explain.methods import METHODS
+
+if TYPE_CHECKING:  # the page is drawn for an Explanation, which itself calls write_html
+    from takeoff.explain.explanation import Explanation
+
 
 TEMPLATES = Path(__file__).parent / "templates"
 # the methods the "How to read this" list explains (their texts are in the template)
