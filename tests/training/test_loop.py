@@ -294,3 +294,27 @@ def test_seed_everything_repeats_random_draws():
     seed_everything(5)
     second = (np.random.rand(), torch.rand(3))
     assert first[0] == second[0] and torch.equal(first[1], second[1])
+
+
+def test_each_rank_takes_its_own_slice_of_the_epoch():
+    """Under torch.distributed every rank draws the same (seed, epoch) permutation and takes
+    its own equal slice: no row is seen twice in an epoch; one process sees every row."""
+    from takeoff.training.tensors import epoch_order
+
+    whole, bounds = epoch_order(103, 16, seed=7, epoch=2)
+    assert sorted(whole.tolist()) == list(range(103)) and bounds[-1][1] == 103
+    slices = [epoch_order(103, 16, seed=7, epoch=2, rank=r, world_size=4)[0] for r in range(4)]
+    assert [len(s) for s in slices] == [25] * 4  # 103 // 4; the 3 left wait for another epoch
+    seen = torch.cat(slices).tolist()
+    assert len(set(seen)) == 100 and seen == whole[:100].tolist()
+    assert not torch.equal(epoch_order(103, 16, seed=7, epoch=3)[0], whole)  # a new epoch reshuffles
+
+
+def test_only_rank_zero_writes_checkpoints(tmp_path):
+    trainer = _trainer(callbacks=[Checkpoint(tmp_path / "r1")], max_epochs=1)
+    trainer.rank = 1  # as under torchrun: the other ranks hold the same state and write nothing
+    trainer.fit()
+    assert not (tmp_path / "r1").exists() or not any((tmp_path / "r1").iterdir())
+    trainer = _trainer(callbacks=[Checkpoint(tmp_path / "r0")], max_epochs=1)
+    trainer.fit()
+    assert load_state(tmp_path / "r0") is not None
