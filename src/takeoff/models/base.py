@@ -91,6 +91,13 @@ class Family(ABC):
     # small params the contract (:func:`takeoff.testing.check_family`) trains with, so it
     # runs in seconds; keys the family's Params does not have are left out
     fast_params: ClassVar[dict[str, Any]] = {}
+    # the configurations ``auto`` tries, best-first: each is a dict of params that override the
+    # user's (``{}``: the params as configured). Portfolio entry i of every family is tried before
+    # entry i + 1 of any, so a tight budget still gets each family's first choice.
+    portfolio: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+    # ``auto`` may fit it once per cross-validation fold (False for families whose one fit takes
+    # most of a CPU budget: with one of those among the candidates, ``auto`` uses one holdout)
+    cross_validates: ClassVar[bool] = True
 
     # Capabilities: what compression, explain and serving may ask of a fitted model.
     # ``to_onnx(sample)`` builds a graph (``takeoff compress --onnx``)
@@ -167,6 +174,13 @@ class Family(ABC):
     def unavailable(cls, params: dict[str, Any] | None = None) -> str | None:
         """Why this family cannot train on this machine (a missing package or pretrained
         weights), or None. ``auto`` skips an unavailable family with this as the warning."""
+        return None
+
+    @classmethod
+    def auto_skip(cls, rows: int, seconds: float, params: dict[str, Any] | None = None) -> str | None:
+        """Why ``auto`` should not try this family on a table of ``rows`` training rows with
+        ``seconds`` left (e.g. one epoch would not fit), or None to try it. A family named with
+        ``--family`` is trained regardless."""
         return None
 
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
