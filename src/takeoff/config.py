@@ -90,8 +90,24 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         valid_fraction: float = Field(0.2, gt=0, lt=0.9, description="Share of rows held out for validation.")
         refit: bool = Field(True, description="After choosing, refit on all rows (train + validation) when time allows.")
         blend: bool = Field(True, description="auto: keep a weighted blend of families when it validates better.")
+        metric: str | None = Field(
+            None, description="Metric the run is judged by: it chooses the models, their blend and the decision rule "
+            "(binary: roc_auc, pr_auc, log_loss, brier, accuracy, balanced_accuracy, f1, macro_f1; multiclass: log_loss, "
+            "accuracy, balanced_accuracy, macro_f1, roc_auc; regression: rmse, mae, mape, r2; multilabel: log_loss, "
+            "micro_f1, macro_f1...). Default: roc_auc (binary), log_loss (multiclass, multilabel), rmse (regression)."
+        )
         threshold_metric: Literal["macro_f1", "f1", "accuracy", "balanced_accuracy"] = Field(
-            "macro_f1", description="Binary tasks: metric the decision threshold is tuned for."
+            "macro_f1", description="Binary tasks whose metric does not score labels (e.g. roc_auc): metric the "
+            "decision threshold is tuned for."
+        )
+        folds: int | None = Field(
+            None, ge=1, le=20, description="auto: cross-validation folds that choose and blend the models (their "
+            "out-of-fold predictions); 1 = one holdout split of valid_fraction. Default: 5 up to 5,000 rows, 3 up to "
+            "50,000, else 1; 1 on image tables or with a family too slow to fit per fold."
+        )
+        target_transform: Literal["auto", "none", "log"] = Field(
+            "auto", description="Regression: fit on log(1 + y). 'auto' also tries it (as other candidates) when the "
+            "target is positive and skewed, and keeps what scores best out of fold."
         )
         strict: bool = Field(False, description="Fail on data-check errors instead of warning.")
         drop_rare_classes: bool = Field(

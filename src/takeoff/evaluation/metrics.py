@@ -29,9 +29,9 @@ TASK_METRICS = {
     "multiclass": ("log_loss", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc"),
     # multilabel: log_loss is the mean binary cross-entropy over labels; F1s at the thresholds
     "multilabel": ("log_loss", "micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "roc_auc", "pr_auc"),
-    "regression": ("rmse", "mae", "r2"),
+    "regression": ("rmse", "mae", "mape", "r2"),
 }
-_LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "hamming_loss"})
+_LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "mape", "hamming_loss"})
 _HIGHER_IS_BETTER = frozenset({"roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1",
                                "macro_f1", "micro_f1", "subset_accuracy", "r2"})
 THRESHOLD_METRICS = ("macro_f1", "f1", "accuracy", "balanced_accuracy")
@@ -75,8 +75,10 @@ def compute_metrics(
         pred: probabilities (n, n_classes), columns in ``task.classes`` order; for binary a
             1-D array of positive-class probabilities is accepted too. Values (n,) for
             regression.
-        threshold: binary only: the positive-class probability at or above which a row is
-            predicted positive, used for accuracy and F1. Default 0.5.
+        threshold: the decision rule the counting metrics (accuracy, F1...) use. Binary: the
+            positive-class probability at or above which a row is predicted positive (default
+            0.5). Multiclass: None (most probable class) or one weight per class (the largest
+            weighted probability wins). Multilabel: one threshold per label.
 
     Returns:
         binary: ``roc_auc``, ``pr_auc``, ``accuracy``, ``balanced_accuracy``, ``f1`` (positive
@@ -123,7 +125,7 @@ def compute_metrics(
         out["brier"] = float(np.mean((p_pos - y) ** 2))
         out["threshold"] = t
         return out
-    cm = _confusion(y, np.argmax(pred, axis=1), k)
+    cm = _confusion(y, _weighted_argmax(pred, threshold), k)
     counts = _class_counts(cm)
     out["accuracy"] = counts["accuracy"]
     out["balanced_accuracy"] = counts["balanced_accuracy"]
@@ -252,8 +254,10 @@ def predicted_codes(task: Task, pred: np.ndarray, threshold: float | None = None
         task: the task (binary or multiclass).
         pred: probabilities (n, n_classes) in ``task.classes`` order; for binary a 1-D array
             of positive-class probabilities is accepted too.
-        threshold: binary only: rows with positive-class probability ``>= threshold`` get
-            code 1. Default 0.5.
+        threshold: the decision rule. Binary: rows with positive-class probability
+            ``>= threshold`` get code 1 (default 0.5). Multiclass: None (the most probable
+            class) or one weight per class, the code being that of the largest weighted
+            probability (weights tuned for a metric, :func:`takeoff.evaluation.decision.tune_class_weights`).
 
     Returns:
         int64 codes, shape (n,): ``task.classes[code]`` is the predicted label.
@@ -275,7 +279,17 @@ def predicted_codes(task: Task, pred: np.ndarray, threshold: float | None = None
     if kind == "binary":
         t = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         return (pred[:, 1] >= t).astype(np.int64)
-    return np.argmax(pred, axis=1).astype(np.int64)
+    return _weighted_argmax(pred, threshold)
+
+
+def _weighted_argmax(proba: np.ndarray, weights) -> np.ndarray:
+    """The multiclass decision: the most probable class, or the largest ``proba * weights``."""
+    if weights is None:
+        return np.argmax(proba, axis=1).astype(np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (proba.shape[1],):
+        raise DataError(f"a multiclass decision needs one weight per class ({proba.shape[1]}); received {w.shape}.")
+    return np.argmax(proba * w, axis=1).astype(np.int64)
 
 
 MIN_LABEL_POSITIVES = 10  # fewer validation rows with a label: it shares the common threshold
@@ -526,10 +540,21 @@ def _multiclass_auc(y: np.ndarray, proba: np.ndarray, k: int) -> float | None:
 def _regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
     err = pred - y
     out = {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err)))}
+    mape = _mape(y, err)
+    if mape is not None:
+        out["mape"] = mape
     r2 = _r2(y, err)
     if r2 is not None:
         out["r2"] = r2
     return out
+
+
+def _mape(y: np.ndarray, err: np.ndarray) -> float | None:
+    """Mean absolute percentage error (a share: 0.1 is 10%) over the rows whose target is not 0."""
+    nonzero = y != 0
+    if not nonzero.any():
+        return None
+    return float(np.mean(np.abs(err[nonzero]) / np.abs(y[nonzero])))
 
 
 def _r2(y: np.ndarray, err: np.ndarray) -> float | None:
@@ -547,6 +572,8 @@ def _single_metric(task: Task, y: np.ndarray, pred: np.ndarray, metric: str) -> 
             return float(np.sqrt(np.mean(err**2)))
         if metric == "mae":
             return float(np.mean(np.abs(err)))
+        if metric == "mape":
+            return _mape(y, err)
         return _r2(y, err)
     if metric == "log_loss":
         return _log_loss(y, _normalised(pred))

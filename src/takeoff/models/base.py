@@ -183,6 +183,11 @@ class Family(ABC):
         ``--family`` is trained regardless."""
         return None
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import what :meth:`fit` needs, before the clock of a first fit starts (a fit with a
+        few seconds should not spend them importing a library)."""
+
     def refit_params(self, n_rows_ratio: float) -> dict[str, Any] | None:
         """Params for refitting on train+valid without a validation split, or None if the
         family should not be refitted. ``n_rows_ratio`` is full rows / train rows."""

@@ -35,6 +35,8 @@ class LightGBMParams(Params):
     bagging_fraction: float = Field(0.8, gt=0, le=1, description="Share of rows sampled per tree.")
     lambda_l2: float = Field(1.0, ge=0, description="L2 regularisation of leaf values.")
     cat_smooth: float = Field(10.0, ge=0, description="Smoothing of categorical splits.")
+    extra_trees: bool = Field(False, description="Random split thresholds (extremely randomised trees): less variance on small or noisy tables.")
+    min_data_per_group: int = Field(100, ge=1, description="Rows a category group needs to form its own split.")
     max_rounds: int = Field(5000, ge=1, description="Most boosting rounds (early stopping ends sooner).")
     early_stopping_rounds: int = Field(100, ge=1, description="Rounds without improvement before stopping.")
     rounds: int | None = Field(None, ge=1, description="Fixed round count (refit on all data; no early stopping).")
@@ -51,6 +53,18 @@ class LightGBMFamily(Family):
     Params = LightGBMParams
     auto_order = 10
     fast_params = {"max_rounds": 30}
+    # what ``auto`` tries, in order: the defaults; larger trees learning slower (large tables
+    # with interactions); randomised splits with column sampling (small, noisy tables); shallow
+    # heavily regularised trees (near-additive signal); a middle ground with small leaves that
+    # suits many categoricals
+    portfolio = (
+        {},
+        {"learning_rate": 0.03, "num_leaves": 128, "min_child_samples": 5, "feature_fraction": 0.9, "lambda_l2": 0.0},
+        {"extra_trees": True, "feature_fraction": 0.6, "num_leaves": 63, "min_child_samples": 10},
+        {"num_leaves": 7, "min_child_samples": 30, "lambda_l2": 10.0, "learning_rate": 0.08, "feature_fraction": 0.7},
+        {"num_leaves": 24, "min_child_samples": 3, "cat_smooth": 2.0, "min_data_per_group": 20, "feature_fraction": 0.8,
+         "bagging_fraction": 0.9},
+    )
     exports_onnx = True
     explains_trees = True
     serves_in_batches = False  # a row costs microseconds: batching requests would only add waiting
@@ -94,6 +108,8 @@ class LightGBMFamily(Family):
             "bagging_freq": 1 if p.bagging_fraction < 1 else 0,
             "lambda_l2": p.lambda_l2,
             "cat_smooth": p.cat_smooth,
+            "extra_trees": p.extra_trees,
+            "min_data_per_group": p.min_data_per_group,
             "max_cat_to_onehot": 8,
             "num_threads": p.threads or (1 if len(train) < SMALL_ROWS else 0),
             "seed": ctx.seed,

@@ -215,6 +215,10 @@ class TorchFamily(Family):
         return min(self.params.batch_size, max(MIN_BATCH, math.ceil(n_rows / MIN_STEPS)))
 
     # ------------------------------------------------------------------ fit
+    @classmethod
+    def warm_up(cls) -> None:
+        import torch  # noqa: F401 - seconds on a cold start
+
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         """Train on ``train``, early-stopping on ``valid`` (see the module docstring).
 

@@ -1,12 +1,23 @@
-"""The AutoML step of a prediction run: each family within its share of the time budget →
-blend and decision threshold on validation → refit on all rows when time allows. Progress is
-kept in the run directory (``run.json``, saved members, per-epoch checkpoints) so that an
-interrupted run can be resumed.
+"""The AutoML step of a prediction run, judged throughout by the run's metric:
+
+1. every candidate (:mod:`.candidates`: each family's portfolio of configurations, on a log
+   target too where the target is skewed) is fitted per fold of the fold plan, giving
+   out-of-fold predictions for every row (or validation predictions on one holdout split);
+2. ensemble selection on those predictions picks the blend; while time is left and it still
+   helps, the best candidates are fitted again with other seeds;
+3. the decision rule (binary threshold, multiclass class weights, multilabel thresholds) is
+   tuned on the blend's out-of-fold predictions for the metric;
+4. the kept candidates are refitted on all rows with the rounds/epochs the folds found, when
+   time allows (else the first fold's model serves).
+
+Progress is kept in the run directory (``run.json``, each finished candidate's first-fold
+model and out-of-fold predictions, per-epoch checkpoints) so that an interrupted run resumes.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,16 +27,26 @@ import numpy as np
 
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
-from takeoff.data.schema import Kind, Schema, Task
-from takeoff.errors import BudgetError
+from takeoff.data.schema import Kind, Task
+from takeoff.errors import BudgetError, DataError, UnknownNameError
 from takeoff.evaluation.importance import validation_importance
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family
 from takeoff.models.blend import Blend, greedy_weights
+from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan
 from takeoff.pipelines.prediction.prepare import Prepared
 from takeoff.training.context import FitContext
 
 log = logging.getLogger("takeoff")
+
+__all__ = ["Outcome", "family_names", "fit", "run_metric"]
+
+MAX_SHARE = 3  # a candidate may use at most 1/3 of the selection time left...
+FIRST_SHARE = 0.6  # ...but the first, which every run must have, up to 60%
+STALL = 2  # extra seeds stop after this many in a row that do not improve the blend...
+GAIN = 1e-4  # ...by at least this share of its score
+MAX_RESEEDS = 12
+
 
 @dataclass
 class Outcome:
@@ -40,149 +61,318 @@ class Outcome:
     importance: dict[str, float]
     history: dict[str, dict[str, list[float]]]
     info: dict[str, Any] = field(default_factory=dict)
+    member_ids: list[str] = field(default_factory=list)
+    transforms: list[str | None] = field(default_factory=list)
+    valid_y: np.ndarray | None = None
+    valid_X: Features | None = None
 
 
+@dataclass
+class _Fitted:
+    candidate: Candidate
+    model: Family  # the first fold's model (until refitted on all rows)
+    oof: np.ndarray  # predictions on the scored rows
+    seconds: float
+    best_iterations: list[int | None]
+    fold_rows: int  # training rows of one fold
 
-def family_names(config, task: Task, schema: Schema | None = None) -> list[str]:
-    if config.family == "auto":
-        if schema is not None and schema.names(Kind.IMAGE):
-            # image tables: the families that read the pixels (and fuse the other columns)
-            names = []
-            for n in registry.auto(images=True):
-                cls = registry.get(n)
-                if not cls.supports(task.kind):
-                    continue
-                problem = cls.unavailable(getattr(config.models, n).model_dump())
-                if problem is not None:
-                    log.warning("%s: skipped; the other image families train instead. %s", n, problem)
-                    continue
-                names.append(n)
-            return names
-        has_text = schema is not None and bool(schema.names(Kind.TEXT))
-        return [n for n in registry.auto() if registry.get(n).supports(task.kind)
-                and (has_text or not getattr(registry.get(n), "needs_text", False))]
-    registry.get(config.family)  # raises UnknownNameError listing the valid names
-    return [config.family]
+
+def run_metric(config, task: Task) -> str:
+    """The metric the run is judged by: ``config.metric`` or the task's default.
+
+    Raises:
+        UnknownNameError: the metric does not apply to this task.
+    """
+    from takeoff.evaluation.metrics import PRIMARY_METRIC, TASK_METRICS
+
+    metric = config.metric or PRIMARY_METRIC[task.kind]
+    if metric not in TASK_METRICS[task.kind]:
+        raise UnknownNameError(f"metric for a {task.kind} task", metric, list(TASK_METRICS[task.kind]))
+    return metric
 
 
 def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: dict[str, Any]) -> Outcome:
-    """Fit, select, blend and refit within ``deadline`` (a ``time.monotonic()`` value).
+    """Fit, select, blend, tune the decision and refit within ``deadline`` (a
+    ``time.monotonic()`` value).
 
-    ``state`` is the run's resumable state (saved to ``run_dir/run.json`` after each member);
-    members it lists as done are loaded instead of refitted.
+    ``state`` is the run's resumable state (saved to ``run_dir/run.json`` after each
+    candidate); candidates it lists as done are loaded instead of refitted.
     """
-    from takeoff.evaluation.metrics import compute_metrics, score, tune_label_thresholds, tune_threshold
+    from takeoff.evaluation.decision import decided_score, tune_decision
+    from takeoff.evaluation.metrics import compute_metrics, tune_label_thresholds
 
-    task, names = prep.task, family_names(config, prep.task, prep.schema)
+    task = prep.task
+    metric = run_metric(config, task)
     started = time.monotonic()
     total = max(deadline - started, 0.0)
-    # Leave time at the end for the report and the bundle; the refit gets what selection leaves.
+    # time at the end for the report and the bundle; the refit gets what selection leaves
     reserve = min(max(2.0, 0.08 * total), 0.3 * total)
-    select_deadline = deadline - reserve - (0.2 * total if config.refit else 0.0)
-    base_ctx = FitContext(deadline=select_deadline, seed=config.seed, device=config.device, warn=log.warning)
+    select_deadline = deadline - reserve
 
-    members: dict[str, Family] = {}
-    done = state.setdefault("members", {})
-    for i, name in enumerate(names):
-        cls = registry.get(name)
-        params = getattr(config.models, name).model_dump()
-        member_dir = run_dir / "members" / name if run_dir else None
-        if name in done and member_dir and member_dir.exists():
-            log.info("%s: loaded from the interrupted run", name)
-            members[name] = cls.restore(member_dir, task, params)
-            continue
-        if base_ctx.expired():
-            log.warning("%s: skipped, the time budget is spent", name)
-            continue
-        share = 1.0 / (len(names) - i)
-        ctx = base_ctx.with_share(share, run_dir / "checkpoints" / name if run_dir else None)
-        family = cls.create(task, params)
-        log.info("%s: training (up to %.0fs)", name, max(ctx.remaining(), 0.0))
-        report = family.fit(prep.train, prep.valid, ctx)
-        log.info("%s: fitted in %.1fs (%s, best iteration %s)", name, report.seconds, report.stopped_by, report.best_iteration)
-        members[name] = family
-        if run_dir:
-            member_dir.mkdir(parents=True, exist_ok=True)
-            family.save(member_dir)
-            done[name] = {"seconds": report.seconds}
-            write_json(run_dir / RUN_STATE, state)
-    if not members:
-        raise BudgetError(
-            f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
-            "Fix: raise --time-budget."
-        )
+    n_train = len(prep.train)
+    y_all = np.concatenate([prep.train.y, prep.valid.y])
+    names = family_names(config, task, prep.schema, rows=len(y_all), seconds=select_deadline - time.monotonic())
+    if not names:
+        raise BudgetError(f"no model family can train on this table within the time budget ({config.time_budget:g}s). "
+                          "Fix: raise --time-budget, or name a family with --family.")
+    pool = candidates(config, task, names, y_all)
+    folds = fold_plan(config, task, y_all, n_train, names, bool(prep.schema.names(Kind.IMAGE)))
+    cv = len(folds) > 1
+    if cv:
+        X_all = Features.concat([prep.train.X, prep.valid.X])
+        scored_y = y_all
+        log.info("judging %d candidate(s) by %s on %d-fold cross-validation of %d rows", len(pool), metric, len(folds), len(y_all))
+    else:
+        X_all = None
+        scored_y = prep.valid.y
+        log.info("judging %d candidate(s) by %s on %d validation rows", len(pool), metric, len(scored_y))
 
-    valid_preds = {name: m.predict(prep.valid.X) for name, m in members.items()}
-    member_scores = {name: score(task, prep.valid.y, p) for name, p in valid_preds.items()}
-    best = max(member_scores, key=member_scores.get)
-    weights = {name: float(name == best) for name in members}
-    if config.blend and len(members) > 1:
-        order = list(members)
-        blend_w, blend_score = greedy_weights(
-            [valid_preds[n] for n in order], lambda p: score(task, prep.valid.y, p)
-        )
-        if blend_score > member_scores[best] + 1e-9:
-            weights = dict(zip(order, blend_w))
-    kept = [n for n in members if weights[n] > 0]
-    log.info(
-        "validation scores: %s; kept %s",
-        ", ".join(f"{n} {v:.4f}" for n, v in member_scores.items()),
-        " + ".join(f"{n} ({weights[n]:.2f})" for n in kept),
-    )
-    valid_pred = sum(valid_preds[n] * weights[n] for n in kept) / sum(weights[n] for n in kept)
-    threshold = None
-    if task.kind == "binary":
-        threshold = tune_threshold(prep.valid.y, valid_pred[:, 1], config.threshold_metric)
-    elif task.is_multilabel:  # one per label, each at its best F1 on validation
-        threshold = tune_label_thresholds(prep.valid.y, valid_pred)
-    metrics = compute_metrics(task, prep.valid.y, valid_pred, threshold)
-    chosen = Blend([members[n] for n in kept], [weights[n] for n in kept])
-    importance = validation_importance(chosen.predict, task, prep.valid.X, prep.valid.y, config.seed)
-    history = {n: members[n].report.history for n in members}
+    def judge(pred: np.ndarray) -> float:
+        return decided_score(task, scored_y, pred, metric)
+
+    for name in names:
+        registry.get(name).warm_up()
+    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline)
+    fitter.refit = config.refit
+    fitted: dict[str, _Fitted] = {}
+    for i, cand in enumerate(pool):
+        left = len(pool) - i
+        result = fitter.run(cand, share=FIRST_SHARE if not fitted else 1.0 / min(left, MAX_SHARE), first=not fitted)
+        if result is not None:
+            fitted[cand.id] = result
+    if not fitted:
+        raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
+                          "Fix: raise --time-budget.")
+    scores = {cid: judge(f.oof) for cid, f in fitted.items()}
+    weights, blend_score = _select(fitted, scores, judge, config.blend)
+    if config.blend and config.family == "auto":
+        weights, blend_score = _reseed(fitter, fitted, scores, weights, blend_score, judge)
+    kept = [cid for cid, w in weights.items() if w > 0]
+    log.info("out-of-fold %s: %s; kept %s", metric, ", ".join(f"{c} {_shown(v, metric):.4f}" for c, v in scores.items()),
+             " + ".join(f"{c} ({weights[c]:.2f})" for c in kept))
+
+    oof = sum(fitted[c].oof * weights[c] for c in kept) / sum(weights[c] for c in kept)
+    if task.is_multilabel:  # one threshold per label, each at its best F1
+        rule = tune_label_thresholds(scored_y, oof)
+    else:
+        rule = tune_decision(task, scored_y, oof, metric, config.threshold_metric)
+    metrics = compute_metrics(task, scored_y, oof, rule)
+    chosen = Blend([fitted[c].model for c in kept], [weights[c] for c in kept])
+    held_out = fitter.data[0][1]  # rows the first fold's models did not see
+    importance = validation_importance(chosen.predict, task, held_out.X, held_out.y, config.seed)
+    history = {c: f.model.report.history for c, f in fitted.items()}
 
     refitted = []
+    refit_started = time.monotonic()
     if config.refit:
-        refitted = _refit(members, kept, prep, config, deadline - reserve)
-    final = Blend([members[n] for n in kept], [weights[n] for n in kept])
+        refitted = _refit(fitted, kept, prep, config, deadline - reserve)
+    fit_seconds = {c: round(f.seconds, 2) for c, f in fitted.items()}
+    final = Blend([fitted[c].model for c in kept], [weights[c] for c in kept])
     return Outcome(
         prepared=prep,
         blend=final,
-        threshold=threshold,
+        threshold=rule,
         metrics=metrics,
-        member_scores=member_scores,
-        valid_pred=valid_pred,
+        member_scores={c: _shown(v, metric) for c, v in scores.items()},
+        valid_pred=oof,
         importance=importance,
         history=history,
         info={
-            "weights": {n: weights[n] for n in kept},
+            "metric": metric,
+            "folds": len(folds),
+            "scored_rows": int(len(scored_y)),
+            "weights": {c: weights[c] for c in kept},
             "refitted": refitted,
-            "fit_seconds": {n: round(m.report.seconds, 2) for n, m in members.items()},
+            "fit_seconds": fit_seconds,
+            "time": {
+                "fitting candidates": round(sum(fit_seconds.values()), 2),
+                "selection and decision": round(refit_started - started - sum(f.seconds for f in fitted.values()), 2),
+                "refit on all rows": round(time.monotonic() - refit_started, 2),
+            },
         },
+        member_ids=kept,
+        transforms=[fitted[c].candidate.transform for c in kept],
+        valid_y=scored_y,
+        valid_X=X_all if cv else prep.valid.X,
     )
 
 
-def _refit(members: dict[str, Family], kept: list[str], prep: Prepared, config, deadline: float) -> list[str]:
-    """Refit the kept members on train + validation with the iterations found, if time allows."""
+def _shown(value: float, metric: str) -> float:
+    """A selection score (higher is better) as the metric reads (losses positive again)."""
+    from takeoff.evaluation.metrics import greater_is_better
+
+    return value if greater_is_better(metric) else -value
+
+
+def _select(fitted: dict[str, _Fitted], scores: dict[str, float], judge, blend: bool) -> tuple[dict[str, float], float]:
+    """The best single candidate, or the ensemble selection when it scores better."""
+    best = max(scores, key=scores.get)
+    weights = {cid: float(cid == best) for cid in fitted}
+    if not blend or len(fitted) < 2:
+        return weights, scores[best]
+    order = list(fitted)
+    blend_w, blend_score = greedy_weights([fitted[c].oof for c in order], judge)
+    if blend_score > scores[best] + 1e-9:
+        return dict(zip(order, blend_w)), blend_score
+    return weights, scores[best]
+
+
+def _reseed(fitter: _Fitter, fitted, scores, weights, blend_score, judge):
+    """Use the time left: fit the best candidates again with other seeds while the blend
+    improves (stop after :data:`STALL` additions in a row that do not help)."""
+    stall, offset = 0, 1
+    while stall < STALL and offset <= MAX_RESEEDS and fitter.time_left() > 0:
+        ranked = sorted((c for c in fitted if fitted[c].candidate.seed_offset == 0), key=scores.get, reverse=True)
+        base = fitted[ranked[(offset - 1) % min(len(ranked), 3)]]
+        cand = base.candidate.reseeded(offset)
+        offset += 1
+        # the candidate's measured time, with some margin, or do not start it
+        if base.seconds * 1.2 > fitter.time_left():
+            stall += 1
+            continue
+        result = fitter.run(cand, share=1.0, first=False)
+        if result is None:
+            break
+        fitted[cand.id] = result
+        scores[cand.id] = judge(result.oof)
+        new_weights, new_score = _select(fitted, scores, judge, True)
+        if new_score > blend_score + GAIN * max(1.0, abs(blend_score)):
+            weights, blend_score, stall = new_weights, new_score, 0
+            log.info("%s: the blend improves to %.5f", cand.id, blend_score)
+        else:
+            weights = {c: weights.get(c, 0.0) for c in fitted}
+            stall += 1
+    return weights, blend_score
+
+
+class _Fitter:
+    """Fits one candidate on every fold of the plan, within its share of the selection time,
+    saving it in the run directory for a resume."""
+
+    def __init__(self, prep: Prepared, config, run_dir: Path | None, state: dict[str, Any], folds, X_all, deadline: float):
+        self.prep, self.config, self.run_dir, self.state = prep, config, run_dir, state
+        self.folds, self.deadline = folds, deadline
+        self.done = state.setdefault("members", {})
+        self.refit = True
+        self.measured: dict[str, float] = {}  # family name → seconds of its last candidate
+        self.fitted: list[_Fitted] = []
+        if len(folds) > 1:
+            y_all = np.concatenate([prep.train.y, prep.valid.y])
+            self.data = [(Dataset(X_all.take(tr), y_all[tr]), Dataset(X_all.take(va), y_all[va])) for tr, va in folds]
+        else:
+            self.data = [(prep.train, prep.valid)]
+
+    def time_left(self) -> float:
+        """Seconds left for fitting candidates: the selection deadline less the time the refit
+        of the best candidates so far on all rows is estimated to take."""
+        return self.deadline - self.refit_estimate() - time.monotonic()
+
+    def refit_estimate(self) -> float:
+        if not self.refit or not self.fitted:
+            return 0.0
+        k = len(self.folds)
+        ratio = k / (k - 1) if k > 1 else (len(self.prep.train) + len(self.prep.valid)) / len(self.prep.train)
+        ranked = sorted(self.fitted, key=lambda f: f.seconds)[:3]  # the blend rarely keeps more than 3
+        return 1.3 * ratio * sum(f.seconds / k for f in ranked) + 1.0
+
+    def run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
+        task = self.prep.task
+        saved = self.run_dir / "candidates" / cand.id if self.run_dir else None
+        if cand.id in self.done and saved is not None and (saved / "oof.npy").exists():
+            log.info("%s: loaded from the interrupted run", cand.id)
+            info = self.done[cand.id]
+            return _Fitted(cand, cand.restore(saved / "model", task), np.load(saved / "oof.npy", allow_pickle=False),
+                           info["seconds"], info["best_iterations"], info["fold_rows"])
+        if not first:
+            expected = self.measured.get(cand.family)
+            if self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left()):
+                log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
+                         f"it needs ~{expected:.0f}s and {max(self.time_left(), 0):.0f}s are left")
+                return None
+        started = time.monotonic()
+        cand_deadline = started + max(self.time_left(), 0.0) * share
+        if first:  # something must come back: the first candidate gets at least a few seconds
+            cand_deadline = max(cand_deadline, started + 2.0)
+        oof, first_model, iterations = None, None, []
+        k = len(self.folds)
+        log.info("%s: training%s (up to %.0fs)", cand.id, f" on {k} folds" if k > 1 else "", cand_deadline - started)
+        for j, ((train, valid), (_, scored)) in enumerate(zip(self.data, self.folds)):
+            # the first fold may take twice its even share: later folds are given what it leaves
+            fold_deadline = time.monotonic() + max(cand_deadline - time.monotonic(), 0.0) * min(1.0, (2 if j == 0 else 1) / (k - j))
+            checkpoints = None
+            if self.run_dir:
+                checkpoints = self.run_dir / "checkpoints" / cand.id
+                checkpoints = checkpoints / f"fold-{j}" if k > 1 else checkpoints
+            ctx = FitContext(deadline=fold_deadline, seed=self.config.seed + cand.seed_offset, checkpoint_dir=checkpoints,
+                             warn=log.warning, device=self.config.device)
+            model = cand.create(task)
+            try:
+                model.fit(train, valid, ctx)
+            except BudgetError:
+                if first and j == 0:
+                    raise
+                log.warning("%s: dropped, fold %d did not fit in its time", cand.id, j + 1)
+                # what all folds would have needed, so the family's next candidates are not started in vain
+                self.measured[cand.family] = (time.monotonic() - started) * k / (j + 1) * 2
+                return None
+            pred = np.asarray(model.predict(valid.X), dtype=np.float64)
+            if not np.isfinite(pred).all():
+                if first and j == 0:
+                    raise DataError(f"{cand.id} predicts NaN or infinite values. Fix: check the data for extreme values, "
+                                    "or choose another family with --family.")
+                log.warning("%s: dropped, it predicts NaN or infinite values", cand.id)
+                return None
+            if oof is None:
+                oof = np.zeros((len(self.folds[0][1]) if k == 1 else sum(len(s) for _, s in self.folds),) + pred.shape[1:])
+                first_model = model
+            oof[scored if k > 1 else slice(None)] = pred
+            iterations.append(model.report.best_iteration)
+        seconds = time.monotonic() - started
+        log.info("%s: fitted in %.1fs (%s, best iteration %s)", cand.id, seconds, first_model.report.stopped_by,
+                 first_model.report.best_iteration)
+        result = _Fitted(cand, first_model, oof, seconds, iterations, len(self.data[0][0]))
+        self.measured[cand.family] = seconds
+        self.fitted.append(result)
+        if self.run_dir:
+            tmp = saved.with_name(saved.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            (tmp / "model").mkdir(parents=True)
+            first_model.save(tmp / "model")
+            np.save(tmp / "oof.npy", oof, allow_pickle=False)
+            shutil.rmtree(saved, ignore_errors=True)
+            tmp.rename(saved)
+            self.done[cand.id] = {"seconds": seconds, "best_iterations": iterations, "fold_rows": result.fold_rows}
+            write_json(self.run_dir / RUN_STATE, self.state)
+        return result
+
+
+def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, deadline: float) -> list[str]:
+    """Refit the kept candidates on all rows with the rounds/epochs the folds found, while
+    time allows; a candidate not refitted keeps its first fold's model."""
     full = Dataset(Features.concat([prep.train.X, prep.valid.X]), np.concatenate([prep.train.y, prep.valid.y]))
-    ratio = len(full) / len(prep.train)
     refitted = []
-    for name in kept:
-        old = members[name]
-        overrides = old.refit_params(ratio)
-        needed = old.report.seconds * ratio * 1.3 + 1.0
+    for cid in kept:
+        old = fitted[cid]
+        known = [i for i in old.best_iterations if i]
+        if known:  # the mean over folds is a steadier estimate than the first fold's alone
+            old.model.report.best_iteration = int(round(float(np.mean(known))))
+        ratio = len(full) / old.fold_rows
+        overrides = old.model.refit_params(ratio)
+        needed = old.seconds / len(old.best_iterations) * ratio * 1.3 + 1.0
         if overrides is None or time.monotonic() + needed > deadline:
             if overrides is not None:
-                log.info("%s: not refitted on all rows (needs ~%.0fs, budget left %.0fs)", name, needed, deadline - time.monotonic())
+                log.info("%s: not refitted on all rows (needs ~%.0fs, budget left %.0fs)", cid, needed, deadline - time.monotonic())
             continue
-        params = {**old.params.model_dump(), **overrides}
-        family = registry.get(name).create(prep.task, params)
-        ctx = FitContext(deadline=deadline, seed=config.seed, device=config.device, warn=log.warning)
-        log.info("%s: refitting on all %d rows", name, len(full))
-        report = family.fit(full, None, ctx)
+        cand = old.candidate
+        params = {**old.model.params.model_dump(), **overrides}
+        model = Candidate(cid, cand.family, params, cand.transform, cand.seed_offset).create(prep.task)
+        ctx = FitContext(deadline=deadline, seed=config.seed + cand.seed_offset, warn=log.warning, device=config.device)
+        log.info("%s: refitting on all %d rows", cid, len(full))
+        report = model.fit(full, None, ctx)
         if report.stopped_by == "time_budget":
-            log.info("%s: refit cut by the time budget; keeping the validated model", name)
+            log.info("%s: refit cut by the time budget; keeping the validated model", cid)
             continue
-        family.report.history = old.report.history  # the learning curve that was validated
-        members[name] = family
-        refitted.append(name)
+        model.report.history = old.model.report.history  # the learning curve that was validated
+        old.model = model
+        refitted.append(cid)
     return refitted

@@ -26,6 +26,7 @@ from takeoff.errors import BundleError, DataError
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
 from takeoff.models.blend import Blend
+from takeoff.models.target_transform import wrap
 from takeoff.pipelines.base import Predictor
 from takeoff.pipelines.run_dir import read_data
 
@@ -54,7 +55,9 @@ class Model(Predictor):
 
     @property
     def threshold(self) -> float | list[float] | None:
-        """The tuned decision threshold: binary, one float; multilabel, one per label."""
+        """The decision rule tuned for the run's metric: binary, one threshold; multilabel, one
+        threshold per label; multiclass, one weight per class (the largest weighted probability
+        is predicted), or None for the most probable class."""
         return self.manifest.get("threshold")
 
     @property
@@ -239,7 +242,8 @@ class Model(Predictor):
         for member in manifest["members"]:
             if member["family"] not in registry.names():
                 raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
-            families.append(registry.get(member["family"]).restore(path / member["dir"], task, member["params"]))
+            family = registry.get(member["family"]).restore(path / member["dir"], task, member["params"])
+            families.append(wrap(family, member.get("target_transform")))
         return cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
 
     @classmethod
@@ -258,12 +262,16 @@ class Model(Predictor):
         """What the report shows of the model: members and weights, scores, threshold, versions."""
         training = self.manifest.get("training", {})
         return {
-            "members": {m["family"]: round(m["weight"], 3) for m in self.manifest["members"]},
+            "members": {m.get("id", m["family"]): round(m["weight"], 3) for m in self.manifest["members"]},
+            "metric": training.get("metric"),
+            "judged on": (f"out-of-fold predictions, {training['folds']}-fold cross-validation"
+                          if training.get("folds", 1) > 1 else "the validation split"),
             "validation scores": {k: round(v, 5) for k, v in self.manifest.get("member_scores", {}).items()},
             "refitted on all rows": ", ".join(training.get("refitted", [])) or "none",
             "training seconds": training.get("seconds"),
+            "where the time went (s)": ", ".join(f"{k} {v}" for k, v in training.get("time", {}).items()) or None,
             "rows (train / valid)": f"{training.get('rows_train')} / {training.get('rows_valid')}",
-            "decision threshold": self.threshold,
+            ("class weights of the decision" if self.task.kind == "multiclass" else "decision threshold"): self.threshold,
             "takeoff": self.manifest.get("takeoff_version"),
             "libraries": ", ".join(f"{k} {v}" for k, v in self.manifest.get("libraries", {}).items()),
         }

@@ -65,10 +65,10 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
             report = run_dir / "report.html"
             write_report(
                 report, title=f"{prep.task.target} — validation report", task=prep.task,
-                metrics=outcome.metrics, y=prep.valid.y, pred=outcome.valid_pred,
+                metrics=outcome.metrics, y=outcome.valid_y, pred=outcome.valid_pred,
                 threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
                 findings=[f.to_json() for f in prep.findings], model_info=model.model_info(),
-                data_name=f"{name} (validation split)", images=next(iter(prep.valid.X.images.values()), None),
+                data_name=f"{name} ({_scored_rows(outcome)})", images=next(iter(outcome.valid_X.images.values()), None),
             )
             model.attach("report.html", report)
             model.save(run_dir)
@@ -87,10 +87,12 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
 def model_of(outcome: automl.Outcome, cfg, source: str, seconds: float) -> Model:
     """The model of a finished run, with its manifest."""
     prep = outcome.prepared
-    members = [
-        {"family": m.name, "dir": f"members/{m.name}", "weight": w, "params": m.params.model_dump(mode="json")}
-        for m, w in zip(outcome.blend.members, outcome.blend.weights)
-    ]
+    members = []
+    for m, w, mid, transform in zip(outcome.blend.members, outcome.blend.weights, outcome.member_ids, outcome.transforms):
+        entry = {"family": m.name, "id": mid, "dir": f"members/{mid}", "weight": w, "params": m.params.model_dump(mode="json")}
+        if transform is not None:
+            entry["target_transform"] = transform
+        members.append(entry)
     manifest = {
         "takeoff_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -114,3 +116,8 @@ def model_of(outcome: automl.Outcome, cfg, source: str, seconds: float) -> Model
         "libraries": bundle.library_versions(),
     }
     return Model(manifest, prep.schema, prep.task, prep.pipeline, outcome.blend)
+
+
+def _scored_rows(outcome: automl.Outcome) -> str:
+    folds = outcome.info.get("folds", 1)
+    return f"out-of-fold predictions of {folds}-fold cross-validation" if folds > 1 else "validation split"
