@@ -277,3 +277,19 @@ def test_train_export_and_serve_through_onnx(datasets, tmp_path):
     assert exported.manifest["onnx"]["max_abs_diff"] <= 1e-5
     np.testing.assert_allclose(exported.predict_proba(rows).to_numpy(), model.predict_proba(rows).to_numpy(), atol=1e-5)
     assert registry.auto()[0] == "linear"  # auto tries it first
+
+
+def test_the_sparse_design_gives_the_dense_model(credit_split, monkeypatch):
+    """Wide one-hot blocks go to the solver as a sparse matrix: the same model."""
+    import scipy.sparse
+
+    from takeoff.models import linear
+
+    _, _, task, _, fit_part, _, test_set = credit_split
+    dense = LinearFamily(task, {"C": 0.1})
+    dense.fit(fit_part, None, _ctx())
+    monkeypatch.setattr(linear, "DENSE_CELLS", 0)
+    sparse = LinearFamily(task, {"C": 0.1})
+    sparse.fit(fit_part, None, _ctx())
+    assert scipy.sparse.issparse(sparse._design(fit_part.X))
+    np.testing.assert_allclose(sparse.predict(test_set.X), dense.predict(test_set.X), atol=1e-4)

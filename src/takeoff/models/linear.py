@@ -152,17 +152,14 @@ class LinearFamily(Family):
 
     def _fit_layout(self, X: Features, max_one_hot: int) -> None:
         """Scaling and clipping of the numbers, one-hot widths of the codes, from the training rows."""
-        numbers = X.numeric.astype(np.float64)
-        mean = np.nanmean(numbers, axis=0) if len(numbers) else np.zeros(numbers.shape[1])
-        mean = np.nan_to_num(mean)
-        std = np.nan_to_num(np.nanstd(numbers, axis=0)) if len(numbers) else np.ones(numbers.shape[1])
+        numbers = X.numeric.astype(np.float64)  # fit checked there are rows
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column of NaN only: its mean is 0
+            mean = np.nan_to_num(np.nanmean(numbers, axis=0))
+            std = np.nan_to_num(np.nanstd(numbers, axis=0))
         std = np.where(std > 1e-12, std, 1.0)  # a constant column stays 0 after scaling
         z = (np.where(np.isnan(numbers), mean, numbers) - mean) / std
-        self.arrays = {
-            "mean": mean, "std": std,
-            "low": z.min(axis=0) if len(z) else np.zeros(z.shape[1]),
-            "high": z.max(axis=0) if len(z) else np.zeros(z.shape[1]),
-        }
+        self.arrays = {"mean": mean, "std": std, "low": z.min(axis=0), "high": z.max(axis=0)}
         widths = [int(min(c, max_one_hot)) for c in X.cardinalities]
         self.spec = {
             "n_numeric": int(X.numeric.shape[1]),
