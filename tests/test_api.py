@@ -15,7 +15,7 @@ from takeoff.errors import BundleError, DataError, SchemaMismatchError
 
 @pytest.fixture(scope="module")
 def trained(credit_small, tmp_path_factory):
-    """An `auto` model (LightGBM + MLP) on 1,200 credit rows, saved as a bundle."""
+    """An `auto` model (linear, LightGBM, MLP) on 1,200 credit rows, saved as a bundle."""
     out = tmp_path_factory.mktemp("runs") / "credit"
     model = takeoff.train(credit_small, target="Status", time_budget=40, out=out, seed=0)
     return model, out
@@ -27,7 +27,7 @@ def test_train_writes_a_complete_bundle(trained):
     assert manifest["format"] == "takeoff-bundle" and manifest["format_version"] == 1
     assert manifest["task"]["kind"] == "binary" and manifest["task"]["classes"] == ["good", "bad"]
     assert set(manifest["files"]) >= {"features.json", "metrics.json", "report.html"}
-    assert {m["family"] for m in manifest["members"]} <= {"lightgbm", "mlp"}
+    assert {m["family"] for m in manifest["members"]} <= {"linear", "lightgbm", "mlp"}
     assert not (out / "run.json").exists() and not (out / "checkpoints").exists()
     assert 0 < manifest["threshold"] < 1
     assert manifest["metrics"]["roc_auc"] > 0.75
