@@ -33,6 +33,7 @@ def train(
     drop: list[str] | None = None,
     task: str | None = None,
     family: str | None = None,
+    metric: str | None = None,
     table: str | None = None,
     sql: str | None = None,
     encoding: str | None = None,
@@ -56,7 +57,9 @@ def train(
         config: a YAML path, a dict, or a Config; the keyword arguments override it.
         out: bundle directory to write; also holds checkpoints while training, so that an
             interrupted run can be resumed.
-        seed, drop, task, family, strict: see ``takeoff config show``.
+        seed, drop, task, family, metric, strict: see ``takeoff config show``. ``metric`` is what
+            the run is judged by (e.g. "macro_f1", "mae"): it chooses the models, their blend and
+            the decision rule.
         resume: an interrupted run directory to finish (``data`` and options are taken from it).
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
@@ -80,7 +83,7 @@ def train(
         src = state["source"]
         data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
     else:
-        cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family,
+        cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
                       strict=strict)
         given = {"user": user, "item": item, "rating": rating, "time": time_column,
                  "items": str(items) if items is not None else None,

@@ -23,6 +23,7 @@ def train(
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
     task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
     family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
+    metric: Annotated[Optional[str], typer.Option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,
     user: Annotated[Optional[str], typer.Option("--user", help="Recommend: the column of user IDs.")] = None,
@@ -48,7 +49,7 @@ def train(
     try:
         model = run(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
-            drop=drops, task=task, family=family, table=table, sql=sql, encoding=encoding, resume=resume,
+            drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
             users=users, embed_encoder=embed_encoder,
         )
@@ -64,8 +65,10 @@ def train(
 
 def _print_model(model) -> None:
     training = model.manifest["training"]
-    out.print(metrics_table(f"validation metrics ({model.task.kind}, target '{model.task.target}')", model.metrics))
-    members = ", ".join(f"{m['family']} ({m['weight']:.2f})" for m in model.manifest["members"])
+    judged = f"{training['folds']}-fold out-of-fold" if training.get("folds", 1) > 1 else "validation"
+    out.print(metrics_table(f"{judged} metrics ({model.task.kind}, target '{model.task.target}', judged by "
+                            f"{training.get('metric', '?')})", model.metrics))
+    members = ", ".join(f"{m.get('id', m['family'])} ({m['weight']:.2f})" for m in model.manifest["members"])
     out.print(f"model: {members}; trained in {training['seconds']:.1f}s on {training['rows_train']} rows")
     out.print(f"bundle: {model.path}")
     out.print(f"report: {model.path / 'report.html'}")

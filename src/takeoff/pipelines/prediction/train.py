@@ -45,6 +45,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
     df, name = read_data(data, table, sql, encoding)
     prep = prepare(df, cfg, name)
     del df
+    automl.run_metric(cfg, prep.task)  # a metric that does not apply fails before anything is written
 
     run_dir = Path(out) if out is not None else None
     created = False
