@@ -36,6 +36,7 @@ from benchmarks.suite.scoring import HIGHER_IS_BETTER, RANKED, score, summarize
 SMALL_TABLE_ROWS = 1_000  # tables under this get SMALL_TABLE_SPLITS splits, others one
 SMALL_TABLE_SPLITS = 3
 TEST_SHARE = 0.25
+DEFAULT_RESULTS = Path(__file__).resolve().parents[1] / "out" / "suite"  # git ignores benchmarks/out/
 
 
 def split_indices(frame: pd.DataFrame, table: datasets.Table) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -95,7 +96,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="TABLE", choices=sorted(datasets.BY_NAME), help="tables to run")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help=f"comma-separated, from {', '.join(CONTENDERS)} (default: all)")
-    parser.add_argument("--results", type=Path, default=Path("suite-results"), help="one JSON per (table, split, contender)")
+    parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                        help="folder of results, one JSON per (table, split, contender) (default benchmarks/out/suite)")
     parser.add_argument("--fresh", action="store_true", help="re-run the asked contenders even where results exist")
     parser.add_argument("--tie-tolerance", type=float, default=0.002,
                         help="relative difference under which takeoff vs a peer is a tie (default 0.002 = 0.2%%)")
