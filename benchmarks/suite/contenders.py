@@ -11,6 +11,7 @@ and ``metric`` is the ranked metric of the task (roc_auc, accuracy, rmse).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,7 +150,9 @@ def linear(train, test, target, task, budget, metric) -> Prediction:
         frame = frame.assign(**{c: frame[c].astype(object) for c in roles["categorical"] + roles["text"]})
         return frame.assign(**{c: frame[c].fillna("").astype(str) for c in roles["text"]})
 
-    return _sklearn_like(linear_pipeline(X, task), plain(train), plain(test), target, task)
+    with warnings.catch_warnings():  # scikit-learn 1.9 announces LogisticRegressionCV's 1.10 defaults
+        warnings.simplefilter("ignore", FutureWarning)
+        return _sklearn_like(linear_pipeline(X, task), plain(train), plain(test), target, task)
 
 
 def takeoff(train, test, target, task, budget, metric) -> Prediction:

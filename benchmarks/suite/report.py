@@ -91,7 +91,7 @@ def render(summary: dict, records: pd.DataFrame, *, command: str, budget: float,
             value = row.get(c, np.nan)
             cells.append(f"**{_fmt(value)}**" if not pd.isna(value) and value == best else _fmt(value))
         lines.append(f"| {table} | {first['task']} | {first['rows']} | {group['split'].nunique()} | "
-                     f"{first['ranked_metric']} | " + " | ".join(cells) + f" | {_fmt(takeoff_fit.get(table, np.nan))} |")
+                     f"{first['ranked_metric']} | " + " | ".join(cells) + f" | {takeoff_fit.get(table, np.nan):.1f} |")
 
     fits = records.loc[(records["contender"] == "takeoff") & records["error"].isna(), "fit_seconds"]
     if len(fits):

@@ -99,6 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                         help="folder of results, one JSON per (table, split, contender) (default benchmarks/out/suite)")
     parser.add_argument("--fresh", action="store_true", help="re-run the asked contenders even where results exist")
+    parser.add_argument("--summary-only", action="store_true", help="run nothing; summarize the stored results")
     parser.add_argument("--tie-tolerance", type=float, default=0.002,
                         help="relative difference under which takeoff vs a peer is a tie (default 0.002 = 0.2%%)")
     parser.add_argument("--markdown", type=Path, help="also write the summary table here")
@@ -115,7 +116,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     tables = [datasets.BY_NAME[n] for n in args.only] if args.only else list(datasets.TABLES)
-    for table in tables:
+    for table in [] if args.summary_only else tables:
         frame = datasets.load(table)
         for split, indices in enumerate(split_indices(frame, table)):
             for contender in args.contenders:
@@ -129,6 +130,8 @@ def main(argv=None) -> None:
                 print(f"{table.name:22s} split {split} {contender:10s} {shown}", flush=True)
 
     records = load_records(args.results, [t.name for t in tables])
+    if records.empty:
+        sys.exit(f"no results in {args.results}")
     summary = summarize(records, tie_tolerance=args.tie_tolerance)
     command = "python -m benchmarks.suite.run " + shlex.join(sys.argv[1:] if argv is None else argv)
     markdown = render(summary, records, command=command, budget=args.budget, tie_tolerance=args.tie_tolerance,
