@@ -156,14 +156,16 @@ def linear(train, test, target, task, budget, metric) -> Prediction:
 
 
 def takeoff(train, test, target, task, budget, metric) -> Prediction:
-    """takeoff ``auto``: ``takeoff.train(train, target, time_budget=budget, seed=0)``, and the
-    ranked metric as ``config={"metric": ...}`` once the config has a ``metric`` field."""
+    """takeoff ``auto``: ``takeoff.train(train, target, time_budget=budget, seed=0, task=task)``,
+    and the ranked metric as ``config={"metric": ...}`` once the config has a ``metric`` field.
+    The task is given, as it is to AutoGluon: takeoff infers multiclass for an integer target
+    with a few dozen values (tate_year, restaurant_scores)."""
     import takeoff as tk
     from takeoff.config import config_class
 
     config = {"metric": metric} if "metric" in config_class().model_fields else None
     started = time.perf_counter()
-    model = tk.train(train, target=target, time_budget=budget, seed=SEED, config=config)
+    model = tk.train(train, target=target, time_budget=budget, seed=SEED, task=task, config=config)
     fitted = time.perf_counter()
     if task == "regression":
         out = Prediction(0, 0, values=np.asarray(model.predict(test), dtype=float))
