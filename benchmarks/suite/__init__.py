@@ -1,0 +1,1 @@
+"""The public tabular suite (issue 20): tables, contenders, runner and report; see README.md."""
