@@ -9,6 +9,7 @@ WORKDIR holds ``job.json`` (target, problem_type, eval_metric, time_limit, prese
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,8 @@ def main(work: Path) -> None:
     predictor = TabularPredictor(label=job["target"], problem_type=job["problem_type"], eval_metric=job["eval_metric"],
                                  path=str(work / "model"), verbosity=job.get("verbosity", 1))
     started = time.perf_counter()
-    predictor.fit(train, time_limit=job["time_limit"], presets=job["presets"])
+    cpus = os.environ.get("TAKEOFF_BENCH_CPUS")  # a worker pinned to its own core(s) says how many
+    predictor.fit(train, time_limit=job["time_limit"], presets=job["presets"], **({"num_cpus": int(cpus)} if cpus else {}))
     fit_seconds = time.perf_counter() - started
     if job["problem_type"] == "regression":
         out = pd.DataFrame({"value": predictor.predict(test).to_numpy(dtype=float)})

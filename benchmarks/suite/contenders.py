@@ -174,7 +174,8 @@ def takeoff(train, test, target, task, budget, metric) -> Prediction:
         out = Prediction(0, 0, labels=np.asarray(model.predict(test)).astype(str), proba=proba)
     out.fit_seconds, out.wall_seconds = fitted - started, time.perf_counter() - started
     members = model.manifest.get("members", [])
-    out.info = {"members": {m["family"]: round(m["weight"], 3) for m in members}, "config_metric": bool(config)}
+    out.info = {"members": {m.get("id", m["family"]): round(m["weight"], 3) for m in members}, "config_metric": bool(config),
+                "time": model.manifest.get("training", {}).get("time")}
     return out
 
 

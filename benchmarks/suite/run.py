@@ -99,6 +99,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                         help="folder of results, one JSON per (table, split, contender) (default benchmarks/out/suite)")
     parser.add_argument("--fresh", action="store_true", help="re-run the asked contenders even where results exist")
+    parser.add_argument("--shard", default="0/1", metavar="I/N",
+                        help="run only every N-th (table, split), starting at the I-th: N workers, each pinned to "
+                             "its own core, share a run (see README); the summary reads every stored result")
     parser.add_argument("--summary-only", action="store_true", help="run nothing; summarize the stored results")
     parser.add_argument("--tie-tolerance", type=float, default=0.002,
                         help="relative difference under which takeoff vs a peer is a tie (default 0.002 = 0.2%%)")
@@ -106,6 +109,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--title", default="Public suite", help="heading of the Markdown section")
     args = parser.parse_args(argv)
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    try:
+        args.shard = tuple(int(x) for x in args.shard.split("/"))
+        assert len(args.shard) == 2 and 0 <= args.shard[0] < args.shard[1]
+    except (ValueError, AssertionError):
+        parser.error(f"--shard takes I/N with 0 <= I < N, e.g. 0/2; received {args.shard!r}")
     unknown = set(args.contenders) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders {sorted(unknown)}; choose from {', '.join(CONTENDERS)}")
@@ -116,9 +124,13 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     tables = [datasets.BY_NAME[n] for n in args.only] if args.only else list(datasets.TABLES)
+    job = -1
     for table in [] if args.summary_only else tables:
         frame = datasets.load(table)
         for split, indices in enumerate(split_indices(frame, table)):
+            job += 1
+            if job % args.shard[1] != args.shard[0]:
+                continue
             for contender in args.contenders:
                 path = result_path(args.results, table.name, split, contender)
                 if path.exists() and not args.fresh and json.loads(path.read_text())["error"] is None:
