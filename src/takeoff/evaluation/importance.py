@@ -18,7 +18,9 @@ import numpy as np
 from takeoff.data.schema import Task
 from takeoff.features.block import Features
 
-IMPORTANCE_ROWS = 2000  # rows of the validation split a training run measures importance on
+IMPORTANCE_ROWS = 2000  # rows of the validation split a training run measures importance on...
+IMPORTANCE_CELLS = 200_000  # ...fewer on wide tables (one prediction per column), but at least:
+IMPORTANCE_MIN_ROWS = 200
 
 
 def permutation_drops(predict: Callable[[Features], np.ndarray], X: Features, columns: Sequence[str],
@@ -72,9 +74,13 @@ def shuffled(X: Features, numeric: list[int], categorical: list[int], column: st
 def validation_importance(predict: Callable[[Features], np.ndarray], task: Task, X: Features, y: np.ndarray,
                           seed: int, max_rows: int = IMPORTANCE_ROWS) -> dict[str, float]:
     """Drop in the task's score when one input column is shuffled, on a seeded sample of at
-    most ``max_rows`` labelled rows; one shuffle per column, most important first."""
+    most ``max_rows`` labelled rows (fewer on a wide table: rows × input columns stay under
+    :data:`IMPORTANCE_CELLS`, with at least :data:`IMPORTANCE_MIN_ROWS`); one shuffle per
+    column, most important first."""
     from takeoff.evaluation.metrics import score
 
+    n_columns = len(dict.fromkeys(X.sources)) + len(X.images)
+    max_rows = min(max_rows, max(IMPORTANCE_MIN_ROWS, IMPORTANCE_CELLS // max(n_columns, 1)))
     rng = np.random.default_rng(seed)
     index = np.sort(rng.permutation(len(X))[:max_rows])
     X, y = X.take(index), y[index]

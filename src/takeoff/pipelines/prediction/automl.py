@@ -75,6 +75,7 @@ class _Fitted:
     seconds: float
     best_iterations: list[int | None]
     fold_rows: int  # training rows of one fold
+    score: float = float("-inf")  # the run's metric on ``oof`` (higher is better)
 
 
 def run_metric(config, task: Task) -> str:
@@ -133,7 +134,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     for name in names:
         registry.get(name).warm_up()
     fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline)
-    fitter.refit = config.refit
+    fitter.refit, fitter.judge = config.refit, judge
     fitted: dict[str, _Fitted] = {}
     for i, cand in enumerate(pool):
         left = len(pool) - i
@@ -143,7 +144,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     if not fitted:
         raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
                           "Fix: raise --time-budget.")
-    scores = {cid: judge(f.oof) for cid, f in fitted.items()}
+    scores = {cid: f.score for cid, f in fitted.items()}
     weights, blend_score = _select(fitted, scores, judge, config.blend)
     if config.blend and config.family == "auto":
         weights, blend_score = _reseed(fitter, fitted, scores, weights, blend_score, judge)
@@ -167,6 +168,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     if config.refit:
         refitted = _refit(fitted, kept, prep, config, deadline - reserve)
     fit_seconds = {c: round(f.seconds, 2) for c, f in fitted.items()}
+    dropped = fitter.spent - sum(f.seconds for f in fitted.values())
     final = Blend([fitted[c].model for c in kept], [weights[c] for c in kept])
     return Outcome(
         prepared=prep,
@@ -185,8 +187,9 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
             "refitted": refitted,
             "fit_seconds": fit_seconds,
             "time": {
-                "fitting candidates": round(sum(fit_seconds.values()), 2),
-                "selection and decision": round(refit_started - started - sum(f.seconds for f in fitted.values()), 2),
+                "fitting candidates": round(fitter.spent, 2),
+                "of which dropped candidates": round(dropped, 2),
+                "blend, decision and importance": round(refit_started - started - fitter.spent, 2),
                 "refit on all rows": round(time.monotonic() - refit_started, 2),
             },
         },
@@ -234,7 +237,7 @@ def _reseed(fitter: _Fitter, fitted, scores, weights, blend_score, judge):
         if result is None:
             break
         fitted[cand.id] = result
-        scores[cand.id] = judge(result.oof)
+        scores[cand.id] = result.score
         new_weights, new_score = _select(fitted, scores, judge, True)
         if new_score > blend_score + GAIN * max(1.0, abs(blend_score)):
             weights, blend_score, stall = new_weights, new_score, 0
@@ -256,6 +259,9 @@ class _Fitter:
         self.refit = True
         self.measured: dict[str, float] = {}  # family name → seconds of its last candidate
         self.fitted: list[_Fitted] = []
+        self.span = max(deadline - time.monotonic(), 0.0)
+        self.spent = 0.0  # seconds in candidate fits, the dropped ones included
+        self.judge = None  # scores out-of-fold predictions (set by fit)
         if len(folds) > 1:
             y_all = np.concatenate([prep.train.y, prep.valid.y])
             self.data = [(Dataset(X_all.take(tr), y_all[tr]), Dataset(X_all.take(va), y_all[va])) for tr, va in folds]
@@ -268,21 +274,34 @@ class _Fitter:
         return self.deadline - self.refit_estimate() - time.monotonic()
 
     def refit_estimate(self) -> float:
+        """The refit of the two best candidates so far (one fold's time, scaled to all rows),
+        at most a quarter of the selection time: a candidate not refitted keeps its first
+        fold's model, so the refit must not starve the search."""
         if not self.refit or not self.fitted:
             return 0.0
         k = len(self.folds)
         ratio = k / (k - 1) if k > 1 else (len(self.prep.train) + len(self.prep.valid)) / len(self.prep.train)
-        ranked = sorted(self.fitted, key=lambda f: f.seconds)[:3]  # the blend rarely keeps more than 3
-        return 1.3 * ratio * sum(f.seconds / k for f in ranked) + 1.0
+        best = sorted(self.fitted, key=lambda f: f.score, reverse=True)[:2]
+        return min(1.3 * ratio * sum(f.seconds / k for f in best) + 1.0, 0.25 * self.span)
 
     def run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
+        started = time.monotonic()
+        try:
+            return self._run(cand, share, first)
+        finally:
+            self.spent += time.monotonic() - started
+
+    def _run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
         task = self.prep.task
         saved = self.run_dir / "candidates" / cand.id if self.run_dir else None
         if cand.id in self.done and saved is not None and (saved / "oof.npy").exists():
             log.info("%s: loaded from the interrupted run", cand.id)
             info = self.done[cand.id]
-            return _Fitted(cand, cand.restore(saved / "model", task), np.load(saved / "oof.npy", allow_pickle=False),
-                           info["seconds"], info["best_iterations"], info["fold_rows"])
+            oof = np.load(saved / "oof.npy", allow_pickle=False)
+            result = _Fitted(cand, cand.restore(saved / "model", task), oof, info["seconds"], info["best_iterations"],
+                             info["fold_rows"], self.judge(oof))
+            self.fitted.append(result)
+            return result
         if not first:
             expected = self.measured.get(cand.family)
             if self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left()):
@@ -330,7 +349,7 @@ class _Fitter:
         seconds = time.monotonic() - started
         log.info("%s: fitted in %.1fs (%s, best iteration %s)", cand.id, seconds, first_model.report.stopped_by,
                  first_model.report.best_iteration)
-        result = _Fitted(cand, first_model, oof, seconds, iterations, len(self.data[0][0]))
+        result = _Fitted(cand, first_model, oof, seconds, iterations, len(self.data[0][0]), self.judge(oof))
         self.measured[cand.family] = seconds
         self.fitted.append(result)
         if self.run_dir:

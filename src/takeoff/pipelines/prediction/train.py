@@ -60,7 +60,9 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         }
         bundle.write_json(run_dir / bundle.RUN_STATE, state)
     try:
+        prepared = time.monotonic() - started
         outcome = automl.fit(prep, cfg, run_dir, deadline, state)
+        outcome.info["time"] = {"reading and checking the data": round(prepared, 2), **outcome.info.get("time", {})}
         model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
         if run_dir is not None:
             report = run_dir / "report.html"
