@@ -236,3 +236,79 @@ def test_mixup_and_cutmix_train_on_digits_and_are_refused_for_regression(digit_f
     family = ImageCNNFamily(Task("regression", "y"), {"mixup": 0.2})
     with pytest.raises(ConfigError, match="mixup and cutmix mix labels.*set both to 0"):
         family.fit(Dataset(X, np.arange(4.0)), None, FitContext(seed=0, progress=False, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def small_digits(datasets):
+    """60 real digits (0, 3, 8) as features, with class codes."""
+    from takeoff.data.conform import conform
+    from takeoff.data.schema import infer_schema
+    from takeoff.features.pipeline import FeaturePipeline
+
+    paths = [p for d in ("0", "3", "8") for p in sorted((datasets / "digits" / d).glob("*.png"))[:20]]
+    df = pd.DataFrame({"image": [str(p) for p in paths]})
+    schema = infer_schema(df)
+    frame, _ = conform(df, schema)
+    return FeaturePipeline(schema).fit(frame).transform(frame), np.repeat([0, 1, 2], 20)
+
+
+def _shifted(X, dx: int, dy: int):
+    """``X`` with every image moved dx pixels right and dy down, edges repeated: what the
+    bilinear sampling of a whole-pixel shift gives, computed independently of it."""
+    import dataclasses
+
+    pixels = X.images["image"]
+    size = pixels.shape[-1]
+    padded = np.pad(pixels, ((0, 0), (0, 0), (abs(dy),) * 2, (abs(dx),) * 2), mode="edge")
+    moved = padded[:, :, abs(dy) - dy:abs(dy) - dy + size, abs(dx) - dx:abs(dx) - dx + size]
+    return dataclasses.replace(X, images={"image": np.ascontiguousarray(moved)})
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel", "regression"])
+def test_test_time_augmentation_averages_the_shifted_images(small_digits, kind, tmp_path):
+    """tta=5 predicts the mean over the image and its four 2-pixel shifts (of probabilities
+    for classes and labels, of values for regression), and the bundle keeps it."""
+    from takeoff.models.image_cnn import VIEWS, ImageCNNFamily
+
+    X, codes = small_digits
+    task, y = {
+        "multiclass": (Task("multiclass", "label", [0, 3, 8]), codes),
+        "multilabel": (Task("multilabel", ["round", "eight"], ["round", "eight"]),
+                       np.stack([codes != 1, codes == 2], axis=1).astype(np.float32)),
+        "regression": (Task("regression", "y"), codes.astype(np.float64) * 2.5),
+    }[kind]
+    family = ImageCNNFamily(task, {"width": 8, "epochs": 2, "flip": False, "tta": 1})
+    family.fit(Dataset(X, y), None, FitContext(seed=0, progress=False, device="cpu"))
+    plain = family.predict(X)
+    # the first five views: the image, then shifts of a sixteenth of the side (2 px here)
+    assert VIEWS[:5] == ((1.0, 0.0, 0.0), (1.0, 1 / 16, 0.0), (1.0, -1 / 16, 0.0), (1.0, 0.0, 1 / 16), (1.0, 0.0, -1 / 16))
+    views = [plain] + [family.predict(_shifted(X, dx, dy)) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2))]
+    assert not np.allclose(views[1], plain, atol=1e-4)  # the shifts do reach the network
+    family.params.tta = 5
+    averaged = family.predict(X)
+    np.testing.assert_allclose(averaged, np.mean(views, axis=0), atol=2e-5)
+    assert averaged.shape == plain.shape and averaged.dtype == np.float32
+    if kind == "multiclass":
+        np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
+    family.save(tmp_path)
+    again = ImageCNNFamily.load(tmp_path, task, family.params.model_dump())
+    np.testing.assert_allclose(again.predict(X), averaged, atol=1e-6)
+
+
+def test_seed_offset_is_another_seed_and_the_portfolio_holds_it(small_digits):
+    from takeoff.models.image_cnn import ImageCNNFamily
+
+    X, y = small_digits
+    task = Task("multiclass", "label", [0, 3, 8])
+
+    def fitted(offset: int, seed: int) -> np.ndarray:
+        family = ImageCNNFamily(task, {"width": 8, "epochs": 1, "seed_offset": offset, "tta": 1})
+        family.fit(Dataset(X, y), None, FitContext(seed=seed, progress=False, device="cpu"))
+        return family.predict(X)
+
+    shifted = fitted(1, 0)
+    np.testing.assert_allclose(shifted, fitted(0, 1), atol=1e-6)  # run seed 0 + 1 is run seed 1
+    assert not np.allclose(shifted, fitted(0, 0), atol=1e-3)
+    assert {"seed_offset": 1} in ImageCNNFamily.portfolio
+    for entry in ImageCNNFamily.portfolio:
+        ImageCNNFamily.Params(**entry)
