@@ -252,23 +252,47 @@ def small_digits(datasets):
     return FeaturePipeline(schema).fit(frame).transform(frame), np.repeat([0, 1, 2], 20)
 
 
-def _shifted(X, dx: int, dy: int):
-    """``X`` with every image moved dx pixels right and dy down, edges repeated: what the
-    bilinear sampling of a whole-pixel shift gives, computed independently of it."""
+def _with_images(X, pixels):
     import dataclasses
 
-    pixels = X.images["image"]
-    size = pixels.shape[-1]
-    padded = np.pad(pixels, ((0, 0), (0, 0), (abs(dy),) * 2, (abs(dx),) * 2), mode="edge")
-    moved = padded[:, :, abs(dy) - dy:abs(dy) - dy + size, abs(dx) - dx:abs(dx) - dx + size]
-    return dataclasses.replace(X, images={"image": np.ascontiguousarray(moved)})
+    return dataclasses.replace(X, images={"image": np.ascontiguousarray(pixels)})
+
+
+def test_a_view_shifts_by_whole_pixels_and_zooms_on_the_centre():
+    """A shift of 1/16 of a 32 px side is the image moved 2 px (edges repeated), computed here
+    with numpy; a zoom below 1 magnifies about the centre."""
+    import torch
+    import torch.nn.functional as F
+
+    from takeoff.models.image_cnn import view_thetas
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, 1, 32, 32)).astype(np.float32)
+    views = [(1.0, 0.0, 0.0), (1.0, 1 / 16, 0.0), (1.0, 0.0, -1 / 16), (0.5, 0.0, 0.0)]
+    x = torch.from_numpy(pixels).repeat(len(views), 1, 1, 1)
+    theta = view_thetas(views).repeat_interleave(2, dim=0)
+    out = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), mode="bilinear",
+                        padding_mode="border", align_corners=False).view(len(views), 2, 1, 32, 32).numpy()
+    padded = np.pad(pixels, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
+    np.testing.assert_allclose(out[0], pixels, atol=1e-3)
+    np.testing.assert_allclose(out[1], padded[:, :, 2:34, 0:32], atol=1e-3)  # content moved 2 px right
+    np.testing.assert_allclose(out[2], padded[:, :, 4:36, 2:34], atol=1e-3)  # and 2 px up
+    # twice magnified about the centre: on an image whose value is its column, output column j
+    # samples the input at column 15.5 + (j - 15.5) / 2
+    ramp = torch.arange(32.0).repeat(1, 1, 32, 1)  # (1, 1, 32, 32)
+    theta = view_thetas([(0.5, 0.0, 0.0)])
+    zoomed = F.grid_sample(ramp, F.affine_grid(theta, [1, 1, 32, 32], align_corners=False), mode="bilinear",
+                           padding_mode="border", align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(zoomed, np.tile(15.5 + (np.arange(32) - 15.5) / 2, (32, 1)), atol=1e-4)
 
 
 @pytest.mark.parametrize("kind", ["multiclass", "multilabel", "regression"])
-def test_test_time_augmentation_averages_the_shifted_images(small_digits, kind, tmp_path):
-    """tta=5 predicts the mean over the image and its four 2-pixel shifts (of probabilities
-    for classes and labels, of values for regression), and the bundle keeps it."""
-    from takeoff.models.image_cnn import VIEWS, ImageCNNFamily
+def test_test_time_augmentation_averages_the_views(small_digits, kind, tmp_path):
+    """tta=4 predicts the mean over the first four views, each predicted on its own (of the
+    probabilities for classes and labels, of the values for regression); the bundle keeps it."""
+    import torch
+    import torch.nn.functional as F
+
+    from takeoff.models.image_cnn import VIEWS, ImageCNNFamily, view_thetas
 
     X, codes = small_digits
     task, y = {
@@ -279,15 +303,18 @@ def test_test_time_augmentation_averages_the_shifted_images(small_digits, kind, 
     }[kind]
     family = ImageCNNFamily(task, {"width": 8, "epochs": 2, "flip": False, "tta": 1})
     family.fit(Dataset(X, y), None, FitContext(seed=0, progress=False, device="cpu"))
-    plain = family.predict(X)
-    # the first five views: the image, then shifts of a sixteenth of the side (2 px here)
-    assert VIEWS[:5] == ((1.0, 0.0, 0.0), (1.0, 1 / 16, 0.0), (1.0, -1 / 16, 0.0), (1.0, 0.0, 1 / 16), (1.0, 0.0, -1 / 16))
-    views = [plain] + [family.predict(_shifted(X, dx, dy)) for dx, dy in ((2, 0), (-2, 0), (0, 2), (0, -2))]
-    assert not np.allclose(views[1], plain, atol=1e-4)  # the shifts do reach the network
-    family.params.tta = 5
+    pixels = torch.from_numpy(X.images["image"]).float()
+    views = []
+    for k in range(4):
+        theta = view_thetas(VIEWS[k:k + 1]).expand(len(pixels), 2, 3)
+        moved = F.grid_sample(pixels, F.affine_grid(theta, list(pixels.shape), align_corners=False), mode="bilinear",
+                              padding_mode="border", align_corners=False)
+        views.append(family.predict(_with_images(X, moved.numpy())))
+    assert not np.allclose(views[1], views[0], atol=1e-4)  # the views do reach the network
+    family.params.tta = 4
     averaged = family.predict(X)
     np.testing.assert_allclose(averaged, np.mean(views, axis=0), atol=2e-5)
-    assert averaged.shape == plain.shape and averaged.dtype == np.float32
+    assert averaged.shape == views[0].shape and averaged.dtype == np.float32
     if kind == "multiclass":
         np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
     family.save(tmp_path)

@@ -39,16 +39,19 @@ FORMAT = "takeoff-image-cnn"
 FORMAT_VERSION = 1
 PREDICT_BATCH = 256
 # Test-time views, in the order ``tta`` takes them: (zoom, x shift, y shift), shifts as a share
-# of the side (1/16: 2 px of a 32 px image), zoom < 1 magnifies. Label-preserving for any image
-# the training augmentation suits (small crops and shifts; no flips, no rotations: digits and
-# text keep their meaning).
+# of the side (1/16: 2 px of a 32 px image), zoom < 1 magnifies the centre. Label-preserving
+# for any image the training augmentation suits (no flips, no rotations: digits and text keep
+# their meaning). Zoomed views come first: training sees random crops, which magnify, so the
+# whole image is the edge of what the network learned from and a 0.9 zoom the middle (on the
+# digits it lowered the log loss of validation and test by a tenth; shifts without zoom raised it).
 VIEWS: tuple[tuple[float, float, float], ...] = (
     (1.0, 0.0, 0.0),
-    (1.0, 1 / 16, 0.0), (1.0, -1 / 16, 0.0), (1.0, 0.0, 1 / 16), (1.0, 0.0, -1 / 16),
     (0.9, 0.0, 0.0),
-    (1.0, 1 / 16, 1 / 16), (1.0, -1 / 16, -1 / 16), (1.0, 1 / 16, -1 / 16), (1.0, -1 / 16, 1 / 16),
+    (0.9, 1 / 16, 0.0), (0.9, -1 / 16, 0.0), (0.9, 0.0, 1 / 16), (0.9, 0.0, -1 / 16),
+    (0.8, 0.0, 0.0),
+    (1.0, 1 / 16, 0.0), (1.0, -1 / 16, 0.0), (1.0, 0.0, 1 / 16), (1.0, 0.0, -1 / 16),
 )
-TTA_DEFAULT = 1
+TTA_DEFAULT = 2
 
 
 class ImageTrainParams(Params):
@@ -80,8 +83,9 @@ class ImageTrainParams(Params):
     compile: bool = Field(False, description="torch.compile the network (CUDA only; pays off on long runs).")
     tta: int = Field(
         TTA_DEFAULT, ge=1, le=len(VIEWS),
-        description="Test-time augmentation: predictions average this many views of each image (the image, then "
-        "copies shifted by a sixteenth of the side; no flips); 1 = off. Predicting costs that many forward passes.",
+        description="Test-time augmentation: predictions average this many views of each image (the image, a 10% "
+        "zoom, then zoomed copies shifted by a sixteenth of the side...; no flips); 1 = off. Predicting costs that "
+        "many forward passes.",
     )
     seed_offset: int = Field(
         0, ge=0, le=1000,
