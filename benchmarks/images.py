@@ -173,7 +173,8 @@ def main() -> None:
         results |= variants(folder, test, args.variant_budget or args.budget / 4, args.tta, Path(work))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    print(f"\n{os.cpu_count()} cores; digits test split ({len(test)} images); auto budget {args.budget:g}s, "
+    auto = "" if args.skip_auto else f"auto budget {args.budget:g}s, "
+    print(f"\n{os.cpu_count()} cores; digits test split ({len(test)} images); {auto}"
           f"variants {args.variant_budget or args.budget / 4:g}s each\n")
     print("| model | test accuracy | train s | predict img/s, batch 64 |")
     print("|---|---|---|---|")
