@@ -236,3 +236,106 @@ def test_mixup_and_cutmix_train_on_digits_and_are_refused_for_regression(digit_f
     family = ImageCNNFamily(Task("regression", "y"), {"mixup": 0.2})
     with pytest.raises(ConfigError, match="mixup and cutmix mix labels.*set both to 0"):
         family.fit(Dataset(X, np.arange(4.0)), None, FitContext(seed=0, progress=False, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def small_digits(datasets):
+    """60 real digits (0, 3, 8) as features, with class codes."""
+    from takeoff.data.conform import conform
+    from takeoff.data.schema import infer_schema
+    from takeoff.features.pipeline import FeaturePipeline
+
+    paths = [p for d in ("0", "3", "8") for p in sorted((datasets / "digits" / d).glob("*.png"))[:20]]
+    df = pd.DataFrame({"image": [str(p) for p in paths]})
+    schema = infer_schema(df)
+    frame, _ = conform(df, schema)
+    return FeaturePipeline(schema).fit(frame).transform(frame), np.repeat([0, 1, 2], 20)
+
+
+def _with_images(X, pixels):
+    import dataclasses
+
+    return dataclasses.replace(X, images={"image": np.ascontiguousarray(pixels)})
+
+
+def test_a_view_shifts_by_whole_pixels_and_zooms_on_the_centre():
+    """A shift of 1/16 of a 32 px side is the image moved 2 px (edges repeated), computed here
+    with numpy; a zoom below 1 magnifies about the centre."""
+    import torch
+    import torch.nn.functional as F
+
+    from takeoff.models.image_cnn import view_thetas
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, 1, 32, 32)).astype(np.float32)
+    views = [(1.0, 0.0, 0.0), (1.0, 1 / 16, 0.0), (1.0, 0.0, -1 / 16), (0.5, 0.0, 0.0)]
+    x = torch.from_numpy(pixels).repeat(len(views), 1, 1, 1)
+    theta = view_thetas(views).repeat_interleave(2, dim=0)
+    out = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), mode="bilinear",
+                        padding_mode="border", align_corners=False).view(len(views), 2, 1, 32, 32).numpy()
+    padded = np.pad(pixels, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
+    np.testing.assert_allclose(out[0], pixels, atol=1e-3)
+    np.testing.assert_allclose(out[1], padded[:, :, 2:34, 0:32], atol=1e-3)  # content moved 2 px right
+    np.testing.assert_allclose(out[2], padded[:, :, 4:36, 2:34], atol=1e-3)  # and 2 px up
+    # twice magnified about the centre: on an image whose value is its column, output column j
+    # samples the input at column 15.5 + (j - 15.5) / 2
+    ramp = torch.arange(32.0).repeat(1, 1, 32, 1)  # (1, 1, 32, 32)
+    theta = view_thetas([(0.5, 0.0, 0.0)])
+    zoomed = F.grid_sample(ramp, F.affine_grid(theta, [1, 1, 32, 32], align_corners=False), mode="bilinear",
+                           padding_mode="border", align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(zoomed, np.tile(15.5 + (np.arange(32) - 15.5) / 2, (32, 1)), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel", "regression"])
+def test_test_time_augmentation_averages_the_views(small_digits, kind, tmp_path):
+    """tta=4 predicts the mean over the first four views, each predicted on its own (of the
+    probabilities for classes and labels, of the values for regression); the bundle keeps it."""
+    import torch
+    import torch.nn.functional as F
+
+    from takeoff.models.image_cnn import VIEWS, ImageCNNFamily, view_thetas
+
+    X, codes = small_digits
+    task, y = {
+        "multiclass": (Task("multiclass", "label", [0, 3, 8]), codes),
+        "multilabel": (Task("multilabel", ["round", "eight"], ["round", "eight"]),
+                       np.stack([codes != 1, codes == 2], axis=1).astype(np.float32)),
+        "regression": (Task("regression", "y"), codes.astype(np.float64) * 2.5),
+    }[kind]
+    family = ImageCNNFamily(task, {"width": 8, "epochs": 2, "flip": False, "tta": 1})
+    family.fit(Dataset(X, y), None, FitContext(seed=0, progress=False, device="cpu"))
+    pixels = torch.from_numpy(X.images["image"]).float()
+    views = []
+    for k in range(4):
+        theta = view_thetas(VIEWS[k:k + 1]).expand(len(pixels), 2, 3)
+        moved = F.grid_sample(pixels, F.affine_grid(theta, list(pixels.shape), align_corners=False), mode="bilinear",
+                              padding_mode="border", align_corners=False)
+        views.append(family.predict(_with_images(X, moved.numpy())))
+    assert not np.allclose(views[1], views[0], atol=1e-4)  # the views do reach the network
+    family.params.tta = 4
+    averaged = family.predict(X)
+    np.testing.assert_allclose(averaged, np.mean(views, axis=0), atol=2e-5)
+    assert averaged.shape == views[0].shape and averaged.dtype == np.float32
+    if kind == "multiclass":
+        np.testing.assert_allclose(averaged.sum(axis=1), 1.0, atol=1e-5)
+    family.save(tmp_path)
+    again = ImageCNNFamily.load(tmp_path, task, family.params.model_dump())
+    np.testing.assert_allclose(again.predict(X), averaged, atol=1e-6)
+
+
+def test_seed_offset_is_another_seed_and_the_portfolio_holds_it(small_digits):
+    from takeoff.models.image_cnn import ImageCNNFamily
+
+    X, y = small_digits
+    task = Task("multiclass", "label", [0, 3, 8])
+
+    def fitted(offset: int, seed: int) -> np.ndarray:
+        family = ImageCNNFamily(task, {"width": 8, "epochs": 1, "seed_offset": offset, "tta": 1})
+        family.fit(Dataset(X, y), None, FitContext(seed=seed, progress=False, device="cpu"))
+        return family.predict(X)
+
+    shifted = fitted(1, 0)
+    np.testing.assert_allclose(shifted, fitted(0, 1), atol=1e-6)  # run seed 0 + 1 is run seed 1
+    assert not np.allclose(shifted, fitted(0, 0), atol=1e-3)
+    assert {"seed_offset": 1} in ImageCNNFamily.portfolio
+    for entry in ImageCNNFamily.portfolio:
+        ImageCNNFamily.Params(**entry)

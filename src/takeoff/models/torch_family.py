@@ -184,6 +184,10 @@ class TorchFamily(Family):
             return torch.sigmoid(out)
         return out
 
+    def _predict_module(self) -> Any:
+        """The module :meth:`predict` runs (image families wrap the network in test-time views)."""
+        return self._net
+
     def _batch_order(self, train: Any, batch_size: int, seed: int):
         """The trainer's ``batch_order`` (e.g. length buckets), or None for shuffled batches."""
         return None
@@ -390,7 +394,7 @@ class TorchFamily(Family):
         data = TensorSet(tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in arrays), torch.zeros(n))
         device = self._device
         with torch_threads(1 if n < self.single_thread_rows and device.type == "cpu" else None):
-            out = forward_batches(self._net, data, self.predict_batch, device, collate=self._collate(),
+            out = forward_batches(self._predict_module(), data, self.predict_batch, device, collate=self._collate(),
                                   precision=self._predict_precision())
             return self._outputs(out).cpu().numpy().astype(np.float32, copy=False)
 
