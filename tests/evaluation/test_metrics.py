@@ -167,7 +167,7 @@ def test_perfect_and_worst_binary_predictions():
 
 def test_perfect_regression():
     y = np.array([3.0, 1.0, 2.0])
-    assert compute_metrics(REGRESSION, y, y.copy()) == {"rmse": 0.0, "mae": 0.0, "r2": 1.0}
+    assert compute_metrics(REGRESSION, y, y.copy()) == {"rmse": 0.0, "mae": 0.0, "mape": 0.0, "r2": 1.0}
 
 
 def test_single_class_binary_omits_undefined_metrics():
@@ -275,7 +275,7 @@ def test_score_falls_back_when_metric_is_undefined():
 
 
 def test_score_rejects_metric_of_another_task():
-    with pytest.raises(UnknownNameError, match="valid: rmse, mae, r2"):
+    with pytest.raises(UnknownNameError, match="valid: rmse, mae, mape, r2"):
         score(REGRESSION, np.zeros(2), np.zeros(2), "roc_auc")
     with pytest.raises(KeyError):  # also a KeyError, as the hierarchy promises
         score(BINARY, np.array([0, 1]), np.array([0.2, 0.8]), "auc")

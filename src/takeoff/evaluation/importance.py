@@ -72,11 +72,18 @@ def shuffled(X: Features, numeric: list[int], categorical: list[int], column: st
 
 
 def validation_importance(predict: Callable[[Features], np.ndarray], task: Task, X: Features, y: np.ndarray,
-                          seed: int, max_rows: int = IMPORTANCE_ROWS) -> dict[str, float]:
+                          seed: int, max_rows: int = IMPORTANCE_ROWS, seconds: float | None = None) -> dict[str, float]:
     """Drop in the task's score when one input column is shuffled, on a seeded sample of at
     most ``max_rows`` labelled rows (fewer on a wide table: rows × input columns stay under
     :data:`IMPORTANCE_CELLS`, with at least :data:`IMPORTANCE_MIN_ROWS`); one shuffle per
-    column, most important first."""
+    column, most important first.
+
+    With ``seconds``, the sample shrinks (to no fewer than :data:`IMPORTANCE_MIN_ROWS` rows) so
+    that one prediction per column fits that time, as measured on the first prediction; if even
+    that would take more than twice the time, nothing is measured (an empty dict).
+    """
+    import time
+
     from takeoff.evaluation.metrics import score
 
     n_columns = len(dict.fromkeys(X.sources)) + len(X.images)
@@ -84,7 +91,16 @@ def validation_importance(predict: Callable[[Features], np.ndarray], task: Task,
     rng = np.random.default_rng(seed)
     index = np.sort(rng.permutation(len(X))[:max_rows])
     X, y = X.take(index), y[index]
-    base = score(task, y, predict(X))
+    started = time.monotonic()
+    base_pred = predict(X)
+    per_row = (time.monotonic() - started) / max(len(X), 1)
+    if seconds is not None and per_row * len(X) * n_columns > seconds:
+        rows = int(seconds / max(per_row * n_columns, 1e-9))
+        if rows < IMPORTANCE_MIN_ROWS and per_row * min(len(X), IMPORTANCE_MIN_ROWS) * n_columns > 2 * seconds:
+            return {}
+        keep = np.sort(rng.permutation(len(X))[:max(rows, IMPORTANCE_MIN_ROWS)])
+        X, y, base_pred = X.take(keep), y[keep], base_pred[keep]
+    base = score(task, y, base_pred)
     columns = [*dict.fromkeys(X.sources), *X.images]
     drops = permutation_drops(predict, X, columns, 1, rng, lambda output: base - score(task, y, output))
     out = {column: float(d) for column, d in zip(columns, drops[:, 0])}

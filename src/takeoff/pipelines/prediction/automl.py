@@ -46,6 +46,8 @@ FIRST_SHARE = 0.6  # ...but the first, which every run must have, up to 60%
 STALL = 2  # extra seeds stop after this many in a row that do not improve the blend...
 GAIN = 1e-4  # ...by at least this share of its score
 MAX_RESEEDS = 12
+CV_SHARE = 0.3  # cross-validation gives way to one holdout fold when the first candidate's other folds would take more of the time left
+IMPORTANCE_SHARE = 0.05
 
 
 @dataclass
@@ -118,22 +120,20 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
                           "Fix: raise --time-budget, or name a family with --family.")
     pool = candidates(config, task, names, y_all)
     folds = fold_plan(config, task, y_all, n_train, names, bool(prep.schema.names(Kind.IMAGE)))
-    cv = len(folds) > 1
-    if cv:
-        X_all = Features.concat([prep.train.X, prep.valid.X])
-        scored_y = y_all
+    X_all = Features.concat([prep.train.X, prep.valid.X]) if len(folds) > 1 else None
+    if len(folds) > 1:
         log.info("judging %d candidate(s) by %s on %d-fold cross-validation of %d rows", len(pool), metric, len(folds), len(y_all))
     else:
-        X_all = None
-        scored_y = prep.valid.y
-        log.info("judging %d candidate(s) by %s on %d validation rows", len(pool), metric, len(scored_y))
-
-    def judge(pred: np.ndarray) -> float:
-        return decided_score(task, scored_y, pred, metric)
-
+        log.info("judging %d candidate(s) by %s on %d validation rows", len(pool), metric, len(prep.valid))
     for name in names:
         registry.get(name).warm_up()
-    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline)
+    # the importance of each column, measured after choosing, gets a share of the time too
+    importance_seconds = max(1.0, IMPORTANCE_SHARE * total)
+    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline - importance_seconds)
+
+    def judge(pred: np.ndarray) -> float:
+        return decided_score(task, fitter.scored_y, pred, metric)
+
     fitter.refit, fitter.judge = config.refit, judge
     fitted: dict[str, _Fitted] = {}
     for i, cand in enumerate(pool):
@@ -149,6 +149,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     if config.blend and config.family == "auto":
         weights, blend_score = _reseed(fitter, fitted, scores, weights, blend_score, judge)
     kept = [cid for cid, w in weights.items() if w > 0]
+    scored_y, folds = fitter.scored_y, fitter.folds
     log.info("out-of-fold %s: %s; kept %s", metric, ", ".join(f"{c} {_shown(v, metric):.4f}" for c, v in scores.items()),
              " + ".join(f"{c} ({weights[c]:.2f})" for c in kept))
 
@@ -160,7 +161,8 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     metrics = compute_metrics(task, scored_y, oof, rule)
     chosen = Blend([fitted[c].model for c in kept], [weights[c] for c in kept])
     held_out = fitter.data[0][1]  # rows the first fold's models did not see
-    importance = validation_importance(chosen.predict, task, held_out.X, held_out.y, config.seed)
+    importance = validation_importance(chosen.predict, task, held_out.X, held_out.y, config.seed,
+                                       seconds=max(select_deadline - time.monotonic(), 0.5))
     history = {c: f.model.report.history for c, f in fitted.items()}
 
     refitted = []
@@ -196,7 +198,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         member_ids=kept,
         transforms=[fitted[c].candidate.transform for c in kept],
         valid_y=scored_y,
-        valid_X=X_all if cv else prep.valid.X,
+        valid_X=fitter.scored_X,
     )
 
 
@@ -262,11 +264,36 @@ class _Fitter:
         self.span = max(deadline - time.monotonic(), 0.0)
         self.spent = 0.0  # seconds in candidate fits, the dropped ones included
         self.judge = None  # scores out-of-fold predictions (set by fit)
-        if len(folds) > 1:
-            y_all = np.concatenate([prep.train.y, prep.valid.y])
-            self.data = [(Dataset(X_all.take(tr), y_all[tr]), Dataset(X_all.take(va), y_all[va])) for tr, va in folds]
+        self.y_all, self.X_all = np.concatenate([prep.train.y, prep.valid.y]), X_all
+        if state.get("folds") == 1 and len(folds) > 1:  # the interrupted run had given way to one fold
+            self.folds = folds = folds[:1]
+        if X_all is not None:
+            self.data = [(Dataset(X_all.take(tr), self.y_all[tr]), Dataset(X_all.take(va), self.y_all[va])) for tr, va in folds]
         else:
             self.data = [(prep.train, prep.valid)]
+
+    @property
+    def cv(self) -> bool:
+        return len(self.folds) > 1
+
+    @property
+    def scored_y(self) -> np.ndarray:
+        """The targets of the rows candidates are scored on: all rows (cross-validation), or
+        the holdout fold's."""
+        return self.y_all if self.cv else self.data[0][1].y
+
+    @property
+    def scored_X(self) -> Features:
+        return self.X_all if self.cv else self.data[0][1].X
+
+    def _one_fold(self, first_fold_seconds: float) -> None:
+        """Judge on the first fold's held-out rows only: cross-validation of this table would
+        take too much of the budget (measured on the first candidate's first fold)."""
+        log.info("the other %d folds would take ~%.0fs of the %.0fs left: judging on the first fold's %d held-out rows "
+                 "instead", len(self.folds) - 1, first_fold_seconds * (len(self.folds) - 1), self.time_left(),
+                 len(self.folds[0][1]))
+        self.folds, self.data = self.folds[:1], self.data[:1]
+        self.state["folds"] = 1
 
     def time_left(self) -> float:
         """Seconds left for fitting candidates: the selection deadline less the time the refit
@@ -279,10 +306,9 @@ class _Fitter:
         fold's model, so the refit must not starve the search."""
         if not self.refit or not self.fitted:
             return 0.0
-        k = len(self.folds)
-        ratio = k / (k - 1) if k > 1 else (len(self.prep.train) + len(self.prep.valid)) / len(self.prep.train)
         best = sorted(self.fitted, key=lambda f: f.score, reverse=True)[:2]
-        return min(1.3 * ratio * sum(f.seconds / k for f in best) + 1.0, 0.25 * self.span)
+        needed = sum(f.seconds / len(f.best_iterations) * len(self.y_all) / f.fold_rows for f in best)
+        return min(1.3 * needed + 1.0, 0.25 * self.span)
 
     def run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
         started = time.monotonic()
@@ -312,12 +338,13 @@ class _Fitter:
         cand_deadline = started + max(self.time_left(), 0.0) * share
         if first:  # something must come back: the first candidate gets at least a few seconds
             cand_deadline = max(cand_deadline, started + 2.0)
-        oof, first_model, iterations = None, None, []
-        k = len(self.folds)
-        log.info("%s: training%s (up to %.0fs)", cand.id, f" on {k} folds" if k > 1 else "", cand_deadline - started)
-        for j, ((train, valid), (_, scored)) in enumerate(zip(self.data, self.folds)):
+        first_model, preds, iterations = None, [], []
+        j = 0
+        while j < len(self.folds):
+            (train, valid), k = self.data[j], len(self.folds)
+            fold_started = time.monotonic()
             # the first fold may take twice its even share: later folds are given what it leaves
-            fold_deadline = time.monotonic() + max(cand_deadline - time.monotonic(), 0.0) * min(1.0, (2 if j == 0 else 1) / (k - j))
+            fold_deadline = fold_started + max(cand_deadline - fold_started, 0.0) * min(1.0, (2 if j == 0 else 1) / (k - j))
             checkpoints = None
             if self.run_dir:
                 checkpoints = self.run_dir / "checkpoints" / cand.id
@@ -341,11 +368,18 @@ class _Fitter:
                                     "or choose another family with --family.")
                 log.warning("%s: dropped, it predicts NaN or infinite values", cand.id)
                 return None
-            if oof is None:
-                oof = np.zeros((len(self.folds[0][1]) if k == 1 else sum(len(s) for _, s in self.folds),) + pred.shape[1:])
-                first_model = model
-            oof[scored if k > 1 else slice(None)] = pred
+            first_model = first_model or model
+            preds.append(pred)
             iterations.append(model.report.best_iteration)
+            if first and j == 0 and k > 1 and (time.monotonic() - fold_started) * (k - 1) > CV_SHARE * self.time_left():
+                self._one_fold(time.monotonic() - fold_started)
+            j += 1
+        if self.cv:
+            oof = np.zeros((len(self.y_all),) + preds[0].shape[1:])
+            for (_, scored), pred in zip(self.folds, preds):
+                oof[scored] = pred
+        else:
+            oof = preds[0]
         seconds = time.monotonic() - started
         log.info("%s: fitted in %.1fs (%s, best iteration %s)", cand.id, seconds, first_model.report.stopped_by,
                  first_model.report.best_iteration)
