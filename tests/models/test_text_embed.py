@@ -244,3 +244,32 @@ def test_text_embed_precision_pins_the_vectors(encoder_folder, tweets, tmp_path)
     np.testing.assert_allclose(fp32._vectors(X), reference, atol=1e-5)
     assert fp32._encoder().precision == "fp32" and fp32._encoder() is not auto._encoder()
     assert (auto._vectors(X) * reference).sum(axis=1).min() > 0.999
+
+
+def test_the_linear_head_weighs_classes_alike_by_default(tweets):
+    """iPhone tweets as 9% of 330 training rows: the balanced head finds more of them."""
+    from takeoff.data.conform import conform
+    from takeoff.data.schema import infer_schema, infer_task
+    from takeoff.features.pipeline import FeaturePipeline
+    from takeoff.models.base import Dataset
+    from takeoff.models.text_embed import TextEmbedFamily
+    from takeoff.training.context import FitContext
+
+    train, test = (df[["text", "source"]] for df in tweets)
+    rare = "Twitter for iPhone"
+    train = pd.concat([train[train.source != rare].head(300), train[train.source == rare].head(30)])
+    test = pd.concat([test[test.source != rare].head(200), test[test.source == rare].head(100)])
+    schema = infer_schema(train, "source")
+    task = infer_task(train["source"], "source")
+    frame, _ = conform(train, schema)
+    pipeline = FeaturePipeline(schema).fit(frame)
+    fit = Dataset(pipeline.transform(frame), task.encode(train["source"]))
+    X_test = pipeline.transform(conform(test, schema)[0])
+    y_test = task.encode(test["source"])
+    recall = {}
+    for weighting in ("balanced", "none"):
+        model = TextEmbedFamily(task, {"head": "linear", "class_weight": weighting})
+        model.fit(fit, None, FitContext(seed=0, progress=False))
+        pred = model.predict(X_test).argmax(axis=1)
+        recall[weighting] = float((pred[y_test == 1] == 1).mean())
+    assert recall["balanced"] >= recall["none"] + 0.1, recall

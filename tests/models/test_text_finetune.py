@@ -149,3 +149,38 @@ def test_a_loss_that_turns_nan_stops_the_fit_with_the_fix(binary):
     bad = Dataset(train.X, train.y, weight)
     with pytest.raises(DataError, match="nan or infinite.*lower learning_rate"):
         TextFinetuneFamily(task, {**SMALL, "epochs": 1}).fit(bad, None, FitContext(seed=0, progress=False, device="cpu"))
+
+
+def test_auto_tries_it_only_when_the_fit_fits_the_time_left():
+    assert TextFinetuneFamily.auto_order is not None and not TextFinetuneFamily.cross_validates
+    assert TextFinetuneFamily.needs_text
+    small, large = TextFinetuneFamily.fit_seconds(600), TextFinetuneFamily.fit_seconds(6000)
+    assert small < large and TextFinetuneFamily.fit_seconds(600, {"max_epochs": 6}) > small
+    assert TextFinetuneFamily.auto_skip(600, 600) is None  # the 600 reviews with 600 s
+    reason = TextFinetuneFamily.auto_skip(6000, 600)
+    assert reason is not None and "6,000 rows" in reason and "--time-budget" in reason
+    assert TextFinetuneFamily.auto_skip(600, small / 0.6 - 1) is not None
+    assert TextFinetuneFamily.auto_skip(600, small / 0.6 + 1) is None
+    missing = TextFinetuneFamily.auto_skip(100, 1e6, {"encoder": "/nonexistent/encoder"})
+    assert missing is not None and "not found" in missing
+
+
+def test_classes_weigh_alike_in_the_loss(tweets):
+    import torch
+
+    df = tweets[["text", "source"]].copy()
+    rare = df["source"] == "Twitter for iPhone"
+    df = pd.concat([df[~rare].head(90), df[rare].head(10)]).reset_index(drop=True)
+    task, train, _ = _split(df, "source", "binary", 100)
+    weighted = TextFinetuneFamily(task, SMALL)
+    weighted.spec = weighted._make_spec(train)
+    counts = np.bincount(train.y, minlength=2)
+    assert np.allclose(np.asarray(weighted._class_weight) * counts, len(train.y) / 2)  # each class in total alike
+    outputs, target = torch.zeros(4, 2), torch.tensor([0, 0, 0, 1])
+    outputs[:, 0] = 2.0  # confident in the common class: wrong on the rare row
+    loss_weighted = weighted._loss(torch.device("cpu"))(outputs, target, None)
+    plain = TextFinetuneFamily(task, {**SMALL, "class_weights": False})
+    plain.spec = plain._make_spec(train)
+    assert plain._class_weight is None
+    loss_plain = plain._loss(torch.device("cpu"))(outputs, target, None)
+    assert float(loss_weighted) > float(loss_plain)  # the rare row's mistake counts for more

@@ -238,7 +238,10 @@ def test_score_functions_and_auc():
     classes = torch.tensor([0, 0, 0, 1, 2, 2])
     outputs = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 1, 2, 0]), 3).float()
     logs = chance_score("multiclass")(outputs, classes)
-    assert logs["valid_accuracy"] == pytest.approx(4 / 6) and logs["valid_chance"] == pytest.approx(0.5)
+    assert logs["valid_accuracy"] == pytest.approx(4 / 6)
+    assert logs["valid_balanced_accuracy"] == logs["valid_score"] == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+    assert logs["valid_chance"] == pytest.approx(1 / 3)
+    assert logs["valid_accuracy_chance"] == pytest.approx((3 / 6) ** 2 + (1 / 6) ** 2 + (2 / 6) ** 2)
 
     target = torch.tensor(rng.normal(size=200))
     pred = target + 0.3 * torch.tensor(rng.normal(size=200))
@@ -318,3 +321,60 @@ def test_only_rank_zero_writes_checkpoints(tmp_path):
     trainer = _trainer(callbacks=[Checkpoint(tmp_path / "r0")], max_epochs=1)
     trainer.fit()
     assert load_state(tmp_path / "r0") is not None
+
+
+def test_chance_levels_are_those_of_a_guess_that_ignores_the_features():
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, log_loss
+
+    from takeoff.errors import UnknownNameError
+    from takeoff.training.scores import chance_level
+
+    priors = np.array([0.64, 0.25, 0.11])
+    rng = np.random.default_rng(0)
+    y = rng.choice(3, size=200_000, p=priors)
+    guess = rng.choice(3, size=len(y), p=priors)  # drawn with the priors, independent of y
+    assert chance_level("accuracy", priors) == pytest.approx(accuracy_score(y, guess), abs=3e-3)
+    assert chance_level("accuracy", priors) == pytest.approx(0.64**2 + 0.25**2 + 0.11**2)
+    for metric, measured in (("balanced_accuracy", balanced_accuracy_score(y, guess)),
+                             ("macro_f1", f1_score(y, guess, average="macro"))):
+        assert chance_level(metric, priors) == pytest.approx(1 / 3) == pytest.approx(measured, abs=5e-3)
+    assert chance_level("log_loss", priors) == pytest.approx(log_loss(y, np.tile(priors, (len(y), 1))), abs=3e-3)
+    assert chance_level("roc_auc", priors) == 0.5 and chance_level("r2", None) == 0.0
+    assert chance_level("balanced_accuracy", [0.5, 0.5, 0.0]) == 0.5  # a class that never occurs is no class
+    with pytest.raises(UnknownNameError, match="macro_f1"):
+        chance_level("macro_f2", priors)
+
+
+def _imbalanced(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels 64% / 25% / 11% and the one-hot predictions of a model that finds most rare rows
+    but pays for it with mistakes on the common class: accuracy under the majority's share."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(3, size=n, p=[0.64, 0.25, 0.11])
+    hit = rng.random(n) < np.where(y == 0, 0.5, 0.7)  # recall 0.5 on the common class, 0.7 on the rare
+    pred = np.where(hit, y, (y + rng.integers(1, 3, n)) % 3)
+    return torch.nn.functional.one_hot(torch.tensor(pred), 3).float(), torch.tensor(y)
+
+
+def test_multiclass_chance_is_not_the_majority_share():
+    outputs, y = _imbalanced(400, seed=0)
+    logs = chance_score("multiclass")(outputs, y)
+    majority = float(np.bincount(y.numpy()).max() / len(y))
+    assert logs["valid_accuracy"] < majority  # what the old rule called chance
+    assert logs["valid_score"] > logs["valid_chance"] + logs["valid_chance_band"] + 0.1
+    majority_only = torch.nn.functional.one_hot(torch.zeros(len(y), dtype=torch.long), 3).float()
+    logs_majority = chance_score("multiclass")(majority_only, y)
+    assert logs_majority["valid_accuracy"] == pytest.approx(majority)
+    assert logs_majority["valid_score"] == pytest.approx(logs_majority["valid_chance"]) == pytest.approx(1 / 3)
+
+
+def test_chance_warning_on_an_imbalanced_multiclass_target():
+    """A net that learned the rare classes is left alone; one that predicts the majority is warned about."""
+    outputs, y = _imbalanced(400, seed=1)
+    majority_only = torch.nn.functional.one_hot(torch.zeros(len(y), dtype=torch.long), 3).float()
+    falling = [0.9, 0.7, 0.5]
+    for out, expected in ((outputs, 0), (majority_only, 1)):
+        warnings: list[str] = []
+        logs = {"train_loss": falling[-1], **chance_score("multiclass")(out, y)}
+        ChanceWarning().on_epoch_end(_fake_trainer(falling, warnings), 2, logs)
+        assert len(warnings) == expected, warnings
+    assert "balanced accuracy is 0.333, the chance level being 0.333" in warnings[0]

@@ -6,7 +6,8 @@ vectors, so the refit on all rows does not embed again), nothing is fine-tuned. 
 fitted on the same inputs and the one with the better validation score is kept:
 
 * ``linear``: logistic (classification) or ridge (regression) regression on the standardised
-  vectors, numbers and one-hot categories: the strong choice for text with little data;
+  vectors, numbers and one-hot categories: the strong choice for text with little data; its
+  classes weigh alike by default (``class_weight``), so a rare class gets predicted;
 * ``lightgbm``: the ``lightgbm`` family on the vectors plus the numeric and categorical
   features: better when other columns carry the signal.
 
@@ -53,6 +54,9 @@ class TextEmbedParams(Params):
     max_length: int = Field(256, ge=8, le=8192, description="Tokens kept per text; longer texts are truncated.")
     head: Literal["auto", "linear", "lightgbm"] = Field("auto", description="Model on the vectors; auto keeps the better on validation.")
     C: float = Field(1.0, gt=0, description="Inverse regularisation of the linear head (alpha = 1/C for ridge).")
+    class_weight: Literal["balanced", "none"] = Field(
+        "balanced", description="Linear head, classification: balanced = every class weighs alike (rows weighted "
+                                "n / (k * class count)); none = every row alike (probabilities keep the class shares).")
     head_rounds: int | None = Field(None, ge=1, description="Fixed rounds of the lightgbm head (the refit sets it).")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="Encoder arithmetic: auto = bf16 where the device computes it natively (vectors within "
@@ -167,7 +171,8 @@ class TextEmbedFamily(Family):
         if self.task.is_classification:
             from sklearn.linear_model import LogisticRegression
 
-            model = LogisticRegression(C=self.params.C, max_iter=2000)
+            balanced = self.params.class_weight == "balanced"
+            model = LogisticRegression(C=self.params.C, max_iter=2000, class_weight="balanced" if balanced else None)
             model.fit(Z, train.y)
             coef = np.zeros((len(self.task.classes), Z.shape[1]))
             intercept = np.zeros(len(self.task.classes))

@@ -19,7 +19,13 @@ epoch keeps the best weights, at the deadline the best weights so far are kept, 
 fit resumes from its checkpoint, and a nan training loss (read every 32 batches) ends the fit
 with the fix.
 
-Slow on a CPU, so ``auto`` does not try it; choose it with ``family: text-finetune``.
+Classification weighs each class alike in the loss by default (``class_weights``), so a class
+of 9% of the rows is learned rather than drowned by the majority; the probabilities are then
+those of a model trained on balanced classes.
+
+``auto`` tries it after ``tfidf`` and ``text-embed`` when the fit fits the time left
+(:meth:`TextFinetuneFamily.auto_skip`: on a CPU, a few hundred to a few thousand rows in the
+default budget); it is fitted once, never per cross-validation fold.
 """
 
 from __future__ import annotations
@@ -48,6 +54,15 @@ LAYER = re.compile(r"\.layers?\.(\d+)\.")
 BUCKET_BATCHES = 50  # batches per length-sorted chunk
 PREDICT_BATCH = 64
 FINITE_EVERY = 32  # batches between reads of the running training loss (a GPU sync)
+# What auto_skip's estimate of a CPU fit assumes. Fine-tuning the default MiniLM on this project's
+# 2-core machine (AVX-512 BF16): ~90 tweets/s (~2,800 tokens/s) on an idle machine (docs/text.md),
+# 800-1,600 tokens/s with other jobs running (50 rows/s of 31-token tweets, 9 rows/s of 92-token
+# texts), and ~20 s to load the encoder, tokenise and validate. Texts are taken as AUTO_TOKENS
+# long (or max_length if shorter), a short review: auto sees only the row count.
+AUTO_TOKENS_PER_S = 1500.0
+AUTO_TOKENS = 64
+AUTO_OVERHEAD_S = 20.0
+AUTO_SHARE = 0.6  # the share of the time left one fit may take
 
 
 class TextFinetuneParams(Params):
@@ -68,6 +83,8 @@ class TextFinetuneParams(Params):
     fusion_dim: int = Field(128, ge=1, description="Width of the fusion layer joining text vectors and other columns.")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout after the fusion layer.")
     embedding_dim_max: int = Field(16, ge=1, description="Cap on a categorical column's embedding size.")
+    class_weights: bool = Field(True, description="Classification: every class weighs alike in the cross-entropy "
+                                                  "(rows weighted n / (k * class count)); False: every row alike.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward: less memory, slower.")
     compile: bool = Field(False, description="Train through torch.compile (pays off on long GPU runs only).")
     lora_r: int | None = Field(None, ge=1, description="LoRA rank: train only adapters and the head (needs peft); None = full.")
@@ -154,6 +171,8 @@ class TextFinetuneFamily(TorchFamily):
     """
 
     name: ClassVar[str] = "text-finetune"
+    auto_order: ClassVar[int | None] = 50  # after tfidf and text-embed: the slowest text family
+    cross_validates: ClassVar[bool] = False  # one fit takes most of a CPU budget
     fast_params: ClassVar[dict[str, Any]] = {"max_epochs": 1, "max_length": 32, "batch_size": 16, "fusion_dim": 32}
     exports_onnx: ClassVar[bool] = True
     quantizes_int8: ClassVar[bool] = True
@@ -173,12 +192,51 @@ class TextFinetuneFamily(TorchFamily):
     prune_batch: ClassVar[int] = 32
     prune_lr: ClassVar[float] = 2e-5
 
+    @classmethod
+    def unavailable(cls, params: dict[str, Any] | None = None) -> str | None:
+        """Why it cannot train here: transformers missing, or the encoder not found locally."""
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            return "text-finetune needs transformers: pip install 'takeoff[text]'"
+        try:
+            resolve_encoder((params or {}).get("encoder", DEFAULT_ENCODER))
+        except (OSError, BundleError) as error:  # EncoderNotFoundError is a FileNotFoundError
+            return str(error).splitlines()[0]
+        return None
+
+    @classmethod
+    def fit_seconds(cls, rows: int, params: dict[str, Any] | None = None) -> float:
+        """Estimated seconds of one fit on ``rows`` training rows on a 2-core CPU: the epochs
+        times the rows (plus a quarter as many validation rows, forward only) over the measured
+        speed, plus loading (see ``AUTO_TOKENS_PER_S``)."""
+        p = TextFinetuneParams(**(params or {}))
+        epochs = p.epochs or p.max_epochs
+        tokens = min(p.max_length, AUTO_TOKENS)
+        rows_per_s = AUTO_TOKENS_PER_S / tokens
+        return AUTO_OVERHEAD_S + epochs * rows * (1.0 + 0.25 / 3.0) / rows_per_s
+
+    @classmethod
+    def auto_skip(cls, rows: int, seconds: float, params: dict[str, Any] | None = None) -> str | None:
+        """A reason to leave it out of ``auto`` when it is unavailable, or when its estimated fit
+        (:meth:`fit_seconds`) exceeds 60% of the ``seconds`` left; None to try it."""
+        problem = cls.unavailable(params)
+        if problem is not None:
+            return problem
+        needed = cls.fit_seconds(rows, params)
+        if needed > AUTO_SHARE * seconds:
+            return (f"fine-tuning on {rows:,} rows would take about {needed:.0f}s on a CPU, more than "
+                    f"{AUTO_SHARE:.0%} of the {seconds:.0f}s left. Fix: raise --time-budget, or train on a GPU "
+                    "(--device cuda), or choose it with --family text-finetune.")
+        return None
+
     def __init__(self, task: Task, params=None):
         super().__init__(task, params)
         self._tokenizer: Any = None
         self._folder: Path | None = None  # the pretrained encoder a fit starts from
         self._initial: Any = None  # the fit's initial-validation callback
         self.n_trainable: int | None = None  # parameters the last fit trained
+        self._class_weight: list[float] | None = None  # balanced class weights of the last fit's loss
 
     # ------------------------------------------------------------------ inputs
     def _kept(self, X: Features) -> np.ndarray:
@@ -296,6 +354,11 @@ class TextFinetuneFamily(TorchFamily):
         plain = self.task.is_classification or self.task.is_multilabel
         t_mean, t_std = (0.0, 1.0) if plain else (float(y.mean()), float(y.std()) or 1.0)
         cards = [int(c) for c in train.X.cardinalities]
+        class_weight = None
+        if self.task.is_classification and p.class_weights:
+            counts = np.bincount(train.y.astype(np.int64), minlength=self.task.n_outputs).astype(np.float64)
+            class_weight = (counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1.0))).tolist()
+        self._class_weight = class_weight
         return {
             "text_columns": sorted(train.X.text), "n_text": len(train.X.text), "hidden": int(config.hidden_size),
             "n_numeric": int(len(kept)), "mean": mean.tolist(), "std": std.tolist(), "cardinalities": cards,
@@ -303,6 +366,14 @@ class TextFinetuneFamily(TorchFamily):
             "fusion_dim": p.fusion_dim, "dropout": p.dropout,
             "n_outputs": self.task.n_outputs, "target_mean": t_mean, "target_std": t_std,
         }
+
+    def _loss(self, device):
+        import torch
+
+        from takeoff.models.losses import task_loss
+
+        weight = self._class_weight
+        return task_loss(self.task.kind, None if weight is None else torch.tensor(weight, dtype=torch.float32, device=device))
 
     def _build(self, spec: dict[str, Any]):
         """The pretrained encoder (with LoRA adapters when ``lora_r``) under a new head."""

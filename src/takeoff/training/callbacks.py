@@ -57,7 +57,8 @@ class Callback:
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
         """After epoch ``epoch`` (0-based) and its validation; ``logs`` holds ``train_loss``,
         and with validation data ``valid_loss``, ``valid_score``, ``valid_chance`` and the
-        named metric (``valid_roc_auc``, ``valid_accuracy`` or ``valid_r2``)."""
+        named metric (``valid_roc_auc``, ``valid_balanced_accuracy`` and ``valid_accuracy``, or
+        ``valid_r2``)."""
 
     def on_train_end(self, trainer: Trainer) -> None:
         """After the last epoch. Also called when an exception ends training, with
@@ -286,13 +287,19 @@ class ProgressBar(Callback):
             self._progress = None
 
 
-_METRIC_NAMES = {"valid_roc_auc": "ROC-AUC", "valid_accuracy": "accuracy", "valid_r2": "R²"}
+# the metric ``valid_score`` is, by the key logged beside it (balanced accuracy before accuracy:
+# a multiclass score logs both and scores the first)
+_METRIC_NAMES = {"valid_roc_auc": "ROC-AUC", "valid_balanced_accuracy": "balanced accuracy",
+                 "valid_accuracy": "accuracy", "valid_r2": "R²"}
 
 
 class ChanceWarning(Callback):
     """Warn once when the network memorises rows without learning anything that generalises:
     after ``min_epochs``, the training loss has fallen by more than ``loss_drop`` while the
-    validation score (ROC-AUC, accuracy vs the majority rate, or R²) is still at chance level.
+    validation score is still at the chance level of its metric: what a guess that ignores the
+    features scores (ROC-AUC 0.5, balanced accuracy 1/k, R² 0; see
+    :func:`~takeoff.training.scores.chance_level`), not the majority class's share, which a
+    model that finds the rare classes may score below while it learns.
 
     The chance band is ``max(tolerance, logs["valid_chance_band"])``, the latter being about
     two standard errors of the score under "no signal" for the validation set's size.
@@ -322,7 +329,8 @@ class ChanceWarning(Callback):
         name = next((_METRIC_NAMES[k] for k in _METRIC_NAMES if k in logs), "score")
         trainer.ctx.warn(
             f"the training loss fell {drop:.0%} over {epoch + 1} epochs but the validation "
-            f"{name} is {score:.3f}, the chance level being {chance:.3f}: the network memorises "
+            f"{name} is {score:.3f}, the chance level being {chance:.3f} (what a guess that ignores "
+            "the features scores): the network memorises "
             "rows instead of learning a pattern that carries over. Likely causes: the labels are "
             "shuffled or misaligned with their rows; the features hold no signal for the "
             "target; or what is learned leaks across rows (an ID-like or row-order column lets "
