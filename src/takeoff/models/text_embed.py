@@ -46,6 +46,10 @@ SKIP_FILES = {"README.md", ".gitattributes"}
 LIGHTGBM_HEAD = {"learning_rate": 0.1, "feature_fraction": 0.5, "max_rounds": 1000, "early_stopping_rounds": 30}
 
 
+# texts per second per CPU core the encoder embeds (MiniLM, reviews of ~100 tokens; short
+# tweets go 2-3 times faster): what auto's estimate of an embedding assumes
+CPU_TEXTS_PER_SECOND = 60
+
 class TextEmbedParams(Params):
     """Hyperparameters of the text-embed family."""
 
@@ -68,6 +72,22 @@ class TextEmbedFamily(Family):
     auto_order: ClassVar[int | None] = 40
     Params = TextEmbedParams
     needs_text: ClassVar[bool] = True
+    # embedding every text again per fold costs more than cross-validation gives on text tables
+    cross_validates: ClassVar[bool] = False
+
+    @classmethod
+    def auto_skip(cls, rows: int, seconds: float, params: dict[str, Any] | None = None) -> str | None:
+        """Leave it out of ``auto`` when embedding ``rows`` texts on this machine's CPU cores is
+        estimated (:data:`CPU_TEXTS_PER_SECOND` per core, plus loading the encoder) to take over
+        60% of the ``seconds`` left: the encoder cannot stop half-way through the texts."""
+        import os
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        needed = rows / (CPU_TEXTS_PER_SECOND * cores) + 5.0
+        if needed > 0.6 * seconds:
+            return (f"embedding {rows:,} texts would take about {needed:.0f}s on {cores} CPU core(s), more than 60% "
+                    f"of the {seconds:.0f}s left. Fix: raise --time-budget, or choose it with --family text-embed.")
+        return None
 
     def __init__(self, task: Task, params=None):
         super().__init__(task, params)
