@@ -161,7 +161,7 @@ def test_auto_warns_and_trains_from_scratch_without_weights(no_packaged_weights,
         model = takeoff.train(digit_folder, time_budget=20, seed=0, out=tmp_path / "m",
                               config={"models": {"image-cnn": {"width": 8, "flip": False}}, "refit": False})
     assert "image-finetune: skipped" in caplog.text and "were not found" in caplog.text
-    assert [m["family"] for m in model.manifest["members"]] == ["image-cnn"]
+    assert {m["family"] for m in model.manifest["members"]} == {"image-cnn"}  # possibly reseeded
     with pytest.raises(BackboneNotFoundError, match="efficientnet-lite0"):
         takeoff.train(digit_folder, family="image-finetune", time_budget=20, out=tmp_path / "n")
     assert not (tmp_path / "n").exists()
