@@ -151,21 +151,38 @@ class Model(Predictor):
                 out[f"proba_{label}"] = outputs[:, i]
         return out
 
-    def predict(self, data, *, strict: bool = False) -> np.ndarray:
-        """Predicted labels (classification) or values (regression) for ``data`` (a DataFrame,
-        a dict of one row, a list of dicts, or a path)."""
-        outputs, _ = self._outputs(data, strict)
+    def predict(self, data, *, strict: bool = False, feature_names=None) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for ``data``: a DataFrame,
+        a dict of one row, a list of dicts, a pandas Series (one row), a NumPy array or list of
+        lists with ``feature_names`` (the column of each position), or a path."""
+        outputs, _ = self._outputs(data, strict, feature_names)
         return self.decide(outputs)
 
-    def predict_proba(self, data, *, strict: bool = False) -> pd.DataFrame:
+    def predict_proba(self, data, *, strict: bool = False, feature_names=None) -> pd.DataFrame:
         """Class probabilities, one column per label (classification; for multilabel, each
-        label's own probability)."""
+        label's own probability); ``data`` as for :meth:`predict`."""
         if not (self.task.is_classification or self.task.is_multilabel):
             raise DataError(f"predict_proba is for classification; this model does {self.task.kind}. Use predict.")
-        outputs, index = self._outputs(data, strict)
+        outputs, index = self._outputs(data, strict, feature_names)
         return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=index)
 
-    def _outputs(self, data, strict: bool) -> tuple[np.ndarray, pd.Index]:
+    def leaderboard(self) -> pd.DataFrame:
+        """Every candidate the run tried, best first: id, family, its score by the run's metric,
+        fit seconds, predict seconds (when measured), kept and blend weight."""
+        from takeoff.pipelines.prediction.leaderboard import leaderboard
+
+        return leaderboard(self.manifest)
+
+    def _repr_html_(self) -> str:
+        from takeoff.pipelines.prediction.leaderboard import repr_html
+
+        return repr_html(self)
+
+    def _outputs(self, data, strict: bool, feature_names=None) -> tuple[np.ndarray, pd.Index]:
+        from takeoff.pipelines.prediction.inputs import as_table, is_records
+
+        if not is_records(data):
+            data = as_table(data, feature_names, self.schema.names())
         if isinstance(data, (dict, list)):  # records: no DataFrame unless they need one
             records = [data] if isinstance(data, dict) else data
             where = "the record" if isinstance(data, dict) else "the records"
