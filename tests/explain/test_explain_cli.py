@@ -25,7 +25,7 @@ def rows_csv(one_column, tmp_path_factory):
 
 def test_explain_writes_the_report_and_the_json(lgb_one, rows_csv, tmp_path):
     report, data = tmp_path / "report.html", tmp_path / "explanation.json"
-    result = run("explain", lgb_one.path, rows_csv, "--rows", 4, "--out", report, "--json", data, "--seed", 3)
+    result = run("explain", lgb_one.path, rows_csv, "--rows", 4, "--out", report, "--json-out", data, "--seed", 3)
     assert result.exit_code == 0, result.output
     assert "x0" in result.output and f"report: {report}" in result.output
     explanation = json.loads(data.read_text())
