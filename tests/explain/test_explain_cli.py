@@ -45,7 +45,7 @@ def test_explain_refuses_missing_columns_like_predict(lgb_one, one_column, tmp_p
     path = tmp_path / "rows.csv"
     one_column.drop(columns=["c"]).head(20).to_csv(path, index=False)
     result = run("explain", lgb_one.path, path, "--out", tmp_path / "r.html")
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # a data error
     assert "column(s) 'c' missing in rows.csv" in result.output
     assert not (tmp_path / "r.html").exists()
 

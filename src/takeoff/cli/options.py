@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -34,8 +33,8 @@ class LazyChoice:
     def __init__(self, what: str, choices: Callable[[], list[str]]):
         self.what, self._choices = what, choices
 
-    @functools.cached_property
-    def choices(self) -> list[str]:
+    @property
+    def choices(self) -> list[str]:  # not cached: the registry caches, and forgets on refresh()
         return list(dict.fromkeys(self._choices()))
 
     def metavar(self) -> str:

@@ -60,6 +60,11 @@ def run(fn, *args, **kwargs):
     except TakeoffError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
+    except ModuleNotFoundError as exc:  # e.g. a report (matplotlib) asked of a takeoff[lite] install
+        message = (f"this needs the Python package {exc.name!r}, which is not installed. "
+                   "Fix: pip install 'takeoff[train]' (or the extra that provides it)")
+        err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_RUNTIME) from None
     except Exception as exc:  # a bug or an environment problem: one line, the traceback on -v
         if settings["verbose"]:
             err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
