@@ -44,7 +44,16 @@ def trained(credit_csv, tmp_path_factory):
     proc = takeoff_cmd("train", credit_csv, "-t", "Status", "--family", "lightgbm", "--time-budget", "20",
                        "-o", out, "--json", "-q")
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), proc.stderr, out
+    return strict_json(proc.stdout), proc.stderr, out
+
+
+def strict_json(text: str):
+    """One JSON document, as strict parsers (jq, JavaScript) read it: NaN is not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    assert text.count("\n") == 1 and text.endswith("\n"), text  # one line
+    return json.loads(text, parse_constant=refuse)
 
 
 def test_train_json_is_the_only_thing_on_stdout(trained):
@@ -54,6 +63,7 @@ def test_train_json_is_the_only_thing_on_stdout(trained):
     assert summary["members"][0]["family"] == "lightgbm" and summary["report"].endswith("report.html")
     board = summary["leaderboard"]
     assert board[0]["family"] == "lightgbm" and board[0]["kept"] is True and board[0]["fit_seconds"] > 0
+    assert board[0]["predict_seconds"] is None  # not measured: null, not NaN
     assert "INFO" not in stderr  # -q after the command: warnings and errors only
 
 
@@ -61,16 +71,16 @@ def test_predict_evaluate_inspect_explain_json(trained, credit_csv, tmp_path):
     _, _, bundle = trained
     result = run("predict", bundle, credit_csv, "-o", tmp_path / "p.csv", "--json")
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
+    summary = strict_json(result.stdout)
     assert summary["rows"] == 1200 and summary["output"] == str(tmp_path / "p.csv")
     assert len(pd.read_csv(tmp_path / "p.csv")) == 1200
     result = run("-q", "evaluate", bundle, credit_csv, "--json")
-    assert result.exit_code == 0 and json.loads(result.stdout)["metrics"]["roc_auc"] > 0.75
+    assert result.exit_code == 0 and strict_json(result.stdout)["metrics"]["roc_auc"] > 0.75
     result = run("inspect", credit_csv, "-t", "Status", "--json", "-v")
-    assert result.exit_code == 0 and json.loads(result.stdout)["rows"] == 1200
+    assert result.exit_code == 0 and strict_json(result.stdout)["rows"] == 1200
     proc = takeoff_cmd("explain", bundle, credit_csv, "--rows", "2", "-o", tmp_path / "e.html", "--json")
     assert proc.returncode == 0, proc.stderr
-    explanation = json.loads(proc.stdout)
+    explanation = strict_json(proc.stdout)
     assert [e["row"] for e in explanation["local"]] == [0, 1] and explanation["report"] == str(tmp_path / "e.html")
     # --json-out PATH writes the file and prints the tables
     result = run("explain", bundle, credit_csv, "--rows", "1", "-o", tmp_path / "f.html", "--json-out", tmp_path / "f.json")
@@ -82,7 +92,7 @@ def test_compress_json(trained, credit_csv, tmp_path):
     _, _, bundle = trained
     proc = takeoff_cmd("compress", bundle, "--out", tmp_path / "onnx", "--data", credit_csv, "--onnx", "--json")
     assert proc.returncode == 0, proc.stderr
-    comparison = json.loads(proc.stdout)
+    comparison = strict_json(proc.stdout)
     assert (tmp_path / "onnx" / "takeoff.json").exists() and isinstance(comparison, dict) and comparison
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import traceback
@@ -107,10 +108,20 @@ def stdout_to_stderr(active: bool = True):
 
 
 def emit_json(document) -> None:
-    """Write ``document`` to stdout as one line of JSON (numbers, paths and NumPy values as
-    JSON has them)."""
-    sys.stdout.write(json.dumps(document, default=_plain) + "\n")
+    """Write ``document`` to stdout as one line of strict JSON (paths and NumPy values as JSON has
+    them; NaN and infinity, which JSON lacks, as null)."""
+    sys.stdout.write(json.dumps(_finite(json.loads(json.dumps(document, default=_plain))), allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain(value):
