@@ -94,9 +94,11 @@ class _TakeoffEstimator(BaseEstimator):
             self.n_features_in_ = array.shape[1]
             if hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
+            names = [f"x{i}" for i in range(array.shape[1])]
         else:
             self._check_width(array.shape[1])
-        names = [f"x{i}" for i in range(array.shape[1])]
+            # fitted on a DataFrame, predicting on an array: its columns by position
+            names = [str(n) for n in getattr(self, "feature_names_in_", [f"x{i}" for i in range(array.shape[1])])]
         return pd.DataFrame({n: array[:, i] for i, n in enumerate(names)}).infer_objects()
 
     def _check_width(self, width: int) -> None:

@@ -60,7 +60,7 @@ def make_venv(work: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     with log.open("w") as handle:
-        proc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+        proc = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile", "-q",
                                f"{ROOT}[lite]"], stdout=handle, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         fail(f"pip install '.[lite]' exited {proc.returncode}:\n" + log.read_text()[-3000:])
