@@ -56,8 +56,6 @@ SKIPPED_CHECKS: dict[str, str] = {}
 class _TakeoffEstimator(BaseEstimator):
     """What both estimators share: the parameters of :func:`takeoff.train` and the X handling."""
 
-    _task: str | None = None
-
     def __init__(self, time_budget: float = 60.0, family: str = "auto", metric: str | None = None,
                  seed: int = 0, config: dict | None = None):
         self.time_budget = time_budget
@@ -155,7 +153,6 @@ class _TakeoffEstimator(BaseEstimator):
         tags.input_tags.allow_nan = True  # takeoff imputes missing values
         tags.input_tags.string = True  # and reads text and categories (in a DataFrame)
         tags.input_tags.categorical = True
-        tags.non_deterministic = False
         return tags
 
 

@@ -21,7 +21,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -56,7 +55,7 @@ def run(fn, *args, **kwargs):
     """
     try:
         return fn(*args, **kwargs)
-    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+    except (typer.Exit, typer.Abort):  # a nested fail(): its code stands
         raise
     except TakeoffError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
