@@ -19,7 +19,7 @@ from takeoff.errors import ConfigError
 from takeoff.pipelines import Predictor, dispatch
 from takeoff.pipelines.prediction.model import Model
 
-__all__ = ["Model", "inspect", "load", "train"]
+__all__ = ["Model", "inspect", "load", "monitor", "train"]
 
 
 def train(
@@ -152,6 +152,16 @@ def inspect(data, target: str | list[str] | None = None, *, table=None, sql=None
     cfg = _config(config, target=target)
     df, name = read_data(data, table, sql, encoding)
     return inspect_table(df, cfg, name)
+
+
+def monitor(bundle: str | Path, data, *, report: str | Path | None = None, table=None, sql=None, encoding=None,
+            thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """How far new data drifted from the training profile saved in a bundle (PSI and KS per
+    column, new categories, missing-rate shifts, prediction shift); optionally an HTML report.
+    See :func:`takeoff.pipelines.prediction.monitor.monitor`."""
+    from takeoff.pipelines.prediction.monitor import monitor as run_monitor
+
+    return run_monitor(bundle, data, report=report, table=table, sql=sql, encoding=encoding, thresholds=thresholds)
 
 
 def _config(config, **overrides):

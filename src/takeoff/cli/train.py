@@ -33,7 +33,7 @@ def train(
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
     embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
-    redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", is_flag=False, flag_value="all", metavar="[KINDS]", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: all kinds, or some of email,phone,card,iban,ip,ssn.")] = None,
+    redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
     intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
