@@ -36,8 +36,8 @@ def monitor(bundle_path: str | Path, data, *, report: str | Path | None = None, 
     Raises:
         BundleError: not a prediction bundle, or one without a training profile (older takeoff).
     """
-    from takeoff.api import load
     from takeoff.bundle import read_manifest
+    from takeoff.pipelines.dispatch import load
 
     manifest = read_manifest(bundle_path)  # checked before the model's libraries are loaded
     kind = manifest.get("task", {}).get("kind")
