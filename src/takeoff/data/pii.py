@@ -415,11 +415,11 @@ class Redactor:
         if isinstance(columns, pd.DataFrame):
             columns = columns.copy()
             for name in self.columns:
-                if name in columns.columns:
+                if name in columns.columns and not pd.api.types.is_numeric_dtype(columns[name]):
                     columns[name] = pd.Series(self.redact_values(columns[name].tolist()), index=columns.index, dtype=object)
             return columns
         for name in self.columns:
-            if name in columns:
+            if name in columns and np.asarray(columns[name]).dtype == object:
                 array = np.empty(len(columns[name]), dtype=object)
                 array[:] = self.redact_values(list(columns[name]))
                 columns[name] = array

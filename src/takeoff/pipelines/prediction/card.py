@@ -151,7 +151,8 @@ def _privacy(privacy: dict[str, Any]) -> list[str]:
                       "numbers were found in the text and category columns (names are not looked for).", ""]
         redaction = pii.get("redaction")
         if redaction:
-            lines += [f"**Redaction**: {', '.join(redaction['kinds'])} replaced by type tokens (e.g. `<EMAIL>`) in "
+            lines += [f"**Redaction**: {', '.join(redaction['kinds'])} replaced by type tokens (e.g. "
+                      f"`<{redaction['kinds'][0].upper()}>`) in "
                       f"{', '.join(f'`{c}`' for c in redaction['columns'])}, before training and on every prediction.", ""]
         else:
             lines += ["**Redaction**: none (train with `--redact-pii` to replace personal data by type tokens).", ""]

@@ -46,7 +46,8 @@ def monitor(bundle_path: str | Path, data, *, report: str | Path | None = None, 
                           "text and image prediction models")
     profile = manifest.get("profile")
     if not profile:
-        source = manifest.get("training", {}).get("source", "DATA")
+        source = manifest.get("training", {}).get("source", "")
+        source = source if Path(source).suffix else "DATA"  # a file it was trained from, else a placeholder
         target = manifest.get("task", {}).get("target", "COLUMN")
         raise BundleError(str(bundle_path), "has no training profile: it was written by a takeoff that did not keep one",
                           f"retrain it with this takeoff (takeoff train {source} --target {target} ...); "

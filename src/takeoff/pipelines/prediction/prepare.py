@@ -84,7 +84,7 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     # the feature pipeline decodes every image anyway and lists the ones that fail: the checks
     # need not decode them first (they still hash and probe each file)
     checks = config.checks.model_copy(update={"verify_images": 0}) if schema.names(Kind.IMAGE) else config.checks
-    pii, redactor, df = _personal_data(df, [target, *label_columns], config)
+    pii, redactor, df = _personal_data(df, schema, [target, *label_columns], config)
     findings = run_checks(df, schema, target, task, checks)
     findings += _pii_findings(pii, redactor)
     errors = [f for f in findings if f.severity == "error"]
@@ -153,18 +153,20 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     )
 
 
-def _personal_data(df: pd.DataFrame, target: list[str], config) -> tuple[list, Any, pd.DataFrame]:
-    """Scan the columns of strings for personal data; with ``pii.redact``, fit the redactor
-    and redact the table (checks, features and the bundle then only see the type tokens).
+def _personal_data(df: pd.DataFrame, schema: Schema, target: list[str], config) -> tuple[list, Any, pd.DataFrame]:
+    """Scan the text and category columns (not dropped, not the target) for personal data;
+    with ``pii.redact``, fit the redactor and redact the table (checks, features and the
+    bundle then only see the type tokens).
 
     Raises:
         TargetError: the target is among the columns to redact; ConfigError: an unknown kind or column.
     """
-    from takeoff.data.pii import Redactor, scan, text_columns
+    from takeoff.data.pii import Redactor, scan
 
     params = config.pii
-    columns = text_columns(df, skip=target)
-    redactor = Redactor.fit(params, text_columns(df), target)
+    strings = [c.name for c in schema.columns if c.kind in (Kind.TEXT, Kind.CATEGORICAL, Kind.IDENTIFIER)]
+    columns = [c for c in strings if c not in target]
+    redactor = Redactor.fit(params, strings + [t for t in target if t in df.columns], target)
     pii = scan(df, columns, region=params.region, sample_rows=params.scan_rows, seed=config.seed)
     if redactor is not None:
         df = redactor.apply(df)
