@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -223,11 +224,22 @@ def find(text: str, kinds: Sequence[str] = KINDS, region: str = "US") -> list[tu
 _FINDERS = {"email": _spans_email, "iban": _spans_iban, "card": _spans_card, "ssn": _spans_ssn, "ip": _spans_ip}
 
 
-def candidates(values: pd.Series, kinds: Sequence[str]) -> np.ndarray:
-    """A mask of the string values that may hold personal data of ``kinds`` (vectorised)."""
-    pattern = "|".join(f"(?:{PREFILTERS[k]})" for k in kinds)
-    strings = values.astype("string")
-    return strings.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
+SMALL = 1000  # up to this many values, plain Python beats pandas' per-call cost (a request's rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _prefilter(kinds: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(f"(?:{PREFILTERS[k]})" for k in kinds))
+
+
+def candidates(values: pd.Series | Sequence[Any], kinds: Sequence[str]) -> np.ndarray:
+    """A mask of the string values that may hold personal data of ``kinds`` (vectorised on
+    long columns; plain Python on the few values of a request)."""
+    pattern = _prefilter(tuple(kinds))
+    if len(values) <= SMALL:
+        return np.array([isinstance(v, str) and pattern.search(v) is not None for v in list(values)], dtype=bool)
+    strings = pd.Series(values, dtype=object).astype("string") if not isinstance(values, pd.Series) else values.astype("string")
+    return strings.str.contains(pattern.pattern, regex=True, na=False).to_numpy(dtype=bool)
 
 
 # ---------------------------------------------------------------------- masking
@@ -399,9 +411,8 @@ class Redactor:
 
     def redact_values(self, values: Sequence[Any]) -> list[Any]:
         """``values`` with each value of the kinds replaced by its token (None and non-strings kept)."""
-        series = pd.Series(list(values), dtype=object)
         out = list(values)
-        maybe = candidates(series, self.kinds)
+        maybe = candidates(out, self.kinds)
         for i in np.flatnonzero(maybe):
             text = str(out[i])
             spans = find(text, self.kinds, self.region)

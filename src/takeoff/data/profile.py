@@ -46,11 +46,18 @@ def numeric_values(series: pd.Series | np.ndarray, kind: str) -> np.ndarray:
     if kind == Kind.DATETIME.value:
         values = pd.to_datetime(pd.Series(series), errors="coerce")
         return np.where(values.isna(), np.nan, values.astype("int64") / 1e9)
+    if isinstance(series, np.ndarray) and series.dtype.kind in "fiub":  # the server's few records: no pandas
+        return series.astype(np.float64, copy=False)
+    if isinstance(series, pd.Series) and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
     return np.asarray(pd.to_numeric(pd.Series(series), errors="coerce"), dtype=np.float64)
 
 
+NUMERIC_KINDS = frozenset({Kind.NUMERIC.value, Kind.DATETIME.value, Kind.TEXT.value})  # profiled as numbers
+
+
 def is_numeric_kind(kind: str) -> bool:
-    return kind in (Kind.NUMERIC.value, Kind.DATETIME.value, Kind.TEXT.value)
+    return kind in NUMERIC_KINDS
 
 
 def profile_series(values, kind: str) -> dict[str, Any]:

@@ -32,9 +32,15 @@ class _Column:
         self.width = len(expected_shares(stats))
         self.codes: deque[int] = deque(maxlen=window)
         self.counts = np.zeros(self.width + 1, dtype=np.int64)  # the last slot counts missing values
+        self.pending: list[np.ndarray] = []  # values not binned yet
 
-    def add(self, codes: np.ndarray) -> None:
-        for code in codes[-self.codes.maxlen:].tolist():
+    def flush(self) -> None:
+        """Bin the pending values (vectorised, once per ``every`` rows) into the window."""
+        if not self.pending:
+            return
+        values = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        self.pending = []
+        for code in bin_codes(self.stats, values)[-self.codes.maxlen:].tolist():
             slot = code if code >= 0 else self.width
             if len(self.codes) == self.codes.maxlen:
                 self.counts[self.codes[0]] -= 1
@@ -46,7 +52,11 @@ class _Column:
 
 
 class DriftWindow:
-    """The rolling drift statistics of one served model (thread-safe)."""
+    """The rolling drift statistics of one served model (thread-safe).
+
+    A request only appends its columns to a pending list (microseconds); every ``every`` rows
+    the pending values are binned at once and the gauges updated.
+    """
 
     def __init__(self, name: str, profile: dict[str, Any], gauge, window: int = WINDOW, every: int = EVERY,
                  psi_threshold: float = THRESHOLDS["psi"]):
@@ -61,32 +71,31 @@ class DriftWindow:
 
     def observe(self, columns) -> None:
         """Add a batch of conformed rows (a DataFrame or a dict of arrays)."""
+        rows = 0
         with self.lock:
-            rows = 0
             for name, column in self.columns.items():
                 if name != PREDICTION and name in columns:
                     values = columns[name]
-                    column.add(bin_codes(column.stats, values))
+                    column.pending.append(values.to_numpy() if hasattr(values, "to_numpy") else np.asarray(values))
                     rows = len(values)
-            self._tick(rows)
+            self.pending += rows
+            if self.pending >= self.every:
+                self.pending = 0
+                self.update()
 
     def observe_predictions(self, predictions) -> None:
         """Add the decided predictions (labels, or values) of a batch."""
         column = self.columns.get(PREDICTION)
         if column is not None:
             with self.lock:
-                column.add(bin_codes(column.stats, np.asarray(predictions, dtype=object)))
-
-    def _tick(self, rows: int) -> None:
-        self.pending += rows
-        if self.pending >= self.every:
-            self.pending = 0
-            self.update()
+                column.pending.append(np.asarray(predictions))
 
     def update(self) -> dict[str, dict[str, Any]]:
-        """Set the gauges from the window; log the columns that cross the threshold."""
+        """Bin what is pending, set the gauges from the window, and log the columns that cross
+        the threshold (call with the lock held)."""
         results = {}
         for name, column in self.columns.items():
+            column.flush()
             result = column.result()
             results[name] = result
             if result.get("psi") is None:
