@@ -7,7 +7,7 @@ import pandas as pd
 
 from takeoff.data.conform import conform
 from takeoff.data.profile import compare, profile_frame, psi
-from takeoff.data.schema import infer_schema
+from takeoff.data.schema import Column, Kind, Schema, infer_schema
 
 
 def test_shifted_copy_is_flagged_on_the_shifted_columns_only(credit):
@@ -44,3 +44,15 @@ def test_profile_keeps_missing_rates_and_ranges():
     profile = profile_frame(frame, schema)
     assert profile["columns"]["x"]["missing"] == 0.25 and profile["columns"]["x"]["max"] == 4.0
     assert profile["columns"]["c"]["top"] == {"a": 2 / 3, "b": 1 / 3}
+
+
+def test_dates_and_texts_are_profiled_as_numbers():
+    """Dates as seconds (whatever resolution pandas parses to), texts by their length."""
+    dates = pd.Series(pd.to_datetime(["2024-01-01", "2024-06-01", None, "2024-03-01"]))
+    frame = pd.DataFrame({"d": dates, "t": ["short", "a much longer text", None, "mid text"]})
+    schema = Schema([Column("d", Kind.DATETIME, "datetime64[ns]"), Column("t", Kind.TEXT, "object")])
+    profile = profile_frame(frame, schema)
+    assert profile["columns"]["t"]["max"] == len("a much longer text")
+    later = frame.assign(d=frame["d"].astype("datetime64[us]") + pd.Timedelta(days=400))
+    result = compare(profile, later)
+    assert result["drifted"] == ["d"]

@@ -45,7 +45,10 @@ def numeric_values(series: pd.Series | np.ndarray, kind: str) -> np.ndarray:
         return np.array([len(v) if isinstance(v, str) else np.nan for v in series], dtype=np.float64)
     if kind == Kind.DATETIME.value:
         values = pd.to_datetime(pd.Series(series), errors="coerce")
-        return np.where(values.isna(), np.nan, values.astype("int64") / 1e9)
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert(None)
+        # seconds since 1970, whatever the resolution (ns, us) pandas parsed to
+        return (values - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
     if isinstance(series, np.ndarray) and series.dtype.kind in "fiub":  # the server's few records: no pandas
         return series.astype(np.float64, copy=False)
     if isinstance(series, pd.Series) and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
