@@ -291,14 +291,17 @@ def scan(df: pd.DataFrame, columns: Sequence[str] | None = None, kinds: Sequence
         present = series.notna().to_numpy()
         if not present.any():
             continue
-        maybe = candidates(series, kinds)
+        # one vectorised test per kind; each cell is then checked for the kinds it may hold only
+        strings = series.astype("string")
+        may = {k: strings.str.contains(PREFILTERS[k], regex=True, na=False).to_numpy(dtype=bool) for k in kinds}
+        maybe = np.logical_or.reduce(list(may.values())) if may else np.zeros(len(series), dtype=bool)
         rows: dict[str, list[int]] = {k: [] for k in kinds}
         whole: dict[str, int] = dict.fromkeys(kinds, 0)
         examples: dict[str, list[str]] = {k: [] for k in kinds}
         raw = series.to_numpy(dtype=object)
         for i in np.flatnonzero(maybe):
             text = str(raw[i])
-            spans = find(text, kinds, region)
+            spans = find(text, [k for k in kinds if may[k][i]], region)
             for kind in {k for _, _, k in spans}:
                 rows[kind].append(i)
             for start, end, kind in spans:

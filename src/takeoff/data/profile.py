@@ -78,9 +78,8 @@ def profile_series(values, kind: str) -> dict[str, Any]:
         cdf = np.searchsorted(np.sort(present), quantiles, side="right") / len(present)
         return {**out, "edges": edges.tolist(), "shares": shares.tolist(), "quantiles": quantiles.tolist(),
                 "cdf": cdf.tolist(), "min": float(present.min()), "max": float(present.max())}
-    strings = pd.Series([None if _missing(v) else str(v) for v in values], dtype=object)
-    present = strings.dropna()
-    counts = present.value_counts()
+    present = pd.Series(values, dtype=object).dropna()
+    counts = present.astype(str).value_counts()
     top = counts.head(TOP)
     total = max(len(present), 1)
     return {"kind": kind, "missing": float(1 - len(present) / n) if n else 0.0,

@@ -164,7 +164,7 @@ def _personal_data(df: pd.DataFrame, schema: Schema, target: list[str], config) 
     from takeoff.data.pii import Redactor, scan
 
     params = config.pii
-    strings = [c.name for c in schema.columns if c.kind in (Kind.TEXT, Kind.CATEGORICAL, Kind.IDENTIFIER)]
+    strings = _string_columns(schema)
     columns = [c for c in strings if c not in target]
     redactor = Redactor.fit(params, strings + [t for t in target if t in df.columns], target)
     pii = scan(df, columns, region=params.region, sample_rows=params.scan_rows, seed=config.seed)
@@ -172,6 +172,12 @@ def _personal_data(df: pd.DataFrame, schema: Schema, target: list[str], config) 
         df = redactor.apply(df)
         log.info("redacted %s in column(s) %s", ", ".join(redactor.kinds), preview(redactor.columns))
     return pii, redactor, df
+
+
+def _string_columns(schema: Schema) -> list[str]:
+    """The columns personal data is looked for in: text, categories and identifiers (not the
+    target, not dropped columns, not numbers or dates)."""
+    return [c.name for c in schema.columns if c.kind in (Kind.TEXT, Kind.CATEGORICAL, Kind.IDENTIFIER)]
 
 
 def _pii_findings(pii: list, redactor) -> list:
@@ -258,10 +264,9 @@ def inspect_table(df: pd.DataFrame, config, source: str) -> dict[str, Any]:
         task.columns = label_columns
     schema = infer_schema(df, target, list(config.drop) + label_columns)
     findings = run_checks(df, schema, target, task, config.checks)
-    from takeoff.data.pii import findings_of, scan, text_columns
+    from takeoff.data.pii import findings_of, scan
 
-    pii = scan(df, text_columns(df, skip=[target, *label_columns] if target else ()), region=config.pii.region,
-               sample_rows=config.pii.scan_rows, seed=config.seed)
+    pii = scan(df, _string_columns(schema), region=config.pii.region, sample_rows=config.pii.scan_rows, seed=config.seed)
     findings += findings_of(pii)
     return {
         "source": source,
