@@ -94,3 +94,21 @@ def test_redaction_refuses_the_target_and_unknown_kinds():
     with pytest.raises(ConfigError, match="not a column of text or categories"):
         Redactor.fit(PiiParams(redact=["email"], columns=["amount"]), ["note"], ["label"])
     assert Redactor.fit(PiiParams(redact=["all"]), ["note", "label"], ["label"]).columns == ["note"]
+
+
+def test_checksums_catch_every_single_digit_change():
+    """Luhn and mod 97 both catch any one mistyped digit: a card or IBAN with one digit changed
+    is never reported."""
+    import random
+
+    from takeoff.testing.pii import card, iban
+
+    rng = random.Random(11)
+    for make, kind in ((card, "card"), (iban, "iban")):
+        for _ in range(100):
+            value = make(rng).replace(" ", "").replace("-", "")
+            assert [k for *_, k in find(value)] == [kind]
+            digits = [i for i, c in enumerate(value) if c.isdigit() and i >= 2]
+            i = rng.choice(digits)
+            typo = value[:i] + str((int(value[i]) + rng.randint(1, 9)) % 10) + value[i + 1:]
+            assert kind not in [k for *_, k in find(typo)], (value, typo)
