@@ -84,6 +84,9 @@ def test_redactor_round_trip_and_tokens(tmp_path):
     assert again.kinds == ["email", "card"] and again.columns == ["note"]
     frame = pd.DataFrame({"note": ["x@example.com"], "other": ["y@example.com"]})
     assert redactor.apply(frame).to_dict("list") == {"note": ["<EMAIL>"], "other": ["y@example.com"]}
+    # card numbers read as integers are redacted as the strings the model sees at serving time
+    ints = pd.DataFrame({"note": [4111111111111111, 1234]})
+    assert redactor.apply(ints)["note"].tolist() == ["<CARD>", "1234"]
 
 
 def test_redaction_refuses_the_target_and_unknown_kinds():

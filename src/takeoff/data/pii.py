@@ -427,10 +427,15 @@ class Redactor:
     def apply(self, columns):
         """Redact the columns of a DataFrame (a copy) or of a dict of arrays (in place); returns it."""
         if isinstance(columns, pd.DataFrame):
+            from takeoff.data.conform import as_strings
+
             columns = columns.copy()
             for name in self.columns:
-                if name in columns.columns and not pd.api.types.is_numeric_dtype(columns[name]):
-                    columns[name] = pd.Series(self.redact_values(columns[name].tolist()), index=columns.index, dtype=object)
+                if name in columns.columns:
+                    # a category column read as numbers (card numbers as integers) is redacted as
+                    # the strings conform makes of it, so training and serving agree
+                    values = columns[name] if columns[name].dtype == object else as_strings(columns[name])
+                    columns[name] = pd.Series(self.redact_values(values.tolist()), index=columns.index, dtype=object)
             return columns
         for name in self.columns:
             if name in columns and np.asarray(columns[name]).dtype == object:
