@@ -160,3 +160,25 @@ def test_shell_completion():
     assert proc.returncode == 0 and proc.stdout.split() == ["lightgbm", "linear"]
     result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="takeoff")
     assert result.exit_code == 0 and "_TAKEOFF_COMPLETE=complete_bash" in result.stdout
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(capsys):
+    """A bug or an environment problem: one line (exit 1); with -v, the traceback too."""
+    import typer
+
+    from takeoff.cli import output
+
+    def broken():
+        return {}["no such key"]
+
+    for verbose in (False, True):
+        output.settings["verbose"] = verbose
+        try:
+            with pytest.raises(typer.Exit) as exit_info:
+                output.run(broken)
+        finally:
+            output.settings["verbose"] = False
+        assert exit_info.value.exit_code == 1
+        printed = capsys.readouterr().err
+        assert "KeyError: 'no such key'" in printed
+        assert ("Traceback" in printed) is verbose and ("run with -v" in printed) is not verbose
