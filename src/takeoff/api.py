@@ -46,6 +46,9 @@ def train(
     items: str | Path | None = None,
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
+    devices: int | None = None,
+    nodes: int | None = None,
+    rendezvous: str | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -64,6 +67,10 @@ def train(
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
+        devices: processes that train one torch family data-parallel (config key ``devices``,
+            default 1): one per GPU (NCCL) or per CPU core (gloo); needs ``out``. ``nodes`` machines
+            (default 1) each run the same call with ``rendezvous="HOST:PORT"`` of one of them.
+            Under ``torchrun`` the processes are torchrun's. See docs/distributed.md.
 
     Returns:
         The trained :class:`Model` (a
@@ -84,7 +91,7 @@ def train(
         data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
-                      strict=strict)
+                      strict=strict, devices=devices)
         given = {"user": user, "item": item, "rating": rating, "time": time_column,
                  "items": str(items) if items is not None else None,
                  "users": str(users) if users is not None else None}
@@ -99,11 +106,21 @@ def train(
     if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
+        if cfg.devices > 1:
+            raise ConfigError("--devices trains prediction models; recommendation runs train in one process. "
+                              "Fix: drop --devices", path="devices")
         from takeoff.pipelines.recommendation import train as recommendation
 
         return recommendation.train(data, cfg, out, table, sql, encoding)
     from takeoff.pipelines.prediction import train as prediction
+    from takeoff.training.distributed import launched_world
 
+    if cfg.devices > 1 or (nodes or 1) > 1 or launched_world() > 1:  # several processes: docs/distributed.md
+        from takeoff.pipelines.prediction import distributed
+
+        if distributed.wanted(cfg, nodes):
+            return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None, nodes, rendezvous)
+        return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
     return prediction.train(data, cfg, out, table, sql, encoding, state)
 
 

@@ -114,6 +114,10 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
             False, description="Drop rows of classes too small to split (instead of failing)."
         )
         device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'.")
+        devices: int = Field(
+            1, ge=1, description="Processes training one torch family data-parallel (DistributedDataParallel; NCCL, "
+            "one per GPU, or gloo, one per CPU core); see docs/distributed.md."
+        )
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
         models: ModelsSection = Field(default_factory=ModelsSection)

@@ -36,6 +36,9 @@ def train(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo). See docs/distributed.md.")] = None,
+    nodes: Annotated[Optional[int], typer.Option("--nodes", help="Machines of a distributed run; run the same command on each, with --rendezvous.")] = None,
+    rendezvous: Annotated[Optional[str], typer.Option("--rendezvous", help="HOST:PORT of one machine of a --nodes run (the same on every machine).")] = None,
 ) -> None:
     """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
@@ -51,12 +54,16 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder,
+            users=users, embed_encoder=embed_encoder, devices=devices, nodes=nodes, rendezvous=rendezvous,
         )
     except KeyboardInterrupt:
         where = resume or out_dir
         err.print(f"\ninterrupted. The run directory is intact; resume with:\n  takeoff train --resume {where}")
         raise typer.Exit(130) from None
+    from takeoff.training.distributed import launched_rank
+
+    if launched_rank() != 0:  # under torchrun: rank 0 reports
+        return
     if is_recommender(model):
         _print_recommender(model)
     else:
