@@ -1,7 +1,7 @@
 """Data-parallel training: the MLP on N processes against one process, in the same run.
 
     python benchmarks/distributed.py [--data credit_risk.csv --target Status] [--devices 2]
-        [--seeds 3] [--epochs 20] [--batch-size 256] [--device cpu|cuda] [--json out.json]
+        [--seeds 3] [--epochs 20] [--batch-size 256] [--device cpu|cuda] [--threads T] [--json out.json]
 
 For each seed, the same table is split and featurised the same way, and the MLP is fitted for a
 fixed number of epochs (no early stopping, so both do the same optimizer steps: under
@@ -16,8 +16,9 @@ each launched by torchrun's elastic launcher. Reported per seed and on average:
   samples/s with N processes / samples/s with one.
 
 On CPU one process uses every core (torch's threads) and N processes a share each, so the
-efficiency answers "does splitting the cores into ranks cost or gain"; on GPUs it is the usual
-multi-GPU scaling. The same command runs on a GPU machine with ``--device cuda``.
+efficiency answers "does splitting the cores into ranks cost or gain"; ``--threads T`` gives
+every process T threads instead (1 process x T threads against N x T: how DDP scales with cores).
+On GPUs it is the usual multi-GPU scaling. The same command runs on a GPU machine with ``--device cuda``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from pathlib import Path
 DATA = Path(os.environ.get("TAKEOFF_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 
 
-def fit_once(path: str, target: str, seed: int, epochs: int, batch_size: int, device: str) -> dict | None:
+def fit_once(path: str, target: str, seed: int, epochs: int, batch_size: int, device: str,
+             threads: int | None = None) -> dict | None:
     """One rank: join the process group (if several), prepare the table, fit the MLP, and on
     rank 0 return its validation metric and throughput."""
     import numpy as np
@@ -46,6 +48,10 @@ def fit_once(path: str, target: str, seed: int, epochs: int, batch_size: int, de
     from takeoff.training.distributed import launched_rank, process_group, rank_and_world
 
     with process_group(device):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         cfg = load_config(None, target=target, seed=seed, device=device)
         prep = prepare(read_table(path), cfg, Path(path).name)
         family = registry.get("mlp")(prep.task, {"epochs": epochs, "batch_size": batch_size})
@@ -80,7 +86,8 @@ def _threads() -> int:
 def run(nprocs: int, args: argparse.Namespace, seed: int) -> dict:
     from takeoff.training.distributed import launch
 
-    results = launch(fit_once, (str(args.data), args.target, seed, args.epochs, args.batch_size, args.device), nprocs)
+    results = launch(fit_once, (str(args.data), args.target, seed, args.epochs, args.batch_size, args.device,
+                                args.threads), nprocs)
     return results[0]
 
 
@@ -93,6 +100,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL, one GPU per process)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in every process (default: one process takes all cores, N processes a share each)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 

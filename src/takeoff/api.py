@@ -47,8 +47,6 @@ def train(
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
     devices: int | None = None,
-    nodes: int | None = None,
-    rendezvous: str | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -68,9 +66,8 @@ def train(
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
         devices: processes that train one torch family data-parallel (config key ``devices``,
-            default 1): one per GPU (NCCL) or per CPU core (gloo); needs ``out``. ``nodes`` machines
-            (default 1) each run the same call with ``rendezvous="HOST:PORT"`` of one of them.
-            Under ``torchrun`` the processes are torchrun's. See docs/distributed.md.
+            default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
+            Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
 
     Returns:
         The trained :class:`Model` (a
@@ -115,11 +112,11 @@ def train(
     from takeoff.pipelines.prediction import train as prediction
     from takeoff.training.distributed import launched_world
 
-    if cfg.devices > 1 or (nodes or 1) > 1 or launched_world() > 1:  # several processes: docs/distributed.md
+    if cfg.devices > 1 or launched_world() > 1:  # several processes: docs/distributed.md
         from takeoff.pipelines.prediction import distributed
 
-        if distributed.wanted(cfg, nodes):
-            return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None, nodes, rendezvous)
+        if distributed.wanted(cfg):
+            return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
         return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
     return prediction.train(data, cfg, out, table, sql, encoding, state)
 

@@ -36,9 +36,7 @@ def train(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
-    devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo). See docs/distributed.md.")] = None,
-    nodes: Annotated[Optional[int], typer.Option("--nodes", help="Machines of a distributed run; run the same command on each, with --rendezvous.")] = None,
-    rendezvous: Annotated[Optional[str], typer.Option("--rendezvous", help="HOST:PORT of one machine of a --nodes run (the same on every machine).")] = None,
+    devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo); several machines: torchrun. See docs/distributed.md.")] = None,
 ) -> None:
     """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
@@ -54,7 +52,7 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder, devices=devices, nodes=nodes, rendezvous=rendezvous,
+            users=users, embed_encoder=embed_encoder, devices=devices,
         )
     except KeyboardInterrupt:
         where = resume or out_dir

@@ -3,11 +3,11 @@ group, and the few collectives the trainer needs.
 
 Two ways in, one process group:
 
-* :func:`launch` starts ``nprocs`` processes on this machine (``nodes`` machines with a
-  rendezvous endpoint) with torchrun's elastic launcher, programmatically; each runs a function
-  that joins the group (:func:`process_group`).
-* ``torchrun --nproc-per-node N -m takeoff train ...``: torchrun starts the processes and sets
-  ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``; :func:`process_group` joins from those variables.
+* :func:`launch` starts ``nprocs`` processes on this machine with torchrun's elastic launcher,
+  programmatically; each runs a function that joins the group (:func:`process_group`).
+* ``torchrun --nproc-per-node N [--nnodes M ...] -m takeoff train ...``: torchrun starts the
+  processes (on one machine or several) and sets ``RANK``/``WORLD_SIZE``/``MASTER_ADDR``;
+  :func:`process_group` joins from those variables.
 
 NCCL on GPUs (one GPU per process, ``cuda:LOCAL_RANK``), gloo on CPUs (one process per core at
 most). Every rank runs the same code on the same data; the trainer takes this rank's share of
@@ -109,7 +109,7 @@ def check_devices(devices: int, device: str = "auto") -> None:
         raise ConfigError(
             f"--devices {devices} asks for {devices} devices, but this machine has {count} {noun} "
             f"(device '{device}'; {where}). Fix: use --devices {max(count, 1)} or fewer, or spread "
-            "the processes over machines with --nodes.",
+            "the processes over machines with torchrun --nnodes (docs/distributed.md).",
             path="devices",
         )
 
@@ -160,34 +160,27 @@ def process_group(device: str = "auto") -> Iterator[bool]:
             dist.destroy_process_group()
 
 
-def launch(entrypoint: Callable[..., Any], args: Sequence[Any], nprocs: int, *, nodes: int = 1,
-           rendezvous: str | None = None) -> dict[int, Any]:
-    """Run ``entrypoint(*args)`` in ``nprocs`` new processes per node under torchrun's elastic
-    launcher, and return each local rank's return value.
-
-    One node: the rendezvous is on 127.0.0.1 at a free port. Several (``nodes`` > 1): run the
-    same call on every machine with ``rendezvous`` = ``HOST:PORT`` of one of them.
+def launch(entrypoint: Callable[..., Any], args: Sequence[Any], nprocs: int) -> dict[int, Any]:
+    """Run ``entrypoint(*args)`` in ``nprocs`` new processes on this machine under torchrun's
+    elastic launcher (rendezvous on 127.0.0.1 at a free port), and return each rank's return
+    value. Several machines: ``torchrun`` (docs/distributed.md).
 
     ``entrypoint`` must be importable by name (the processes are spawned) and join the group
     with :func:`process_group`. No restarts: a rank that fails or is killed stops the others.
 
     Raises:
-        ConfigError: several nodes without a rendezvous endpoint.
         DistributedError: a rank failed or was killed (names it, its exit, and its error).
     """
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    if nodes > 1 and not rendezvous:
-        raise ConfigError(f"--nodes {nodes} needs --rendezvous HOST:PORT, the address of one of the "
-                          "machines, given the same on every machine", path="rendezvous")
     config = LaunchConfig(
-        min_nodes=nodes, max_nodes=nodes, nproc_per_node=nprocs,
-        run_id=os.environ.get("TAKEOFF_RUN_ID") or uuid.uuid4().hex,
+        min_nodes=1, max_nodes=1, nproc_per_node=nprocs,
+        run_id=uuid.uuid4().hex,
         rdzv_backend="c10d",
-        rdzv_endpoint=rendezvous or "127.0.0.1:0",  # port 0: the launcher takes a free one
+        rdzv_endpoint="127.0.0.1:0",  # port 0: the launcher takes a free one
         rdzv_configs={"timeout": int(timeout_s())},
-        local_addr=None if nodes > 1 else "127.0.0.1",
+        local_addr="127.0.0.1",
         max_restarts=0,
         monitor_interval=MONITOR_INTERVAL_S,
         start_method="spawn",
@@ -201,7 +194,7 @@ def launch(entrypoint: Callable[..., Any], args: Sequence[Any], nprocs: int, *, 
     try:
         return elastic_launch(config, entrypoint)(*args)
     except ChildFailedError as error:
-        raise _failure(error, nprocs * nodes) from None
+        raise _failure(error, nprocs) from None
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)

@@ -1,5 +1,5 @@
-"""A prediction run on several processes: ``takeoff train ... --devices N [--nodes M]`` and
-``torchrun -m takeoff train ...``.
+"""A prediction run on several processes: ``takeoff train ... --devices N`` on one machine, and
+``torchrun -m takeoff train ...`` (one machine or several).
 
 Every rank runs the same run on the same data (the same split and features: all seeded); the
 torch family's :class:`~takeoff.training.loop.Trainer` trains data-parallel across the ranks,
@@ -24,9 +24,9 @@ from takeoff.errors import ConfigError
 from takeoff.training import distributed
 
 
-def wanted(cfg, nodes: int | None) -> bool:
+def wanted(cfg) -> bool:
     """Whether this call must start the processes (not when it is one of them already)."""
-    return (cfg.devices > 1 or (nodes or 1) > 1) and distributed.launched_world() <= 1
+    return cfg.devices > 1 and distributed.launched_world() <= 1
 
 
 def check(cfg, out: str | Path | None, resume: bool = False) -> None:
@@ -60,9 +60,9 @@ def check(cfg, out: str | Path | None, resume: bool = False) -> None:
 
 
 def launch(data, cfg, out: str | Path | None, table: str | None, sql: str | None, encoding: str | None,
-           resume: bool, nodes: int | None = None, rendezvous: str | None = None):
-    """Start ``cfg.devices`` processes per node for the run, wait for them, and load the bundle
-    rank 0 wrote.
+           resume: bool):
+    """Start ``cfg.devices`` processes on this machine for the run, wait for them, and load the
+    bundle rank 0 wrote (several machines: ``torchrun``, see docs/distributed.md).
 
     Raises:
         ConfigError: see :func:`check`; more devices than this machine has.
@@ -76,7 +76,7 @@ def launch(data, cfg, out: str | Path | None, table: str | None, sql: str | None
     logger = logging.getLogger("takeoff")
     shown = logger.getEffectiveLevel() if logger.handlers else None  # rank 0 logs as this process would
     distributed.launch(_worker, (source, cfg.model_dump(mode="json"), str(out), table, sql, encoding, resume, shown),
-                       cfg.devices, nodes=nodes or 1, rendezvous=rendezvous)
+                       cfg.devices)
     return dispatch.load(out)
 
 
