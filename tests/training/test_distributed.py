@@ -29,7 +29,7 @@ psutil = pytest.importorskip("psutil")
 
 TAKEOFF = [sys.executable, "-m", "takeoff"]
 # a short MLP schedule: long enough to kill rank 1 mid-training, short enough to finish fast
-MLP = {"models": {"mlp": {"max_epochs": 25, "patience": 25, "hidden_sizes": [64, 32]}}, "refit": False, "folds": 1}
+MLP = {"models": {"mlp": {"max_epochs": 12, "patience": 12, "hidden_sizes": [64, 32]}}, "refit": False, "folds": 1}
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_killed_rank_fails_fast_then_the_run_resumes_on_two_processes(credit_csv
                              timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert f"bundle: {out}" in resumed.stdout
-    assert f"continuing the interrupted fit from epoch {saved['state']['epoch']} of 25" in resumed.stderr
+    assert f"continuing the interrupted fit from epoch {saved['state']['epoch']} of 12" in resumed.stderr
     model = takeoff.load(out)
     assert model.manifest["config"]["devices"] == 2
     assert model.manifest["members"][0]["family"] == "mlp"
