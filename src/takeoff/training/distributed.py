@@ -205,14 +205,17 @@ def _failure(error: Any, world: int) -> DistributedError:
     rank, failure = error.get_first_failure()
     if failure.exitcode < 0:
         how = f"was killed by {failure.signal_name()}"
-        cause = "a rank killed from outside (out of memory, a scheduler, kill)"
     else:
         how = f"exited with code {failure.exitcode}"
-        cause = None
-    message = str(failure.message or "").strip()
+    cause = None
+    message = failure.message  # from the rank's error file: {"message": "Type: text", ...}, or a string
+    if isinstance(message, dict):
+        message = message.get("message", "")
+    message = str(message or "").strip()
     if message and not message.startswith("Signal"):
         cause = message.splitlines()[0]
-    return DistributedError(rank=rank, world=world, how=how, cause=cause, pid=failure.pid)
+    return DistributedError(rank=rank, world=world, how=how, cause=cause, pid=failure.pid,
+                            killed=failure.exitcode < 0)
 
 
 def lost_peers(error: BaseException) -> bool:
