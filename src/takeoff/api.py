@@ -48,6 +48,7 @@ def train(
     embed_encoder: bool | None = None,
     redact_pii: str | list[str] | None = None,
     intended_use: str | None = None,
+    devices: int | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -70,6 +71,9 @@ def train(
             email, phone, card, iban, ip, ssn) in every text and category column, before training
             and at prediction time (the step is saved in the bundle); see :mod:`takeoff.data.pii`.
         intended_use: the model card's intended use (what the model is for, and what not).
+        devices: processes that train one torch family data-parallel (config key ``devices``,
+            default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
+            Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
 
     Returns:
         The trained :class:`Model` (a
@@ -90,7 +94,7 @@ def train(
         data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
-                      strict=strict)
+                      strict=strict, devices=devices)
         if intended_use is not None:
             cfg.intended_use = intended_use
         if redact_pii is not None:
@@ -111,11 +115,21 @@ def train(
     if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
+        if cfg.devices > 1:
+            raise ConfigError("--devices trains prediction models; recommendation runs train in one process. "
+                              "Fix: drop --devices", path="devices")
         from takeoff.pipelines.recommendation import train as recommendation
 
         return recommendation.train(data, cfg, out, table, sql, encoding)
     from takeoff.pipelines.prediction import train as prediction
+    from takeoff.training.distributed import launched_world
 
+    if cfg.devices > 1 or launched_world() > 1:  # several processes: docs/distributed.md
+        from takeoff.pipelines.prediction import distributed
+
+        if distributed.wanted(cfg):
+            return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
+        return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
     return prediction.train(data, cfg, out, table, sql, encoding, state)
 
 

@@ -123,6 +123,10 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         intended_use: str | None = Field(
             None, description="What the model is for, who uses it and what is out of scope: the model card's intended use."
         )
+        devices: int = Field(
+            1, ge=1, description="Processes training one torch family data-parallel (DistributedDataParallel; NCCL, "
+            "one per GPU, or gloo, one per CPU core); see docs/distributed.md."
+        )
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
         pii: _pii_params() = Field(default_factory=_pii_params())

@@ -39,6 +39,7 @@ def train(
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (metrics, members, bundle) to stdout; logs stay on stderr.")] = False,
+    devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo); several machines: torchrun. See docs/distributed.md.")] = None,
 ) -> None:
     """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
@@ -55,12 +56,16 @@ def train(
                 api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
                 drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
                 strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-                users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use,
+                users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
             )
     except KeyboardInterrupt:
         where = resume or out_dir
         err.print(f"\ninterrupted. The run directory is intact; resume with:\n  takeoff train --resume {where}")
         raise typer.Exit(130) from None
+    from takeoff.training.distributed import launched_rank
+
+    if launched_rank() != 0:  # under torchrun: rank 0 reports
+        return
     if as_json:
         emit_json(train_summary(model))
         return

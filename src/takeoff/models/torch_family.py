@@ -294,6 +294,7 @@ class TorchFamily(Family):
             TimeBudget,
         )
         from takeoff.training.device import seed_everything
+        from takeoff.training.distributed import agree
         from takeoff.training.loop import Trainer
         from takeoff.training.scores import chance_score
 
@@ -307,6 +308,7 @@ class TorchFamily(Family):
         elif p.epochs is None:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = self._plan_epochs(net, train_set, valid_set, batch_size, device, ctx.remaining(), epochs)
+            epochs = agree(epochs)  # under torch.distributed, rank 0's plan: every rank runs as many
         if meta is not None:
             meta["epochs"] = epochs
         optimizer = self._optimizer(net, device)

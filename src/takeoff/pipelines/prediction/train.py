@@ -17,6 +17,7 @@ from takeoff.pipelines.prediction import automl
 from takeoff.pipelines.prediction.model import Model
 from takeoff.pipelines.prediction.prepare import prepare
 from takeoff.pipelines.run_dir import new_output_dir, read_data, remove_unfinished, rereadable
+from takeoff.training.distributed import is_main_process, lost_peers
 
 
 def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str | None = None,
@@ -49,7 +50,8 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
 
     run_dir = Path(out) if out is not None else None
     created = False
-    if run_dir is not None and not resume:
+    writes = is_main_process()  # under torch.distributed (--devices) only rank 0 writes the run directory
+    if run_dir is not None and not resume and writes:
         new_output_dir(run_dir)
         created = True
         state = {
@@ -65,7 +67,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         outcome.info["time"] = {"reading and checking the data": round(prepared, 2), **outcome.info.get("time", {})}
         model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
         _trust(model, outcome, cfg)
-        if run_dir is not None:
+        if run_dir is not None and writes:
             report = run_dir / "report.html"
             write_report(
                 report, title=f"{prep.task.target} — validation report", task=prep.task,
@@ -78,12 +80,15 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
             model.attach("report.html", report)
             model.save(run_dir)
     except KeyboardInterrupt:
-        if run_dir is not None and run_dir.exists():
+        if run_dir is not None and run_dir.exists() and writes:
             state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
             bundle.write_json(run_dir / bundle.RUN_STATE, state)
         raise
-    except BaseException:
-        if created:
+    except BaseException as error:
+        if created and lost_peers(error):  # another rank died: keep the checkpoints for --resume
+            state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
+            bundle.write_json(run_dir / bundle.RUN_STATE, state)
+        elif created:
             remove_unfinished(run_dir)
         raise
     return model
