@@ -52,12 +52,16 @@ class Signature:
     signature was checked against a key (``checked``) or only read."""
 
     path: str
-    digest: str
+    digest: str | None  # None: a bundle written before manifests carried a digest
     key_id: str | None
     checked: bool
 
+    @property
+    def version(self) -> str | None:
+        return self.digest.removeprefix("sha256:")[:12] if self.digest else None
+
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "digest": self.digest, "version": self.digest.removeprefix("sha256:")[:12],
+        return {"path": self.path, "digest": self.digest, "version": self.version,
                 "signed": self.key_id is not None, "key_id": self.key_id, "signature_checked": self.checked}
 
 
@@ -179,8 +183,7 @@ def verify(path: str | Path, key=None) -> Signature:
     digest = manifest.get("digest")
     signature = manifest.get("signature")
     if key is None:
-        return Signature(str(path), digest or bundle.with_digest(manifest)["digest"],
-                         signature["key_id"] if signature else None, False)
+        return Signature(str(path), digest, signature["key_id"] if signature else None, False)
     expected_id = key_id(key)
     if signature is None or digest is None:
         raise BundleError(str(path), f"is not signed (a signature by key {expected_id} is required)",

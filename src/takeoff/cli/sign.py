@@ -19,4 +19,4 @@ def sign(
 
     key = run(signing.private_key, key_file)
     result = run(signing.sign, bundle, key)
-    out.print(f"signed {bundle} (version {result.digest.removeprefix('sha256:')[:12]}) with key {result.key_id}", highlight=False)
+    out.print(f"signed {bundle} (version {result.version}) with key {result.key_id}", highlight=False)

@@ -27,8 +27,11 @@ def verify(
     if as_json:
         sys.stdout.write(json.dumps(result.to_json()) + "\n")
         return
-    version = result.digest.removeprefix("sha256:")[:12]
-    if result.checked:
+    version = result.version
+    if result.digest is None:
+        out.print(f"{bundle}: files intact; its manifest has no digest (written before takeoff recorded one), so "
+                  "edits to it cannot be detected: sign it to add one", highlight=False)
+    elif result.checked:
         out.print(f"{bundle}: intact, version {version}, signature by key {result.key_id} verified", highlight=False)
     elif result.key_id:
         out.print(f"{bundle}: intact, version {version}, signed by key {result.key_id} (not checked: pass --key-file "
