@@ -259,6 +259,22 @@ def test_a_symlink_to_a_system_file_is_refused(modern, tmp_path):
         takeoff.load(other)
 
 
+def test_a_loop_of_symbolic_links_is_refused(modern, tmp_path):
+    bundle_copy = copy(modern, tmp_path)
+    (bundle_copy / "a").symlink_to("b")
+    (bundle_copy / "b").symlink_to("a")
+    with pytest.raises(BundleError, match="loop of symbolic links"):
+        takeoff.load(bundle_copy)
+
+
+def test_the_digest_survives_names_beyond_ascii(fixtures, tmp_path, rows):
+    model = takeoff.load(fixtures / "bundle-v1")
+    model.manifest["task"]["classes"] = model.task.classes = ["bénin", "malin \u2028 ☃"]
+    saved = model.save(tmp_path / "unicode")
+    loaded = takeoff.load(saved)
+    assert loaded.classes == ["bénin", "malin \u2028 ☃"] and set(loaded.predict(rows)) <= set(loaded.classes)
+
+
 @pytest.mark.parametrize("name", ["../outside.json", "/etc/passwd", "members/../../x"])
 def test_files_outside_the_bundle_are_refused(modern, tmp_path, name):
     bundle_copy = copy(modern, tmp_path)

@@ -295,7 +295,11 @@ def _refuse_links_out(path: Path) -> None:
         for name in (*dirs, *files):
             item = Path(folder) / name
             if item.is_symlink():
-                target = item.resolve()
+                try:
+                    target = item.resolve()
+                except (OSError, RuntimeError):  # a loop of links
+                    raise BundleError(str(path), f"{item.relative_to(path).as_posix()} is a loop of symbolic links",
+                                      "replace the link with the files themselves") from None
                 if not target.is_relative_to(root):
                     raise BundleError(str(path), f"{item.relative_to(path).as_posix()} is a symbolic link to {target}, "
                                       "outside the bundle", "replace the link with the files themselves")

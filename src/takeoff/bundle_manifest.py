@@ -32,10 +32,10 @@ Label = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
 def canonical(manifest: dict[str, Any]) -> bytes:
-    """The manifest's content as canonical JSON (sorted keys, no spaces, UTF-8), without the
-    fields that describe the content (``digest``, ``signature``)."""
+    """The manifest's content as canonical JSON (sorted keys, no spaces, ASCII with ``\\u``
+    escapes), without the fields that describe the content (``digest``, ``signature``)."""
     content = {k: v for k, v in manifest.items() if k not in UNSIGNED}
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
 def digest(manifest: dict[str, Any]) -> str:
@@ -266,7 +266,11 @@ def confined(root: Path, relative: str, field: str) -> Path:
         raise BundleError(str(root), f"takeoff.json field '{field}' names a path outside the bundle: {relative!r}",
                           "a bundle names only relative paths inside itself; re-create it")
     base = root.resolve()
-    target = (base / relative).resolve()
+    try:
+        target = (base / relative).resolve()
+    except (OSError, RuntimeError) as error:  # a loop of symbolic links
+        raise BundleError(str(root), f"takeoff.json field '{field}' ({relative!r}) cannot be resolved ({error})",
+                          "replace the links with the files themselves") from None
     if target != base and not target.is_relative_to(base):
         raise BundleError(str(root), f"takeoff.json field '{field}' ({relative!r}) resolves to {target}, outside the "
                           "bundle (through a symbolic link)", "replace the link with the files themselves")
