@@ -199,7 +199,7 @@ def read_run_state(path: str | Path) -> dict[str, Any]:
     state_path = Path(path) / RUN_STATE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: JSON and UTF-8 errors
         raise BundleError(str(path), f"{RUN_STATE} is not valid JSON ({str(exc)[:200]}), so the run cannot be resumed",
                           "train again into a new --out directory") from None
     bundle_manifest.validate_run_state(Path(path), state, RUN_STATE)
@@ -234,7 +234,7 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
     bundle_manifest.confined(path, MANIFEST, MANIFEST)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: JSON and UTF-8 errors
         raise BundleError(str(path), f"{MANIFEST} is not valid JSON ({str(exc)[:200]})", "re-create the bundle") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(str(path), f"{MANIFEST} is not a takeoff bundle manifest", "pass a directory written by takeoff")
