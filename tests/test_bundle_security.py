@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import subprocess
 import sys
-import re
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
