@@ -16,6 +16,7 @@ import typer
 from takeoff._version import __version__
 from takeoff.cli import (compress, config, demo, evaluate, explain, index, inspect, predict, recommend, search, serve,
                          train)
+from takeoff.cli import monitor
 from takeoff.cli import keygen, sign, verify
 from takeoff.cli.output import err, out
 
@@ -32,6 +33,7 @@ app.add_typer(config.config_app, name="config")
 for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, compress.compress, recommend.recommend,
              index.index, search.search, inspect.inspect, demo.demo, serve.serve):
     app.command()(verb)
+app.command()(monitor.monitor)
 for verb in (sign.sign, verify.verify, keygen.keygen):  # bundle signing (docs/security.md)
     app.command()(verb)
 
