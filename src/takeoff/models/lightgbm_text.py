@@ -23,6 +23,7 @@ from takeoff.errors import BundleError
 # nothing else: a token its parser might read differently is refused, not guessed at
 _INT = rb"-?[0-9]+"
 _FLOAT = rb"-?(?:[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]+)?|inf|nan)"
+_OBJECTIVE = re.compile(rb"[a-z_]+(?: [a-z_]+:%s)*" % _FLOAT)
 _INTS = re.compile(rb"(?:%s)(?: (?:%s))*" % (_INT, _INT))
 _FLOATS = re.compile(rb"(?:%s)(?: (?:%s))*" % (_FLOAT, _FLOAT))
 HEADER_KEYS = ("version", "num_class", "num_tree_per_iteration", "label_index", "max_feature_idx", "feature_names", "tree_sizes")
@@ -82,9 +83,43 @@ def _check(data: bytes) -> dict[str, int]:
     rest = data[position:end]
     if rest.strip(b"\r\n"):
         raise _Invalid(f"{len(rest)} bytes after the last tree that tree_sizes does not account for")
+    _trailer(data[end:])
     if header["trees"] % header["num_tree_per_iteration"]:
         raise _Invalid(f"{header['trees']} trees is not a whole number of iterations of {header['num_tree_per_iteration']}")
     return header
+
+
+_PARAMETER = re.compile(rb"\[[a-z0-9_]+: [\x20-\x7e]*\]")  # printable ASCII ([0,1],[2,3] for interaction_constraints)
+_IMPORTANCE = re.compile(rb"[^=]+=[0-9]+")
+
+
+def _trailer(text: bytes) -> None:
+    """What follows the trees: feature importances (``name=count``), the training parameters
+    (``[key: value]`` lines, which LightGBM splits at ``:`` without checking: a line without one
+    is read out of bounds), and pandas' categories (JSON, read by LightGBM's Python side)."""
+    lines = text.split(b"\n")
+    if lines[0].rstrip(b"\r") != b"end of trees":
+        raise _Invalid("the trees do not end with 'end of trees'")
+    section = None
+    for number, raw in enumerate(lines[1:], 1):
+        line = raw.rstrip(b"\r")
+        if section == "parameters":
+            if line == b"end of parameters":
+                section = None
+            elif line and not _PARAMETER.fullmatch(line):
+                raise _Invalid(f"parameter line {line[:60]!r} is not '[key: value]'")
+        elif line in (b"feature_importances:", b"parameters:"):
+            section = line[:-1].decode()
+        elif not line:
+            section = None
+        elif line.startswith(b"pandas_categorical:") and section is None:
+            if any(rest.strip() for rest in lines[number + 1:]):
+                raise _Invalid("text after the pandas_categorical line")
+            return
+        elif section != "feature_importances" or not _IMPORTANCE.fullmatch(line):
+            raise _Invalid(f"unexpected line after the trees: {line[:60]!r}")
+    if section == "parameters":
+        raise _Invalid("the parameters do not end with 'end of parameters'")
 
 
 def _header(text: bytes) -> dict:
@@ -95,10 +130,15 @@ def _header(text: bytes) -> dict:
     for number, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
+        if line.strip() == b"average_output":  # random-forest mode: a flag without a value
+            continue
         if line.count(b"=") != 1:  # LightGBM's fatal "Wrong line at model file"
             raise _Invalid(f"header line {number} is not key=value: {line[:60]!r}")
         key, value = line.split(b"=")
         values[key] = value
+    objective = values.get(b"objective")
+    if objective is not None and not _OBJECTIVE.fullmatch(objective):
+        raise _Invalid(f"objective={objective[:60]!r} is not 'name key:number ...'")
     missing = [k for k in HEADER_KEYS if k.encode() not in values]
     if missing:
         raise _Invalid(f"the header has no {', '.join(missing)}")
