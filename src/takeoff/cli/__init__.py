@@ -21,6 +21,7 @@ from takeoff._version import __version__
 from takeoff.cli import (compress, config, demo, evaluate, explain, index, inspect, predict, recommend, search, serve,
                          train)
 from takeoff.cli import monitor
+from takeoff.cli import keygen, sign, verify
 from takeoff.cli.options import CHOICES
 from takeoff.cli.output import err, out, settings
 
@@ -64,6 +65,8 @@ for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, c
              index.index, search.search, inspect.inspect, demo.demo, serve.serve):
     app.command()(verb)
 app.command()(monitor.monitor)
+for verb in (sign.sign, verify.verify, keygen.keygen):  # bundle signing (docs/security.md)
+    app.command()(verb)
 
 
 def _setup_logging(level: int) -> None:
