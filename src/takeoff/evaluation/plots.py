@@ -557,3 +557,28 @@ def group_metrics_svg(records: Sequence[Mapping[str, Any]], metrics: Sequence[st
     ax.legend(loc="lower right", ncols=min(k, 4))
     ax.set_xlabel(f"per group of '{_escape(column)}' (rows)")
     return to_svg(fig, f"Metrics per group of {column}")
+
+
+@_styled
+def rows_curve_svg(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], metric: str,
+                   fitted: tuple[Sequence[float], Sequence[float]] | None = None,
+                   band: tuple[Sequence[float], Sequence[float], Sequence[float]] | None = None,
+                   baseline: float | None = None) -> str:
+    """A learning curve over training rows (log scale): measured scores per model (dots), the
+    fitted curve (line) with its interval (band), and the constant-guess baseline (dashed)."""
+    if not points:
+        raise DataError("no learning-curve points to plot.")
+    fig, ax = _figure((8.8, 3.6))
+    if band is not None:
+        ax.fill_between(band[0], band[1], band[2], color=PRIMARY, alpha=0.12, linewidth=0, label="90% interval")
+    if fitted is not None:
+        ax.plot(fitted[0], fitted[1], color=PRIMARY, linewidth=1.6, label="fitted curve")
+    for i, (name, (rows, scores)) in enumerate(points.items()):
+        ax.scatter(rows, scores, s=16, color=PALETTE[i % len(PALETTE)], zorder=3, label=_escape(name))
+    if baseline is not None and np.isfinite(baseline):
+        ax.axhline(baseline, color=FAINT, linestyle="--", linewidth=1, label="constant guess")
+    ax.set_xscale("log")
+    ax.set_xlabel("training rows")
+    ax.set_ylabel(_escape(metric))
+    ax.legend(loc="best")
+    return to_svg(fig, f"{metric} against training rows")
