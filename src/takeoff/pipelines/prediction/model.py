@@ -301,6 +301,10 @@ class Model(Predictor):
             "where the time went (s)": ", ".join(f"{k} {v}" for k, v in training.get("time", {}).items()) or None,
             "rows (train / valid)": f"{training.get('rows_train')} / {training.get('rows_valid')}",
             ("class weights of the decision" if self.task.kind == "multiclass" else "decision threshold"): self.threshold,
+            **({"differential privacy": "ε = {epsilon:.3f} spent (δ = {delta:.1e}, {accountant} accountant)".format(
+                **self.manifest["privacy"]["dp"])} if self.manifest.get("privacy", {}).get("dp") else {}),
+            **({"fairness mitigation": f"per-group thresholds by {', '.join(self.mitigation['columns'])} "
+                f"({self.mitigation['constraint']})"} if self.mitigation else {}),
             "takeoff": self.manifest.get("takeoff_version"),
             "libraries": ", ".join(f"{k} {v}" for k, v in self.manifest.get("libraries", {}).items()),
         }
