@@ -219,13 +219,19 @@ def _float(value: Any) -> float | None:
 
 
 def _worst(records: list[dict[str, Any]], name: str) -> str:
-    """Which groups are furthest apart on the rate behind ``name``."""
-    rate = "selection_rate" if name == "demographic_parity" else "true_positive_rate"
-    known = [r for r in records if r.get(rate) is not None]
-    if len(known) < 2:
-        return ""
-    low, high = min(known, key=lambda r: r[rate]), max(known, key=lambda r: r[rate])
-    return f"{rate.replace('_', ' ')} {low[rate]:.2f} for {low['group']} vs {high[rate]:.2f} for {high['group']}"
+    """Which groups are furthest apart on the rate behind ``name`` (for equalised odds, the
+    true- or false-positive rate, whichever has the smaller ratio)."""
+    rates = ["selection_rate"] if name == "demographic_parity" else ["true_positive_rate", "false_positive_rate"]
+    found = []
+    for rate in rates:
+        known = [r for r in records if r.get(rate) is not None]
+        if len(known) < 2:
+            continue
+        low, high = min(known, key=lambda r: r[rate]), max(known, key=lambda r: r[rate])
+        ratio = low[rate] / high[rate] if high[rate] > 0 else 1.0
+        found.append((ratio, f"{rate.replace('_', ' ')} {low[rate]:.2f} for {low['group']} vs {high[rate]:.2f} for "
+                             f"{high['group']}"))
+    return min(found)[1] if found else ""
 
 
 def check_mitigation(params: FairnessParams, task: Task) -> None:
