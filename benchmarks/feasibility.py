@@ -41,12 +41,18 @@ def main() -> None:
         started = time.monotonic()
         found = assess(frame, table.target, time_budget=args.budget, serving=False, seed=0)
         check, doubling, simple = found["check"], found["doubling"], found["simple"]
+        if check is None:
+            print(f"{name}: no curve ({found.get('curve_skipped')})", flush=True)
+            results.append({"table": name, "skipped": found.get("curve_skipped")})
+            continue
         results.append({"table": name, "task": found["task"], "metric": found["metric"], "rows": len(frame),
                         "family": found["curve"]["family"], "check": check, "doubling": doubling,
                         "simple": simple, "seconds": time.monotonic() - started})
         print(f"{name}: {found['metric']} predicted {check['predicted']:.4f} [{check['low']:.4f}, {check['high']:.4f}], "
               f"measured {check['actual']:.4f} → {'inside' if check['inside'] else 'OUTSIDE'} "
               f"({time.monotonic() - started:.0f}s)", flush=True)
+    skipped = [r for r in results if "skipped" in r]
+    results = [r for r in results if "skipped" not in r]
     inside = sum(r["check"]["inside"] for r in results)
     print(f"\n| table | task | rows | metric | curve of | predicted at 100% (90% interval) | measured | inside | "
           f"doubling the rows | linear as good |")
@@ -56,6 +62,8 @@ def main() -> None:
         print(f"| {r['table']} | {r['task']} | {r['rows']:,} | {r['metric']} | {r['family']} | {c['predicted']:.4f} "
               f"({c['low']:.4f}–{c['high']:.4f}) | {c['actual']:.4f} | {'yes' if c['inside'] else 'no'} | "
               f"{d['gain']:+.4f} ({d['low']:+.4f} to {d['high']:+.4f}) | {'yes' if r['simple']['as_good'] else 'no'} |")
+    if skipped:
+        print(f"\nno curve (budget too short for repeats): {', '.join(r['table'] for r in skipped)}")
     print(f"\ninside the interval: {inside} of {len(results)} tables ({inside / max(len(results), 1):.0%}; goal ≥ 80%)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -37,7 +37,7 @@ def answer(credit, tmp_path_factory):
     folder = tmp_path_factory.mktemp("assess")
     data, page = folder / "credit.csv", folder / "credit-assess.html"
     credit.sample(1500, random_state=1).to_csv(data, index=False)
-    result = CliRunner().invoke(app, ["inspect", str(data), "--target", "Status", "--assess", "--time-budget", "15",
+    result = CliRunner().invoke(app, ["inspect", str(data), "--target", "Status", "--assess", "--time-budget", "25",
                                       "--price-per-cpu-hour", "0.1", "--json", "--report", str(page)])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -52,10 +52,13 @@ def test_assessment_answers_the_four_questions(answer):
     # signal: credit risk is well above a constant guess
     assert answer["baseline"] == 0.5 and answer["signal"]["level"] in ("moderate", "strong")
     check = answer["check"]
-    assert check["low"] <= check["predicted"] <= check["high"]
-    assert check["inside"] == (check["low"] <= check["actual"] <= check["high"])
-    doubling = answer["doubling"]
-    assert doubling["low"] <= doubling["gain"] <= doubling["high"] and doubling["rows"] == 2 * n_train
+    if check is None:  # a machine so busy that the budget left no repeated fits: said, not guessed
+        assert "raise --time-budget" in "\n".join(answer["verdict"])
+    else:
+        assert check["low"] <= check["predicted"] <= check["high"]
+        assert check["inside"] == (check["low"] <= check["actual"] <= check["high"])
+        doubling = answer["doubling"]
+        assert doubling["low"] <= doubling["gain"] <= doubling["high"] and doubling["rows"] == 2 * n_train
     simple = answer["simple"]
     assert simple["as_good"] == (simple["gap"] <= simple["tolerance"])
     # serving: the candidate bundle and its ONNX form, measured; cost = CPU-hours × price
@@ -65,7 +68,7 @@ def test_assessment_answers_the_four_questions(answer):
         assert form["p50_ms_one_row"] > 0 and form["rows_per_second"] > 0
         assert form["cost_per_million"] == pytest.approx(form["cpu_hours_per_million"] * 0.1)
     verdict = "\n".join(answer["verdict"])
-    for words in ("Signal:", "More data: doubling the rows", "Simple model:", "per 1M predictions"):
+    for words in ("Signal:", "More data:", "Simple model:", "per 1M predictions"):
         assert words in verdict
     page = open(answer["report"], encoding="utf-8").read()
     assert "<svg" in page and "Learning curve" in page

@@ -6,8 +6,9 @@ curve rise with the rows and flatten towards ``a``, the score with unlimited row
 ``c`` (0.05 to 3) is how fast it gets there. With three shares and three parameters the fit
 passes through the means exactly, so the interval comes from resampling the repeated fits at
 each share (each share's repeats drawn with replacement, the curve refitted, 300 times), then
-widened by the spread of the repeats at the largest share (the scores are measured on a finite
-held-out part, and one model's score varies by about that much around its curve).
+widened by one standard deviation of the repeats, pooled over the shares (one model's score
+varies about that much around its curve: another subsample, another inner split for early
+stopping).
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ def fit_curve(rows: list[int], scores: list[list[float]], scale: float, upper: f
     for _ in range(BOOTSTRAP):
         drawn = np.array([np.mean(rng.choice(s, size=len(s), replace=True)) for s in scores])
         samples.append(_fit(x, drawn, upper))
-    spread = [float(np.std(s, ddof=1)) for s in scores if len(s) > 1]
-    noise = spread[-1] if spread else 0.0
+    # one model's spread around the curve: the repeats' standard deviation, pooled over the shares
+    spread = [float(np.var(s, ddof=1)) for s in scores if len(s) > 1]
+    noise = float(np.sqrt(np.mean(spread))) if spread else 0.0
     return Curve(*central, rows=float(scale), samples=np.array(samples), noise=noise)
 
 

@@ -97,12 +97,15 @@ def assess(data, target: str, *, time_budget: float = 60.0, price_per_cpu_hour: 
 
     # the learning curve: each fraction's fits get an even share of ~70% of the budget
     fits_budget = 0.6 * time_budget if serving else 0.95 * time_budget
-    plan = [(f, r) for f in FRACTIONS for r in range(1 if f == 1.0 else REPEATS)]
+    # one fit per share first, then the repeats: a short budget loses repeats, never a share
+    plan = [(f, 0) for f in FRACTIONS] + [(f, r) for r in range(1, REPEATS) for f in FRACTIONS if f < 1.0]
     points = []
     for i, (fraction, repeat) in enumerate(plan):
         left = started + fits_budget - time.monotonic()
-        if left <= 0 and fraction < 1.0:
-            continue  # out of time for repeats: the 100% fit still runs
+        if left <= 0 and repeat > 0:
+            log.info("--assess: the time budget is spent; %d repeat fit(s) skipped (the interval is narrower for it)",
+                     len(plan) - i)
+            break
         share = max(left, 1.0) / (len(plan) - i)
         for family in ("lightgbm", "linear"):
             score, seconds = _fit_score(prep, family, fraction, seed + 1000 * repeat, metric, share / 2)
@@ -218,6 +221,9 @@ def _curves(points, sign: float, metric: str, n_train: int, seed: int, family: s
         return {"curve": None, "check": None, "doubling": None}
     rows = [int(round(f * n_train)) for f in fractions]
     scores = [_scores(points, family, f, sign) for f in fractions]
+    if min(len(s) for s in scores[:3]) < 2:  # no repeats, no spread: an interval would be a point
+        return {"curve": None, "check": None, "doubling": None,
+                "curve_skipped": "the time budget left no repeated fits to measure the spread; raise --time-budget"}
     upper = _upper(metric, sign)
     partial = fit_curve(rows[:3], scores[:3], n_train, upper, seed)
     lo, hi = partial.interval(n_train)
@@ -334,6 +340,8 @@ def _verdict(result: dict[str, Any], price: float) -> list[str]:
                  f"{result['rows']['held_out']:,} held-out rows, against {_fmt(s['baseline'], metric)} for a constant "
                  f"guess{closed}.")
     check, doubling = result.get("check"), result.get("doubling")
+    if result.get("curve_skipped"):
+        lines.append(f"More data: no learning curve: {result['curve_skipped']}.")
     if doubling is not None:
         better = "raise" if result["higher_is_better"] else "lower"
         sign = 1 if result["higher_is_better"] else -1
