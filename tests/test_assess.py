@@ -37,7 +37,7 @@ def answer(credit, tmp_path_factory):
     folder = tmp_path_factory.mktemp("assess")
     data, page = folder / "credit.csv", folder / "credit-assess.html"
     credit.sample(1500, random_state=1).to_csv(data, index=False)
-    result = CliRunner().invoke(app, ["inspect", str(data), "--target", "Status", "--assess", "--time-budget", "25",
+    result = CliRunner().invoke(app, ["inspect", str(data), "--target", "Status", "--assess", "--time-budget", "20",
                                       "--price-per-cpu-hour", "0.1", "--json", "--report", str(page)])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout.strip().splitlines()[-1])

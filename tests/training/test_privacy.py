@@ -16,8 +16,8 @@ pytest.importorskip("opacus")
 @pytest.fixture(scope="module")
 def private_model(credit_small, tmp_path_factory):
     out = tmp_path_factory.mktemp("dp") / "bundle"
-    config = {"models": {"mlp": {"hidden_sizes": [32]}}, "dp": {"epochs": 4}, "seed": 2}
-    takeoff.train(credit_small.head(800), "Status", config=config, time_budget=60, out=out, dp_epsilon=8.0)
+    config = {"models": {"mlp": {"hidden_sizes": [32]}}, "dp": {"epochs": 3}, "seed": 2}
+    takeoff.train(credit_small.head(600), "Status", config=config, time_budget=60, out=out, dp_epsilon=8.0)
     return takeoff.load(out)
 
 
