@@ -86,3 +86,18 @@ def test_batch_norm_is_refused_with_a_message():
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
     with pytest.raises(ConfigError, match="cannot train with differential privacy.*BatchNorm"):
         plan.wrap(net, torch.optim.SGD(net.parameters(), lr=0.1), "toy")
+
+
+def test_takeoff_info_shows_the_epsilon_spent(private_model):
+    import json
+
+    from typer.testing import CliRunner
+
+    from takeoff.cli import app
+
+    result = CliRunner().invoke(app, ["info", str(private_model.path), "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["privacy"]["dp"]["epsilon"] == private_model.manifest["privacy"]["dp"]["epsilon"]
+    text = CliRunner().invoke(app, ["info", str(private_model.path)]).stdout
+    assert f"ε = {private_model.manifest['privacy']['dp']['epsilon']:.3f} spent" in text
