@@ -81,8 +81,13 @@ class PrivateTraining:
     """
 
     def __init__(self, params: DPParams, n_rows: int, batch_size: int, epochs: int):
-        from opacus.accountants import create_accountant
-        from opacus.accountants.utils import get_noise_multiplier
+        try:
+            from opacus.accountants import create_accountant
+            from opacus.accountants.utils import get_noise_multiplier
+        except ImportError:
+            from takeoff.errors import MissingDependencyError
+
+            raise MissingDependencyError("opacus", "differential privacy (--dp-epsilon)", extra="train") from None
 
         if params.epsilon is None:
             raise ConfigError("PrivateTraining needs dp.epsilon")
