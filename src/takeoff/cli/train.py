@@ -37,6 +37,8 @@ def train(
     dp_delta: Annotated[Optional[float], typer.Option("--dp-delta", help="δ of (ε, δ)-DP (default min(1e-5, 0.1 / rows)).")] = None,
     sensitive: Annotated[Optional[str], typer.Option("--sensitive", help="Column(s) to audit fairness by, comma-separated; not used as features (fairness.keep_as_features keeps them).")] = None,
     mitigate: Annotated[Optional[str], typer.Option("--mitigate", help="'threshold': per-group decision thresholds (fairlearn's ThresholdOptimizer), stored in the bundle.")] = None,
+    redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
+    intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -55,8 +57,8 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder, dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive,
-            mitigate=mitigate,
+            users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, dp_epsilon=dp_epsilon,
+            dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate,
         )
     except KeyboardInterrupt:
         where = resume or out_dir

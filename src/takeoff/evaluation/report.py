@@ -77,6 +77,7 @@ def write_report(
     images: np.ndarray | None = None,
     fairness: Mapping[str, Any] | None = None,
     privacy: Mapping[str, Any] | None = None,
+    card: str | None = None,
 ) -> Path:
     """Write the evaluation report as one self-contained HTML file.
 
@@ -112,6 +113,7 @@ def write_report(
         fairness: the fairness audit (the manifest's ``fairness``): warnings, a per-group
             chart per sensitive column, parity differences and ratios, the mitigation's cost.
         privacy: the DP-SGD accounting (the manifest's ``privacy.dp``).
+        card: the model card (Markdown), shown as the last section.
 
     Returns:
         The path written.
@@ -161,6 +163,7 @@ def write_report(
         context["findings"] = _findings(findings)
     if model_info:
         context["model_tables"] = info_tables(model_info)
+    context["card"] = _card_html(card) if card else None
     return write_page(path, render("evaluation.html", **context))
 
 
@@ -401,3 +404,10 @@ def write_recommend_report(path: str | os.PathLike[str], *, title: str, metrics:
     return write_page(path, render("recommend.html", title=title, kind="report", chips=chips, cards=cards,
                                    families=info_tables({"leaderboard": dict(leaderboard)}), activity=activity,
                                    model_tables=info_tables(info)))
+
+
+def _card_html(card: str) -> Any:
+    """The model card's Markdown as HTML (raw HTML in it is escaped, not passed through)."""
+    from markdown_it import MarkdownIt
+
+    return markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(card))
