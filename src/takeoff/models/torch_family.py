@@ -243,7 +243,7 @@ class TorchFamily(Family):
             ctx.warn(f"{self.name}: row weights are not applied under differential privacy (each row's clipped "
                      "gradient must depend on that row alone)")
             train = Dataset(train.X, train.y, None)
-        self._dp_on = private
+        self._dp_on, self._private, self.privacy = private, None, None
         self._check_training(train, ctx)
         if len(train) < 2:
             raise DataError(f"model family '{self.name}' needs at least 2 training {self.row_noun}; received {len(train)}")
