@@ -46,6 +46,10 @@ def train(
     items: str | Path | None = None,
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
+    dp_epsilon: float | None = None,
+    dp_delta: float | None = None,
+    sensitive: str | list[str] | None = None,
+    mitigate: str | None = None,
     redact_pii: str | list[str] | None = None,
     intended_use: str | None = None,
     devices: int | None = None,
@@ -67,6 +71,11 @@ def train(
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
+        dp_epsilon, dp_delta: train with differential privacy (DP-SGD through Opacus) to this
+            (ε, δ); network families only (config ``dp``; docs/privacy.md).
+        sensitive: column(s) to audit the predictions by (per-group metrics, parity ratios);
+            not used as features unless ``fairness.keep_as_features`` (docs/fairness.md).
+        mitigate: "threshold": per-group decision thresholds (fairlearn's ThresholdOptimizer).
         redact_pii: kinds of personal data to replace by type tokens (``"all"``, or some of
             email, phone, card, iban, ip, ssn) in every text and category column, before training
             and at prediction time (the step is saved in the bundle); see :mod:`takeoff.data.pii`.
@@ -112,6 +121,7 @@ def train(
                 params = getattr(cfg.models, name, None)
                 if params is not None and "embed_encoder" in type(params).model_fields:
                     params.embed_encoder = embed_encoder
+        cfg = _trust_options(cfg, dp_epsilon, dp_delta, sensitive, mitigate)
     if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
@@ -131,6 +141,25 @@ def train(
             return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
         return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
     return prediction.train(data, cfg, out, table, sql, encoding, state)
+
+
+def _trust_options(cfg, dp_epsilon, dp_delta, sensitive, mitigate):
+    """The config with the privacy and fairness options applied (validated)."""
+    if dp_epsilon is None and dp_delta is None and sensitive is None and mitigate is None:
+        return cfg
+    from takeoff.config import make_config
+
+    data = cfg.model_dump()
+    if dp_epsilon is not None:
+        data["dp"]["epsilon"] = dp_epsilon
+    if dp_delta is not None:
+        data["dp"]["delta"] = dp_delta
+    if sensitive is not None:
+        columns = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+        data["fairness"]["sensitive"] = [c.strip() for item in columns for c in str(item).split(",") if c.strip()]
+    if mitigate is not None:
+        data["fairness"]["mitigate"] = mitigate
+    return make_config(data, "options")
 
 
 def _require_training() -> None:

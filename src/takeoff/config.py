@@ -57,6 +57,16 @@ def _check_params():
     return CheckParams
 
 
+def _dp_params():
+    from takeoff.training.privacy import DPParams
+
+    return DPParams
+
+
+def _fairness_params():
+    from takeoff.evaluation.fairness import FairnessParams
+
+    return FairnessParams
 def _pii_params():
     from takeoff.data.pii import PiiParams
 
@@ -133,6 +143,8 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         models: ModelsSection = Field(default_factory=ModelsSection)
         recommend: RecommendConfig = Field(default_factory=RecommendConfig)
         recommenders: RecommendersSection = Field(default_factory=RecommendersSection)
+        dp: _dp_params() = Field(default_factory=_dp_params())
+        fairness: _fairness_params() = Field(default_factory=_fairness_params())
 
     return Config
 

@@ -61,6 +61,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config.config_app, name="config")
+from takeoff.cli import info as _info  # noqa: E402 - `takeoff info`: a bundle's facts (ε, fairness)
+
+app.command(name="info")(_info.info)
 for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, compress.compress, recommend.recommend,
              index.index, search.search, inspect.inspect, demo.demo, serve.serve):
     app.command()(verb)

@@ -33,6 +33,10 @@ def train(
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
     embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option("--dp-epsilon", help="Train with differential privacy (DP-SGD) to this ε; network families only (mlp). See docs/privacy.md.")] = None,
+    dp_delta: Annotated[Optional[float], typer.Option("--dp-delta", help="δ of (ε, δ)-DP (default min(1e-5, 0.1 / rows)).")] = None,
+    sensitive: Annotated[Optional[str], typer.Option("--sensitive", help="Column(s) to audit fairness by, comma-separated; not used as features (fairness.keep_as_features keeps them).")] = None,
+    mitigate: Annotated[Optional[str], typer.Option("--mitigate", help="'threshold': per-group decision thresholds (fairlearn's ThresholdOptimizer), stored in the bundle.")] = None,
     redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
     intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
     table: TableOpt = None,
@@ -57,6 +61,7 @@ def train(
                 drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
                 strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
                 users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
+                dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate,
             )
     except KeyboardInterrupt:
         where = resume or out_dir
@@ -100,8 +105,30 @@ def _print_model(model) -> None:
                             f"{training.get('metric', '?')})", model.metrics))
     members = ", ".join(f"{m.get('id', m['family'])} ({m['weight']:.2f})" for m in model.manifest["members"])
     out.print(f"model: {members}; trained in {training['seconds']:.1f}s on {training['rows_train']} rows")
+    _print_trust(model.manifest)
     out.print(f"bundle: {model.path}")
     out.print(f"report: {model.path / 'report.html'}")
+
+
+def _print_trust(manifest: dict) -> None:
+    """The ε spent and the fairness audit's verdict, under the metrics."""
+    dp = manifest.get("privacy", {}).get("dp")
+    if dp:
+        out.print(f"differential privacy: ε = {dp['epsilon']:.3f} spent (target {dp['target_epsilon']:g}), δ = "
+                  f"{dp['delta']:.1e}, {dp['accountant']} accountant, noise multiplier {dp['noise_multiplier']:.3f}, "
+                  f"clipping {dp['max_grad_norm']:g}, {dp['steps']} steps")
+    fairness = manifest.get("fairness")
+    if fairness:
+        for column, ratios in fairness.get("ratios", {}).items():
+            shown = ", ".join(f"{k.replace('_', ' ')} ratio {v:.2f}" for k, v in ratios.items() if v is not None)
+            out.print(f"fairness by '{column}': {shown}")
+        for warning in fairness.get("warnings", []):
+            err.print(f"[yellow]fairness warning:[/] {warning}")
+        cost = fairness.get("mitigation", {}).get("cost")
+        if cost:
+            out.print(f"threshold mitigation: balanced accuracy {cost['before']['balanced_accuracy']:.4f} → "
+                      f"{cost['after']['balanced_accuracy']:.4f}, demographic parity ratio "
+                      f"{cost['before']['demographic_parity_ratio'] or 0:.2f} → {cost['after']['demographic_parity_ratio'] or 0:.2f}")
 
 
 def _print_recommender(model) -> None:

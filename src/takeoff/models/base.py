@@ -112,6 +112,8 @@ class Family(ABC):
     explains_trees: ClassVar[bool] = False
     # the server's micro-batcher pays off (False where the cost per row is tiny)
     serves_in_batches: ClassVar[bool] = True
+    # trains with differential privacy (DP-SGD) when ``ctx.dp`` asks for it
+    trains_private: ClassVar[bool] = False
 
     def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
         if task.kind not in self.tasks:

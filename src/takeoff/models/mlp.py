@@ -147,6 +147,7 @@ class MLPFamily(TorchFamily):
     quantizes_int8: ClassVar[bool] = True
     prunable: ClassVar[bool] = True
     explains_gradients: ClassVar[bool] = True
+    trains_private: ClassVar[bool] = True
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = MLPParams
     weights_file: ClassVar[str] = WEIGHTS_FILE
@@ -165,7 +166,7 @@ class MLPFamily(TorchFamily):
             pass  # a sigmoid per label; each label's threshold is tuned on validation afterwards
         elif self.task.is_classification:
             counts = np.bincount(train.y.astype(np.int64), minlength=n_outputs).astype(np.float64)
-            if p.class_weights:
+            if p.class_weights and not self._dp_on:  # under DP the loss is a plain mean (training/privacy.py)
                 class_weight = (counts.sum() / (n_outputs * np.maximum(counts, 1.0))).tolist()
         else:
             y = train.y.astype(np.float64)
@@ -178,7 +179,8 @@ class MLPFamily(TorchFamily):
             "embedding_dims": [embedding_dim(int(c), p.embedding_dim_max) for c in train.X.cardinalities],
             "hidden_sizes": list(p.hidden_sizes),
             "n_outputs": n_outputs,
-            "norm": p.norm,
+            # batch norm mixes the rows of a batch: no per-row gradient for DP-SGD, layer norm instead
+            "norm": "layer" if self._dp_on and p.norm == "batch" else p.norm,
             "activation": p.activation,
             "dropout": p.dropout,
             "target_mean": target_mean,

@@ -92,6 +92,9 @@ class TorchFamily(Family):
         self.best_epoch: int | None = None
         self._net: Any = None
         self._device: Any = None
+        self.privacy: dict[str, Any] | None = None  # the DP-SGD accounting of the fit (privacy.dp)
+        self._private: Any = None  # the PrivateTraining of a DP fit in progress
+        self._dp_on = False  # the fit in progress is differentially private
 
     @property
     def network(self) -> Any:
@@ -232,6 +235,15 @@ class TorchFamily(Family):
         """
         start = time.monotonic()
         p = self.params
+        private = ctx.dp is not None and ctx.dp.enabled
+        if private and not self.trains_private:
+            raise ConfigError(f"model family '{self.name}' cannot train with differential privacy (--dp-epsilon); "
+                              "families that can: mlp. Fix: choose --family mlp (or auto), or drop --dp-epsilon.")
+        if private and train.weight is not None:
+            ctx.warn(f"{self.name}: row weights are not applied under differential privacy (each row's clipped "
+                     "gradient must depend on that row alone)")
+            train = Dataset(train.X, train.y, None)
+        self._dp_on, self._private, self.privacy = private, None, None
         self._check_training(train, ctx)
         if len(train) < 2:
             raise DataError(f"model family '{self.name}' needs at least 2 training {self.row_noun}; received {len(train)}")
@@ -239,10 +251,14 @@ class TorchFamily(Family):
 
         device = resolve_device(ctx.device)
         # hashing the rows costs a pass over them: only needed to match a checkpoint
+        if private:  # a DP fit neither checkpoints (the accountant's state would not resume) nor resumes
+            ctx = FitContext(deadline=ctx.deadline, seed=ctx.seed, checkpoint_dir=None, progress=ctx.progress,
+                             warn=ctx.warn, device=ctx.device, dp=ctx.dp)
         fingerprint = None if ctx.checkpoint_dir is None else data_fingerprint(train, valid)
         if valid is not None and len(valid) == 0:
             valid = None
-        train, valid = self._split(train, valid, ctx.seed)
+        if not private:  # a DP fit does not early-stop, so holds nothing out for it
+            train, valid = self._split(train, valid, ctx.seed)
         batch_size = self._batch_size(len(train))
         self.spec = self._make_spec(train)
         train_set = self._tensors(train)
@@ -269,6 +285,11 @@ class TorchFamily(Family):
                 f"model family '{self.name}': the time budget ran out before the first batch was trained. "
                 f"Fix: {self.budget_fix}."
             )
+        if self._private is not None:
+            from takeoff.training.privacy import PrivateTraining
+
+            PrivateTraining.unwrap(trainer.model)
+            self.privacy, self._private = self._private.spent(), None
         self._after_fit(net, train_set, device, batch_size)
         self._net, self._device = net.eval(), device
         if stopper is not None and stopper.best_epoch > 0:
@@ -305,6 +326,8 @@ class TorchFamily(Family):
         epochs = p.epochs or p.max_epochs
         if saved is not None:
             epochs = int(saved["meta"]["epochs"])  # the schedule of the fit being continued
+        elif p.epochs is None and ctx.dp is not None and ctx.dp.enabled:
+            epochs = ctx.dp.epochs  # DP-SGD runs a fixed schedule that its noise is calibrated to
         elif p.epochs is None:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = self._plan_epochs(net, train_set, valid_set, batch_size, device, ctx.remaining(), epochs)
@@ -313,8 +336,18 @@ class TorchFamily(Family):
             meta["epochs"] = epochs
         optimizer = self._optimizer(net, device)
         precision, autocast_cpu = self._precision()
-        scheduler = self._scheduler(optimizer, epochs * self._steps_per_epoch(len(train_set), batch_size))
-        early_stop = valid_set is not None and p.epochs is None
+        steps_per_epoch = self._steps_per_epoch(len(train_set), batch_size)
+        batch_order = self._batch_order(train_set, batch_size, ctx.seed)
+        if ctx.dp is not None and ctx.dp.enabled:
+            # DP-SGD: Poisson batches, per-row clipping and noise calibrated to the planned steps;
+            # the fit runs its planned epochs (no early stopping: see training/privacy.py)
+            from takeoff.training.privacy import PrivateTraining
+
+            self._private = PrivateTraining(ctx.dp, len(train_set), batch_size, epochs)
+            model, optimizer = self._private.wrap(model, optimizer, self.name)
+            steps_per_epoch, batch_order = self._private.steps_per_epoch, self._private.batch_order(ctx.seed)
+        scheduler = self._scheduler(optimizer, epochs * steps_per_epoch)
+        early_stop = valid_set is not None and p.epochs is None and self._private is None
         stopper = EarlyStopping("valid_loss", "min", patience=p.patience, min_delta=self.min_delta) if early_stop else None
         callbacks: list[Any] = [TerminateOnNaN(), TimeBudget(), ProgressBar()]
         if stopper is not None:
@@ -323,14 +356,14 @@ class TorchFamily(Family):
         if scored:
             callbacks.append(ChanceWarning())
         callbacks += self._extra_callbacks(net, epochs)
-        if ctx.checkpoint_dir is not None:
+        if ctx.checkpoint_dir is not None and self._private is None:
             callbacks.append(Checkpoint(ctx.checkpoint_dir))
         trainer = Trainer(
             model, self._loss(device), optimizer, scheduler, train=train_set, valid=valid_set,
             batch_size=batch_size, max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx,
             device=device, score_fn=chance_score(self.task.kind) if scored else None,
             meta=meta, eval_batch_size=self.predict_batch, batch_transform=self._batch_transform(),
-            collate=self._collate(), batch_order=self._batch_order(train_set, batch_size, ctx.seed),
+            collate=self._collate(), batch_order=batch_order,
             grad_accum=self._grad_accum(), precision=precision, autocast_cpu=autocast_cpu,
         )
         return trainer, stopper, net
@@ -422,6 +455,7 @@ class TorchFamily(Family):
         write_json(directory / self.spec_file, {
             "format": self.format, "version": self.format_version, "task": self.task.kind,
             "architecture": self.spec, "best_epoch": self.best_epoch, "params": self.params.model_dump(mode="json"),
+            **({"privacy": self.privacy} if self.privacy is not None else {}),
         })
 
     def _write_weights(self, directory: Path) -> None:
@@ -449,6 +483,7 @@ class TorchFamily(Family):
         model = cls(task, params)
         net = model._read_network(directory, spec)
         model.spec, model.best_epoch = spec, document.get("best_epoch")
+        model.privacy = document.get("privacy")
         model._net, model._device = net.eval(), torch.device("cpu")
         return model
 

@@ -28,12 +28,12 @@ import numpy as np
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
 from takeoff.data.schema import Kind, Task
-from takeoff.errors import BudgetError, DataError, UnknownNameError
+from takeoff.errors import BudgetError, ConfigError, DataError, UnknownNameError
 from takeoff.evaluation.importance import validation_importance
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family
 from takeoff.models.blend import Blend, greedy_weights
-from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan
+from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan, private_families
 from takeoff.pipelines.prediction.prepare import Prepared
 from takeoff.training.context import FitContext
 from takeoff.training.distributed import agree, is_main_process
@@ -68,6 +68,7 @@ class Outcome:
     transforms: list[str | None] = field(default_factory=list)
     valid_y: np.ndarray | None = None
     valid_X: Features | None = None
+    scored_rows: np.ndarray | None = None  # positions of the scored rows in train + valid rows
 
 
 @dataclass
@@ -107,6 +108,12 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
 
     task = prep.task
     metric = run_metric(config, task)
+    if config.dp.enabled:
+        # every fit on the training rows spends privacy: one candidate, one holdout split, no
+        # reseeds, blend or refit, so the ε spent is exactly the one fit's (docs/privacy.md)
+        log.info("differential privacy (ε = %g): one DP-SGD fit on one holdout split; no cross-validation, "
+                 "blend, reseeds or refit, and no early stopping", config.dp.epsilon)
+        config = config.model_copy(update={"refit": False, "blend": False, "folds": 1})
     started = time.monotonic()
     total = max(deadline - started, 0.0)
     # time at the end for the report and the bundle; the refit gets what selection leaves
@@ -116,10 +123,15 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     n_train = len(prep.train)
     y_all = np.concatenate([prep.train.y, prep.valid.y])
     names = family_names(config, task, prep.schema, rows=len(y_all), seconds=select_deadline - time.monotonic())
+    if not names and config.dp.enabled:
+        raise ConfigError(f"no model family that trains with differential privacy ({', '.join(private_families())}) "
+                          f"applies to this {task.kind} table. Fix: drop --dp-epsilon.")
     if not names:
         raise BudgetError(f"no model family can train on this table within the time budget ({config.time_budget:g}s). "
                           "Fix: raise --time-budget, or name a family with --family.")
     pool = candidates(config, task, names, y_all)
+    if config.dp.enabled:
+        pool = pool[:1]
     folds = fold_plan(config, task, y_all, n_train, names, bool(prep.schema.names(Kind.IMAGE)))
     X_all = Features.concat([prep.train.X, prep.valid.X]) if len(folds) > 1 else None
     if len(folds) > 1:
@@ -183,6 +195,8 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         importance=importance,
         history=history,
         info={
+            **({"dp": getattr(getattr(final.members[0], "inner", final.members[0]), "privacy", None)}
+               if config.dp.enabled else {}),
             "metric": metric,
             "folds": len(folds),
             "scored_rows": int(len(scored_y)),
@@ -200,6 +214,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         transforms=[fitted[c].candidate.transform for c in kept],
         valid_y=scored_y,
         valid_X=fitter.scored_X,
+        scored_rows=np.arange(len(scored_y)) if fitter.cv else folds[0][1],
     )
 
 
@@ -352,7 +367,8 @@ class _Fitter:
                 checkpoints = self.run_dir / "checkpoints" / cand.id
                 checkpoints = checkpoints / f"fold-{j}" if k > 1 else checkpoints
             ctx = FitContext(deadline=fold_deadline, seed=self.config.seed + cand.seed_offset, checkpoint_dir=checkpoints,
-                             warn=log.warning, device=self.config.device)
+                             warn=log.warning, device=self.config.device,
+                             dp=self.config.dp if self.config.dp.enabled else None)
             model = cand.create(task)
             try:
                 model.fit(train, valid, ctx)
