@@ -71,6 +71,7 @@ def test_health_and_metadata(server_url, credit_model):
     assert versioned == meta
 
     assert "no model named 'nope'" in v2_error(get(f"{server_url}/v2/models/nope"), 404)
+    assert "no route GET /v2/nothing" in v2_error(get(f"{server_url}/v2/nothing"), 404)
     assert "no version 'v9'" in v2_error(get(f"{server_url}/v2/models/credit/versions/v9/ready"), 404)
 
 
@@ -147,6 +148,8 @@ def test_the_protocols_own_example_gets_its_error_object(server_url, credit_mode
     numeric["datatype"], numeric["data"] = "BYTES", ["a lot", "1.0"]
     assert f"records[0].{numeric['name']}" in v2_error(post(f"{server_url}/v2/models/credit/infer", json={"inputs": inputs}), 422)
     assert v2_error(post(f"{server_url}/v2/models/credit/infer", content=b"{", headers={"content-type": "application/json"}), 400)
+    odd = {"inputs": [{"name": "", "shape": [], "datatype": {}, "parameters": None, "data": []}]}  # found by schemathesis
+    assert "datatype {}" in v2_error(post(f"{server_url}/v2/models/credit/infer", json=odd), 400)
 
 
 def test_neural_model_auth_limits_and_metrics(start_server, model_dir, credit_rows, credit_model):

@@ -152,6 +152,8 @@ def parse_infer(entry, body: bytes) -> tuple[Parsed, dict[str, Any]]:
         raise ApiError(400, 'the body must be an inference request: {"inputs": [{"name", "shape", "datatype", "data"}, ...]}')
     if data.get("id") is not None and not isinstance(data["id"], str):
         raise ApiError(400, "'id' must be a string")
+    if data.get("parameters") is not None and not isinstance(data["parameters"], dict):
+        raise ApiError(400, "'parameters' must be an object")
     tensors = [_tensor(t, i) for i, t in enumerate(data["inputs"])]
     rows_sent = max((t["shape"][0] for t in tensors if t["shape"]), default=0)
     if rows_sent > limits.max_records:
@@ -219,9 +221,12 @@ def _tensor(raw: Any, i: int) -> dict[str, Any]:
     shape, datatype = raw["shape"], raw["datatype"]
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise ApiError(400, f"{where}: 'shape' must be a list of non-negative integers, got {json.dumps(shape)[:100]}")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise ApiError(400, f"{where}: datatype {json.dumps(datatype)[:60]} is not one of {', '.join(sorted(DATATYPES))}")
-    if raw.get("parameters", {}) and isinstance(raw["parameters"], dict) and "binary_data_size" in raw["parameters"]:
+    parameters = raw.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ApiError(400, f"{where}: 'parameters' must be an object")
+    if parameters and "binary_data_size" in parameters:
         raise ApiError(400, f"{where}: binary tensor data is not supported; send the values in 'data'")
     values = _flatten(raw["data"], where)
     size = math.prod(shape)
