@@ -203,9 +203,12 @@ def run(bundle: Path, src: Path, args, rows_csv: bytes) -> dict:
 
 
 def _is_open(sock: socket.socket) -> bool:
+    """Whether the server still holds ``sock`` open (what it sent, e.g. a 408, is read past)."""
     sock.setblocking(False)
     try:
-        return sock.recv(1 << 16) != b""
+        while sock.recv(1 << 16):
+            pass
+        return False  # end of stream: the server closed it
     except BlockingIOError:
         return True
     except OSError:

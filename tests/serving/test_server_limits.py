@@ -163,8 +163,8 @@ def test_slow_and_idle_connections_are_closed_while_healthz_answers(guarded):
         sock.close()
 
 
-def test_keep_alive_header_size_and_connection_limits(guarded):
-    server = guarded(keep_alive_s=0.3, max_header_bytes=4_096, max_connections=40, header_timeout_s=1.5)
+def test_keep_alive_and_header_size(guarded):
+    server = guarded(keep_alive_s=0.3, max_header_bytes=4_096)
     sock = server.connect()
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.1)
@@ -178,15 +178,38 @@ def test_keep_alive_header_size_and_connection_limits(guarded):
     assert reply.startswith(b"HTTP/1.1 431") and b"max_header_bytes" in reply
     sock.close()
 
-    held = [server.connect() for _ in range(45)]  # more than max_connections, each still sending its headers
-    for s in held:
-        s.sendall(b"GET /healthz HTTP/1.1\r\n")
-    time.sleep(0.2)
-    response = get(f"{server.url}/healthz")
-    assert response.status_code == 503  # uvicorn's limit_concurrency: refused, not queued
-    for s in held:
-        assert closed_within(s, 3.0) is not None  # the header timeout frees them
-        s.close()
+
+def test_connection_limit_evicts_idle_connections_not_requests(guarded):
+    server = guarded(max_connections=40, header_timeout_s=5, timeout_s=5)
+    held = []
+    for _ in range(60):  # more than max_connections, each slow with its headers
+        sock = server.connect()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        held.append(sock)
+        time.sleep(0.005)
+    assert get(f"{server.url}/healthz").status_code == 200  # room made by closing the longest waiting
+    time.sleep(0.3)
+    evicted = [closed_within(s, 0.01) is not None for s in held]
+    assert sum(evicted) >= 20 and all(evicted[:20]) and not any(evicted[-15:]), evicted
+    for sock in held:
+        sock.close()
+
+    time.sleep(0.3)
+    body = b'{"records": []}'
+    busy = []
+    for _ in range(40):  # requests in flight: headers sent, the body still to come
+        sock = server.connect()
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % (len(body) + 10))
+        busy.append(sock)
+    time.sleep(0.3)
+    refused = server.connect()
+    reply = closed_within(refused, 2.0)
+    assert reply.startswith(b"HTTP/1.1 503") and b"max_connections" in reply  # never evicts a request in flight
+    assert all(closed_within(s, 0.01) is None for s in busy)
+    for sock in busy + [refused]:
+        sock.close()
+    time.sleep(0.3)
     assert get(f"{server.url}/healthz").status_code == 200
 
 
@@ -195,6 +218,6 @@ def test_uvicorn_options_follow_the_settings():
     from takeoff.serving.connections import uvicorn_options
 
     options = uvicorn_options(ServeSettings(api_key=None, max_connections=77, keep_alive_s=3, max_header_bytes=9_000))
-    assert options["limit_concurrency"] == 77 and options["timeout_keep_alive"] == 3
+    assert options["limit_concurrency"] == 78 and options["timeout_keep_alive"] == 3
     assert options["h11_max_incomplete_event_size"] == 9_000
     assert options["http"].endswith(":GuardedHttpToolsProtocol")

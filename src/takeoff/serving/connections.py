@@ -7,7 +7,10 @@ of a request: a connection that sends nothing, or a header line every few second
 and holds a file descriptor. :class:`GuardedHttpToolsProtocol` (uvicorn's httptools protocol,
 the one ``takeoff serve`` uses) arms a timer when a connection opens and when a request begins;
 headers not complete within ``header_timeout_s`` get a 408 and the connection is closed. It also
-refuses (431) request lines and headers larger than ``max_header_bytes``.
+refuses (431) request lines and headers larger than ``max_header_bytes``, and keeps the open
+connections at ``max_connections``: a new connection past it closes the one that has waited
+longest for a request (idle or slow: never one with a request in flight), or, when every
+connection has a request in flight, is itself refused (503).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ GUARD_ATTRIBUTE = "takeoff_guard"  # the limits ride on uvicorn's Config (which 
 
 def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     """The keyword arguments of ``uvicorn.Config`` that carry the server's connection limits."""
-    options: dict[str, Any] = {"limit_concurrency": settings.max_connections, "timeout_keep_alive": settings.keep_alive_s,
+    # The protocol keeps open connections at max_connections by evicting idle ones; uvicorn's own
+    # limit (+1, so that its connection count never trips first) then bounds requests in flight.
+    options: dict[str, Any] = {"limit_concurrency": settings.max_connections + 1, "timeout_keep_alive": settings.keep_alive_s,
                                "h11_max_incomplete_event_size": settings.max_header_bytes}
     if HttpToolsProtocol is not None:
         options["http"] = "takeoff.serving.connections:GuardedHttpToolsProtocol"  # a name: worker processes import it
@@ -36,7 +41,8 @@ def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
 
 def guard(config, settings: ServeSettings):
     """``config`` (a ``uvicorn.Config``) with the header limits the protocol reads."""
-    setattr(config, GUARD_ATTRIBUTE, {"header_timeout_s": settings.header_timeout_s, "max_header_bytes": settings.max_header_bytes})
+    setattr(config, GUARD_ATTRIBUTE, {"header_timeout_s": settings.header_timeout_s, "max_header_bytes": settings.max_header_bytes,
+                                       "max_connections": settings.max_connections})
     return config
 
 
@@ -57,6 +63,8 @@ if HttpToolsProtocol is not None:
             defaults = ServeSettings.model_fields
             self.header_timeout = limits.get("header_timeout_s", defaults["header_timeout_s"].default)
             self.max_header_bytes = limits.get("max_header_bytes", defaults["max_header_bytes"].default)
+            self.max_connections = limits.get("max_connections", defaults["max_connections"].default)
+            self.waiting_since = 0.0  # when it started to wait for a request (connected, or answered)
             self.header_timer: asyncio.TimerHandle | None = None
             self.awaiting_headers = True  # from connecting until a request's headers are complete
             self.header_bytes = 0  # of the request line and headers of the request being read
@@ -65,7 +73,28 @@ if HttpToolsProtocol is not None:
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
+            self.waiting_since = self.loop.time()
             self._arm()
+            if len(self.connections) > self.max_connections:
+                self._make_room()
+
+        def _make_room(self) -> None:
+            """At the connection limit, close the connection that has waited longest for a
+            request (idle, or slow to send its headers), so that a flood of idle connections
+            cannot lock out health checks; with every connection busy, refuse this one (503)."""
+            idle = [c for c in self.connections if c is not self and isinstance(c, GuardedHttpToolsProtocol) and c.idle()]
+            if idle:
+                victim = min(idle, key=lambda c: c.waiting_since)
+                victim._disarm()
+                victim.refused = True
+                victim.transport.close()
+            else:
+                self._refuse(b"503 Service Unavailable",
+                             f"the server holds {self.max_connections} connections with requests in flight (setting max_connections)")
+
+        def idle(self) -> bool:
+            """No request in flight: waiting for one, or for its headers."""
+            return not self.refused and (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing()
 
         def connection_lost(self, exc) -> None:
             self._disarm()
@@ -113,6 +142,7 @@ if HttpToolsProtocol is not None:
         def on_response_complete(self) -> None:
             super().on_response_complete()  # arms uvicorn's keep-alive timer
             self.awaiting_headers = False
+            self.waiting_since = self.loop.time()
 
         def _arm(self) -> None:
             self._disarm()
