@@ -75,6 +75,13 @@ def test_health_and_metadata(server_url, credit_model):
     assert "no version 'v9'" in v2_error(get(f"{server_url}/v2/models/credit/versions/v9/ready"), 404)
 
 
+def test_not_ready_without_models(start_server):
+    url = start_server({})
+    response = get(f"{url}/v2/health/ready")
+    assert response.status_code == 400 and response.json() == {"ready": False}  # the protocol: 4xx is false
+    assert get(f"{url}/v2/health/live").json() == {"live": True}
+
+
 def test_infer_named_columns_matches_the_python_api(server_url, credit_model, credit_rows):
     rows = credit_rows.head(5)
     request = {"id": "42", "inputs": column_tensors(credit_model, rows)}

@@ -60,7 +60,7 @@ class ServeSettings(BaseModel):
     max_cells: int = Field(2_000_000, ge=1, description="Most values (records x fields) in one request (413 above).")
     max_json_depth: int = Field(64, ge=2, le=500, description="Deepest nesting of a JSON body (400 above).")
     max_connections: int = Field(
-        1_000, ge=1, description="Open connections and requests in flight a worker accepts; past it a request gets 503 (uvicorn's limit_concurrency).")
+        1_000, ge=1, description="Open connections (and requests in flight) per worker; at it, a new connection closes the one waiting longest for a request, or gets 503 when all are busy.")
     header_timeout_s: float = Field(
         10.0, gt=0, description="Seconds a connection may take to send a request's headers, from connecting or from its previous answer; then it is closed.")
     keep_alive_s: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open after an answer (uvicorn's timeout_keep_alive).")
