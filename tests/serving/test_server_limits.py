@@ -218,6 +218,6 @@ def test_uvicorn_options_follow_the_settings():
     from takeoff.serving.connections import uvicorn_options
 
     options = uvicorn_options(ServeSettings(api_key=None, max_connections=77, keep_alive_s=3, max_header_bytes=9_000))
-    assert options["limit_concurrency"] == 78 and options["timeout_keep_alive"] == 3
+    assert options["limit_concurrency"] == 77 and options["timeout_keep_alive"] == 3
     assert options["h11_max_incomplete_event_size"] == 9_000
     assert options["http"].endswith(":GuardedHttpToolsProtocol")

@@ -30,9 +30,9 @@ GUARD_ATTRIBUTE = "takeoff_guard"  # the limits ride on uvicorn's Config (which 
 
 def uvicorn_options(settings: ServeSettings) -> dict[str, Any]:
     """The keyword arguments of ``uvicorn.Config`` that carry the server's connection limits."""
-    # The protocol keeps open connections at max_connections by evicting idle ones; uvicorn's own
-    # limit (+1, so that its connection count never trips first) then bounds requests in flight.
-    options: dict[str, Any] = {"limit_concurrency": settings.max_connections + 1, "timeout_keep_alive": settings.keep_alive_s,
+    # uvicorn's own limit serves where its h11 protocol runs; the guarded protocol replaces it
+    # (it evicts idle connections at the limit, and bounds requests in flight itself).
+    options: dict[str, Any] = {"limit_concurrency": settings.max_connections, "timeout_keep_alive": settings.keep_alive_s,
                                "h11_max_incomplete_event_size": settings.max_header_bytes}
     if HttpToolsProtocol is not None:
         options["http"] = "takeoff.serving.connections:GuardedHttpToolsProtocol"  # a name: worker processes import it
@@ -65,6 +65,9 @@ if HttpToolsProtocol is not None:
             self.max_header_bytes = limits.get("max_header_bytes", defaults["max_header_bytes"].default)
             self.max_connections = limits.get("max_connections", defaults["max_connections"].default)
             self.waiting_since = 0.0  # when it started to wait for a request (connected, or answered)
+            # uvicorn's limit_concurrency also counts connections closed a moment ago but not yet
+            # gone from its set (those this protocol evicted): requests in flight are bounded below.
+            self.limit_concurrency = None
             self.header_timer: asyncio.TimerHandle | None = None
             self.awaiting_headers = True  # from connecting until a request's headers are complete
             self.header_bytes = 0  # of the request line and headers of the request being read
@@ -128,6 +131,10 @@ if HttpToolsProtocol is not None:
             self._disarm()
             if self.header_bytes > self.max_header_bytes:
                 self._refuse_large()
+                return
+            if len(self.tasks) >= self.max_connections:
+                self._refuse(b"503 Service Unavailable",
+                             f"{len(self.tasks)} requests are in flight (setting max_connections); try again shortly")
                 return
             super().on_headers_complete()
 
