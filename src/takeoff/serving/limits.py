@@ -120,7 +120,20 @@ def check_cells(count: int, max_cells: int) -> None:
 
 # ---------------------------------------------------------------------------- memory
 _libc = None
-RETURN_MEMORY_BYTES = 1 << 20  # after a request body of at least this size
+RETURN_MEMORY_BYTES = 256 * 1024  # after a request body of at least this size (a trim costs a few ms)
+_trimming: set = set()
+
+
+def schedule_return_memory() -> None:
+    """:func:`return_memory` in a worker thread, after the answer rather than before it; one at a
+    time (a trim that is already under way covers the requests that end meanwhile)."""
+    import asyncio
+
+    if _trimming:
+        return
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(return_memory))
+    _trimming.add(task)
+    task.add_done_callback(_trimming.discard)
 
 
 def return_memory() -> None:

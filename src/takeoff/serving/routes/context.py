@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from takeoff.serving.entries import kind_of
 from takeoff.serving.errors import ApiError
-from takeoff.serving.limits import RETURN_MEMORY_BYTES, DeadlinePassed, reset_deadline, return_memory, start_deadline
+from takeoff.serving.limits import RETURN_MEMORY_BYTES, DeadlinePassed, reset_deadline, schedule_return_memory, start_deadline
 from takeoff.serving.settings import ServeSettings
 from takeoff.serving.store import ModelStore
 
@@ -78,7 +78,7 @@ class RouteContext:
             reset_deadline(token)
             declared = request.headers.get("content-length", "") if request is not None else ""
             if declared.isdigit() and int(declared) >= RETURN_MEMORY_BYTES:
-                await asyncio.to_thread(return_memory)
+                schedule_return_memory()
 
 
 def wrong_task(entry, route: str | None = None) -> ApiError:
