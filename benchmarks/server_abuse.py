@@ -16,7 +16,8 @@ then, on one server with the default 30 s timeout:
 4. `--idle` idle connections and two 10,000-row requests in flight: `/healthz` latency meanwhile;
 5. `--slow` connections sending their headers one line a second: how many are still open after
    2, 6 and 10 s, and `/healthz` latency meanwhile;
-6. the server's resident memory at the start and at the end (after a 3 s pause), and its peak.
+6. the server's resident memory at the start (after one valid 10,000-row request has warmed it)
+   and at the end (after a 3 s pause), and its peak.
 
 With `--before-src`, the same abuse is run first against the server of another checkout's `src`
 (e.g. the previous release) so that the two runs compare in the same conditions.
@@ -138,6 +139,8 @@ def run(bundle: Path, src: Path, args, rows_csv: bytes) -> dict:
     try:
         for _ in range(20):
             healthz(port)
+        request(port, post("/v1/predict", rows_csv, "text/csv"), timeout=60)  # warm: lazy imports, parser buffers
+        time.sleep(1)
         out["rss_start_mb"] = round(rss(server) / 1e6, 1)
         out["healthz_idle_ms"] = round(1000 * statistics.median([healthz(port) for _ in range(50)]), 2)
 
