@@ -121,19 +121,25 @@ def check_cells(count: int, max_cells: int) -> None:
 # ---------------------------------------------------------------------------- memory
 _libc = None
 RETURN_MEMORY_BYTES = 256 * 1024  # after a request body of at least this size (a trim costs a few ms)
-_trimming: set = set()
+_trimming: set = set()  # holds a marker while a trim is pending or running
 
 
-def schedule_return_memory() -> None:
-    """:func:`return_memory` in a worker thread, after the answer rather than before it; one at a
-    time (a trim that is already under way covers the requests that end meanwhile)."""
+def schedule_return_memory(delay_s: float = 0.5) -> None:
+    """:func:`return_memory` in a worker thread ``delay_s`` after a large request ended: after
+    its answer, and after what it left to free (its body, its work in a thread past a 504) is
+    freed. One at a time: a pending trim covers the requests that end meanwhile."""
     import asyncio
 
     if _trimming:
         return
-    task = asyncio.get_running_loop().create_task(asyncio.to_thread(return_memory))
-    _trimming.add(task)
-    task.add_done_callback(_trimming.discard)
+    loop = asyncio.get_running_loop()
+    _trimming.add(True)
+
+    def start() -> None:
+        task = loop.create_task(asyncio.to_thread(return_memory))
+        task.add_done_callback(lambda _: _trimming.clear())
+
+    loop.call_later(delay_s, start)
 
 
 def return_memory() -> None:
