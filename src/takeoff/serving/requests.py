@@ -168,7 +168,7 @@ class RequestSchema:
         a column object per name), and the rows are read in chunks, counted against
         ``max_records`` and ``max_cells``, with the deadline checked between chunks.
         """
-        width = _csv_width(content)
+        width = _csv_width(content, self.limits.max_columns)
         check_columns(width, self.limits.max_columns, "the CSV")
         frames, rows = [], 0
         try:
@@ -225,16 +225,20 @@ class RequestSchema:
                                    fields=[{"field": name, "problem": "not base64"}]) from None
 
 
-def _csv_width(content: bytes) -> int:
-    """The number of columns of a CSV's header row (commas counted first: the exact count,
-    quotes considered, is only needed when that rough one is large)."""
-    header = content.split(b"\n", 1)[0]
-    if header.count(b",") < 1_000:
-        return header.count(b",") + 1
+def _csv_width(content: bytes, max_columns: int) -> int:
+    """The number of columns of a CSV's header row (as far as ``max_columns`` needs it), without
+    making an object per column: the commas, when they are under the limit or no quote can hide
+    one; else the csv module's count, on a header of a reasonable size (past it the commas,
+    which can only overcount)."""
+    end = content.find(b"\n")
+    header = content[:end] if end >= 0 else content
+    commas = header.count(b",")
+    if commas < max_columns or b'"' not in header or len(header) > 1_000_000:
+        return commas + 1
     try:
         return len(next(csv.reader([header.decode("utf-8-sig", errors="replace")]), []))
     except csv.Error:
-        return header.count(b",") + 1
+        return commas + 1
 
 
 def _first_line(exc: Exception) -> str:
