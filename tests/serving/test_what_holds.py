@@ -17,7 +17,7 @@ import pytest
 
 import takeoff
 
-OPEN = {"/healthz", "/readyz", "/", "/favicon.ico"}  # what answers without the key (and /static/*)
+OPEN = {"/healthz", "/readyz", "/", "/favicon.ico", "/v2/health/live", "/v2/health/ready"}  # what answers without the key (and /static/*)
 
 
 @pytest.fixture(scope="module")

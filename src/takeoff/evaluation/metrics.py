@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from takeoff.data.checks.leakage import roc_auc
+from takeoff.data.stats import roc_auc
 from takeoff.data.schema import TASKS, Task
 from takeoff.errors import DataError, UnknownNameError
 
@@ -536,7 +536,7 @@ def _multiclass_auc(y: np.ndarray, proba: np.ndarray, k: int) -> float | None:
 def _average_precision(positive: np.ndarray, scores: np.ndarray) -> float:
     """Average precision as scikit-learn defines it (the precision at each distinct threshold,
     weighted by the recall it adds), with NumPy alone: a ``takeoff[lite]`` install evaluates
-    without scikit-learn (ROC-AUC likewise, :func:`~takeoff.data.checks.leakage.roc_auc`)."""
+    without scikit-learn (ROC-AUC likewise, :func:`~takeoff.data.stats.roc_auc`)."""
     order = np.argsort(-scores, kind="mergesort")
     scores, hits = scores[order], positive[order].astype(np.float64)
     last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # the end of each run of tied scores

@@ -19,6 +19,7 @@ import pandas as pd
 from takeoff.data.checks.finding import CheckParams, Finding
 from takeoff.data.conform import parse_column
 from takeoff.data.schema import Kind, Schema, Task
+from takeoff.data.stats import roc_auc
 
 _LEAK_BINS = 64
 _LEAK_FOLDS = 3
@@ -151,18 +152,6 @@ def _macro_auc(codes: np.ndarray, scores: np.ndarray) -> float | None:
             continue
         aucs.append(roc_auc(positive, scores[:, k]))
     return float(np.mean(aucs)) if aucs else None
-
-
-def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float:
-    """ROC-AUC of ``scores`` for the boolean ``positive`` (both sides present), as the
-    Mann-Whitney U statistic over average ranks (ties count half): the value scikit-learn's
-    ``roc_auc_score`` gives, computed with pandas alone, so that `takeoff inspect` and
-    `takeoff evaluate` run on a ``takeoff[lite]`` install, which has no scikit-learn. Also the
-    ROC-AUC of :mod:`takeoff.evaluation.metrics`."""
-    ranks = pd.Series(scores).rank(method="average").to_numpy()
-    n_pos = int(positive.sum())
-    n_neg = len(positive) - n_pos
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _r2(y: np.ndarray, predicted: np.ndarray) -> float | None:
