@@ -75,6 +75,7 @@ def write_report(
     model_info: Mapping[str, Any] | None = None,
     data_name: str = "",
     images: np.ndarray | None = None,
+    sections: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write the evaluation report as one self-contained HTML file.
 
@@ -107,6 +108,8 @@ def write_report(
         images: the evaluated rows' decoded images, uint8 (n, channels, h, w), in the order of
             ``y``: adds a grid of the most confidently wrong predictions (classification) or
             the largest errors (regression), each image inlined as a small PNG.
+        sections: more sections, before the model details: dicts with ``anchor``, ``title``
+            and ``html`` (trusted markup made by takeoff, e.g. a search's trials).
 
     Returns:
         The path written.
@@ -154,6 +157,7 @@ def write_report(
         context["findings"] = _findings(findings)
     if model_info:
         context["model_tables"] = info_tables(model_info)
+    context["sections"] = [{**s, "html": markup(s["html"])} for s in sections]
     return write_page(path, render("evaluation.html", **context))
 
 

@@ -21,6 +21,9 @@ class FitContext:
         progress: show progress bars (on stderr).
         warn: called with a one-line message for anything the user should know.
         device: "auto", "cpu" or "cuda[:N]".
+        report: called after each epoch / boosting round with ``(step, validation loss)``
+            (lower is better) by families that validate as they go; it may raise to end the
+            fit (a hyperparameter search prunes a bad trial this way). None: nobody listens.
     """
 
     deadline: float | None = None
@@ -29,6 +32,7 @@ class FitContext:
     progress: bool = True
     warn: Callable[[str], None] = field(default=lambda message: None)
     device: str = "auto"
+    report: Callable[[int, float], None] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (infinity when there is none)."""
@@ -47,4 +51,5 @@ class FitContext:
             progress=self.progress,
             warn=self.warn,
             device=self.device,
+            report=self.report,
         )
