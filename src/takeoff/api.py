@@ -46,6 +46,8 @@ def train(
     items: str | Path | None = None,
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
+    track: bool = False,
+    tracking_uri: str | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -64,6 +66,9 @@ def train(
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
+        track, tracking_uri: log the finished run to MLflow (``tracking_uri``, else
+            ``$MLFLOW_TRACKING_URI``, else ``./mlruns``). Off by default in Python (the CLI
+            tracks unless ``--no-track``); a tracking failure is a warning, never an error.
 
     Returns:
         The trained :class:`Model` (a
@@ -101,10 +106,16 @@ def train(
             raise ConfigError("recommendation runs cannot be resumed; train again")
         from takeoff.pipelines.recommendation import train as recommendation
 
-        return recommendation.train(data, cfg, out, table, sql, encoding)
-    from takeoff.pipelines.prediction import train as prediction
+        model = recommendation.train(data, cfg, out, table, sql, encoding)
+    else:
+        from takeoff.pipelines.prediction import train as prediction
 
-    return prediction.train(data, cfg, out, table, sql, encoding, state)
+        model = prediction.train(data, cfg, out, table, sql, encoding, state)
+    if track or tracking_uri:
+        from takeoff.tracking import log_train
+
+        log_train(model, uri=tracking_uri)
+    return model
 
 
 def tune(

@@ -17,6 +17,7 @@ from takeoff._version import __version__
 from takeoff.cli import (compress, config, demo, evaluate, explain, index, inspect, predict, recommend, search, serve,
                          train)
 from takeoff.cli import tune as tune_cli
+from takeoff.cli.runs import runs_app
 from takeoff.cli.output import err, out
 
 __all__ = ["app"]
@@ -33,6 +34,7 @@ for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, c
              index.index, search.search, inspect.inspect, demo.demo, serve.serve):
     app.command()(verb)
 app.command()(tune_cli.tune)
+app.add_typer(runs_app, name="runs")
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt
 from takeoff.cli.output import metrics_table, out, per_class_table, run
 
 
@@ -22,6 +22,8 @@ def evaluate(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    no_track: NoTrackOpt = False,
 ) -> None:
     """Metrics of a bundle on DATA (which holds the target column; for a recommender, the
     user and item columns of held-out interactions: ranking metrics)."""
@@ -39,6 +41,10 @@ def evaluate(
         metrics = run(model.evaluate, data_in, report=report)
     else:
         metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
+    if not no_track:
+        from takeoff.tracking import log_evaluate
+
+        log_evaluate(bundle, data, metrics, report, uri=tracking_uri)
     if as_json:
         sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
         return

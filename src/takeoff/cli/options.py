@@ -18,3 +18,5 @@ def default_run_dir(data: str, table: str | None, fallback: str, suffix: str = "
     """``takeoff-runs/<time>-<name><suffix>``, the name read from the table, the URL or the file."""
     stem = Path(table or (data.rsplit("/", 1)[-1] if "://" in data else Path(data).stem) or fallback).stem
     return Path("takeoff-runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{stem}{suffix}"
+TrackingUriOpt = Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else ./mlruns).")]
+NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log this run to MLflow.")]

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from takeoff.cli.options import EncodingOpt, SqlOpt, TableOpt, default_run_dir
+from takeoff.cli.options import EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, default_run_dir
 from takeoff.cli.output import metrics_table, out, run
 
 
@@ -28,8 +28,8 @@ def tune(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (of the sampler and the fits).")] = None,
     metric: Annotated[Optional[str], typer.Option("--metric", help="What trials are judged by (default roc_auc / log_loss / rmse by task).")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else ./mlruns).")] = None,
-    no_track: Annotated[bool, typer.Option("--no-track", help="Do not log this run to MLflow.")] = False,
+    tracking_uri: TrackingUriOpt = None,
+    no_track: NoTrackOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the search's summary as JSON.")] = False,
     table: TableOpt = None,
     sql: SqlOpt = None,
