@@ -35,9 +35,9 @@ def runs_list(
     shown = [m for m in HEADLINE if any(m in r["metrics"] for r in rows)][:4]
     table = Table(title=f"tracked runs ({len(rows)})", title_justify="left")
     for col in ("run", "kind", "name", "started", "status", *shown):
-        table.add_column(col, justify="right" if col in shown else "left")
+        table.add_column(col, justify="right" if col in shown else "left", no_wrap=col in ("run", "kind", "started"))
     for r in rows:
-        table.add_row(r["run_id"][:12], r["kind"], r["name"] or "", (r["start"] or "")[:19].replace("T", " "), r["status"],
+        table.add_row(r["run_id"][:12], r["kind"], r["name"] or "", (r["start"] or "")[5:16].replace("T", " "), r["status"],
                       *(_num(r["metrics"].get(m)) for m in shown))
     out.print(table)
 

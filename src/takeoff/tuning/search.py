@@ -13,6 +13,8 @@ params) whose report gains the search's sections.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ log = logging.getLogger("takeoff")
 
 REFIT_SHARE = 0.15  # of the budget kept for the refit, at least
 FAIR_SHARE = 2.0  # a trial may take this many times its even share of the search time left
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -209,6 +212,7 @@ class _Judge:
         from takeoff.pipelines.prediction.candidates import Candidate
         from takeoff.training.context import FitContext
 
+        trial.set_user_attr("worker", WORKER)  # which process ran it (a shared study has several)
         prefix = len(self.families) > 1
         family = trial.suggest_categorical("family", self.families) if prefix else self.families[0]
         params = {**getattr(self.cfg.models, family).model_dump(), **space.suggest(trial, family, prefix)}
