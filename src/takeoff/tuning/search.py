@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from takeoff import registry
-from takeoff.errors import BudgetError, ConfigError
+from takeoff.errors import BudgetError, ConfigError, TakeoffError
 from takeoff.tuning import space
 from takeoff.tuning.study import connect, fingerprint, open_study, redact, storage_url
 
@@ -31,6 +31,7 @@ log = logging.getLogger("takeoff")
 
 REFIT_SHARE = 0.15  # of the budget kept for the refit, at least
 FAIR_SHARE = 2.0  # a trial may take this many times its even share of the search time left
+MIN_SHARE = 0.1  # ...and at least this share of it
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -118,12 +119,18 @@ def tune(data, cfg, out: Path, *, trials: int, storage: str | None = None, study
             trial.set_user_attr("skipped", "the study already had its trials")
             break
         t0 = time.monotonic()
-        share = min(left, FAIR_SHARE * left / max(trials - done, 1))
+        # an even share of the time left (twice that for the early ones), but never so little that
+        # a network cannot train: a search bound by time rather than by trials asks for many
+        share = min(left, max(FAIR_SHARE * left / max(trials - done, 1), MIN_SHARE * left))
         try:
             value = judge(trial, time.monotonic() + share)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             log.info("trial %d: pruned after %.1fs", trial.number, time.monotonic() - t0)
+        except TakeoffError as exc:  # e.g. a configuration that cannot train in its share of time
+            trial.set_user_attr("error", str(exc))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            (log.info if isinstance(exc, BudgetError) else log.warning)("trial %d failed: %s", trial.number, exc)
         except Exception:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
