@@ -81,7 +81,7 @@ def log_tune(result, cfg, uri: str | None = None) -> str | None:
     curves = {f"trial_{metric}": [r[metric] if r[metric] is not None else float("nan") for r in rows]}
     artifacts = {}
     if result.model is not None:
-        metrics.update(_metrics(result.model.metrics, "refit."))
+        metrics.update(_metrics(result.model.metrics))  # the refitted bundle's, as a train run logs them
         curves.update(model_curves(result.model))
         artifacts = _bundle_artifacts(result.model.path)
     return record("tune", name=study.study_name, params=params, metrics=metrics, curves=curves, artifacts=artifacts, uri=uri)

@@ -26,7 +26,7 @@ def trial_rows(study, metric: str) -> list[dict[str, Any]]:
         rows.append({
             "trial": t.number,
             "state": t.state.name.lower(),
-            metric: None if t.value is None else round(automl_shown(t.value, metric), 6),
+            metric: round(automl_shown(t.value, metric), 6) if _scored(t) else None,
             "seconds": None if seconds is None else round(seconds, 2),
             "last_step": t.last_step,
             "params": {k: decode(v) for k, v in t.params.items()},
@@ -77,7 +77,7 @@ def report_sections(study, metric: str) -> list[dict[str, str]]:
     from takeoff.tuning.search import automl_shown
 
     trials = study.get_trials(deepcopy=False)
-    values = [None if t.value is None else automl_shown(t.value, metric) for t in trials]
+    values = [automl_shown(t.value, metric) if _scored(t) else None for t in trials]
     sections = []
     if any(v is not None for v in values):
         shown = values if _higher(metric) else [None if v is None else -v for v in values]
@@ -92,6 +92,11 @@ def report_sections(study, metric: str) -> list[dict[str, str]]:
                                          "over the finished trials (they sum to 1).", plots.importance_svg(found))})
     sections.append({"anchor": "tuning-trials", "title": "Trials", "html": _table(trial_rows(study, metric)[:SHOWN_TRIALS], metric)})
     return sections
+
+
+def _scored(trial) -> bool:
+    """A finished trial's value is its score (a pruned one's is its last intermediate loss)."""
+    return trial.state.name == "COMPLETE" and trial.value is not None
 
 
 def _higher(metric: str) -> bool:
