@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -25,13 +26,13 @@ import numpy as np
 from takeoff import registry
 from takeoff.errors import BudgetError, ConfigError, TakeoffError
 from takeoff.tuning import space
-from takeoff.tuning.study import connect, fingerprint, open_study, redact, storage_url
+from takeoff.tuning.study import STUDY_FILE, connect, fingerprint, open_study, redact, storage_url
 
 log = logging.getLogger("takeoff")
 
 REFIT_SHARE = 0.15  # of the budget kept for the refit, at least
 FAIR_SHARE = 2.0  # a trial may take this many times its even share of the search time left
-MIN_SHARE = 0.1  # ...and at least this share of it
+MIN_SHARE = 0.25  # ...and at least this share of it (a trial cut short by time is judged unfairly)
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -70,12 +71,6 @@ def tune(data, cfg, out: Path, *, trials: int, storage: str | None = None, study
             target or data (without ``resume_study``).
         DataSourceError: the storage cannot be reached.
     """
-    import optuna
-
-    from takeoff.pipelines.prediction import automl
-    from takeoff.pipelines.prediction.prepare import prepare
-    from takeoff.pipelines.run_dir import read_data
-
     if trials < 1:
         raise ConfigError(f"--trials must be at least 1, got {trials}. Fix: pass --trials 20 (or more).")
     if cfg.target is None:
@@ -84,9 +79,42 @@ def tune(data, cfg, out: Path, *, trials: int, storage: str | None = None, study
     deadline = started + cfg.time_budget
     families = _families(cfg)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     if (out / "model").exists():
         raise ConfigError(f"{out / 'model'} already exists. Fix: choose another --out, or remove it.")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _tune(data, cfg, out, trials, storage, study_name, resume_study, refit, table, sql, encoding,
+                     families, deadline)
+    except BaseException:
+        # a run that failed before its first trial leaves nothing behind; a study with trials stays
+        # (for --resume-study, or for the workers sharing it)
+        if created and not _has_trials(out):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _has_trials(out: Path) -> bool:
+    db = out / STUDY_FILE
+    if not db.is_file():
+        return any(out.iterdir())
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("select count(*) from trials").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def _tune(data, cfg, out: Path, trials: int, storage, study_name, resume_study: bool, refit: bool, table, sql,
+          encoding, families: list[str], deadline: float) -> TuneResult:
+    import optuna
+
+    from takeoff.pipelines.prediction import automl
+    from takeoff.pipelines.prediction.prepare import prepare
+    from takeoff.pipelines.run_dir import read_data
+
     url = storage_url(storage, out)
     rdb = connect(url)
     df, name = read_data(data, table, sql, encoding)
@@ -131,7 +159,7 @@ def tune(data, cfg, out: Path, *, trials: int, storage: str | None = None, study
             trial.set_user_attr("error", str(exc))
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             (log.info if isinstance(exc, BudgetError) else log.warning)("trial %d failed: %s", trial.number, exc)
-        except Exception:
+        except BaseException:  # a bug, or Ctrl-C: the trial must not stay "running" in a shared study
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         else:

@@ -62,9 +62,10 @@ def connect(url: str):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
-    except ModuleNotFoundError as exc:
-        raise DataSourceError(shown, f"needs the database driver '{exc.name}'",
-                              f"pip install {exc.name} (e.g. psycopg2-binary for PostgreSQL)") from None
+    except ImportError:  # SQLAlchemy found no driver for the URL's dialect
+        driver = {"postgresql": "psycopg2-binary", "mysql": "pymysql"}.get(url.split(":", 1)[0].split("+", 1)[0], "its driver")
+        raise DataSourceError(shown, "cannot open the study storage: the database driver is not installed",
+                              f"pip install {driver}, or use another storage URL") from None
     except Exception as exc:
         reason = str(exc).splitlines()[0].replace(url, shown)
         raise DataSourceError(shown, f"cannot open the study storage ({type(exc).__name__}: {reason})",
@@ -110,8 +111,10 @@ def open_study(storage, name: str, facts: dict[str, Any], seed: int, resume_stud
             storage.set_study_user_attr(summary, key, value)
     worker_seed = seed if created else seed + 1 + _worker_salt()
     sampler = optuna.samplers.TPESampler(seed=worker_seed)
-    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
-                              pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10))
+    # prune a trial whose validation loss is in the worst quarter of the earlier trials' at the
+    # same round / epoch: the median would also stop slow learning rates that end up best
+    pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=10)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     return study, created
 
 
