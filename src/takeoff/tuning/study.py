@@ -61,7 +61,7 @@ def connect(url: str):
     elif url.startswith(("postgresql", "mysql")):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
+        return _with_retries(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs))
     except ImportError:  # SQLAlchemy found no driver for the URL's dialect
         driver = {"postgresql": "psycopg2-binary", "mysql": "pymysql"}.get(url.split(":", 1)[0].split("+", 1)[0], "its driver")
         raise DataSourceError(shown, "cannot open the study storage: the database driver is not installed",
@@ -70,6 +70,23 @@ def connect(url: str):
         reason = str(exc).splitlines()[0].replace(url, shown)
         raise DataSourceError(shown, f"cannot open the study storage ({type(exc).__name__}: {reason})",
                               "check the URL, that the database server is up and reachable, and the credentials") from None
+
+
+def _with_retries(make, attempts: int = 6):
+    """``make()``, tried again while another worker is creating the same new database's tables
+    (both see an empty database; the slower one's CREATE or version row collides)."""
+    import time
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (IntegrityError, OperationalError) as exc:
+            collided = isinstance(exc, IntegrityError) or any(w in str(exc) for w in ("already exists", "locked"))
+            if not collided or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def fingerprint(df: pd.DataFrame) -> str:
