@@ -19,7 +19,7 @@ from takeoff.errors import ConfigError
 from takeoff.pipelines import Predictor, dispatch
 from takeoff.pipelines.prediction.model import Model
 
-__all__ = ["Model", "inspect", "load", "train", "tune"]
+__all__ = ["Model", "inspect", "load", "monitor", "train", "tune"]
 
 
 def train(
@@ -46,6 +46,9 @@ def train(
     items: str | Path | None = None,
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
+    redact_pii: str | list[str] | None = None,
+    intended_use: str | None = None,
+    devices: int | None = None,
     track: bool = False,
     tracking_uri: str | None = None,
 ) -> Model:
@@ -66,6 +69,13 @@ def train(
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
+        redact_pii: kinds of personal data to replace by type tokens (``"all"``, or some of
+            email, phone, card, iban, ip, ssn) in every text and category column, before training
+            and at prediction time (the step is saved in the bundle); see :mod:`takeoff.data.pii`.
+        intended_use: the model card's intended use (what the model is for, and what not).
+        devices: processes that train one torch family data-parallel (config key ``devices``,
+            default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
+            Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
         track, tracking_uri: log the finished run to MLflow (``tracking_uri``, else
             ``$MLFLOW_TRACKING_URI``, else ``./mlruns``). Off by default in Python (the CLI
             tracks unless ``--no-track``); a tracking failure is a warning, never an error.
@@ -89,7 +99,13 @@ def train(
         data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
-                      strict=strict)
+                      strict=strict, devices=devices)
+        if intended_use is not None:
+            cfg.intended_use = intended_use
+        if redact_pii is not None:
+            from takeoff.data.pii import parse_kinds
+
+            cfg.pii.redact = parse_kinds([redact_pii] if isinstance(redact_pii, str) else redact_pii)
         given = {"user": user, "item": item, "rating": rating, "time": time_column,
                  "items": str(items) if items is not None else None,
                  "users": str(users) if users is not None else None}
@@ -104,13 +120,26 @@ def train(
     if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
+        if cfg.devices > 1:
+            raise ConfigError("--devices trains prediction models; recommendation runs train in one process. "
+                              "Fix: drop --devices", path="devices")
         from takeoff.pipelines.recommendation import train as recommendation
 
         model = recommendation.train(data, cfg, out, table, sql, encoding)
     else:
         from takeoff.pipelines.prediction import train as prediction
+        from takeoff.training.distributed import launched_world
 
-        model = prediction.train(data, cfg, out, table, sql, encoding, state)
+        if cfg.devices > 1 or launched_world() > 1:  # several processes: docs/distributed.md
+            from takeoff.pipelines.prediction import distributed
+
+            if distributed.wanted(cfg):
+                model = distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
+            else:
+                # a rank under torchrun: ranks do not track (one run is not one per rank)
+                return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
+        else:
+            model = prediction.train(data, cfg, out, table, sql, encoding, state)
     if track or tracking_uri:
         from takeoff.tracking import log_train
 
@@ -219,6 +248,16 @@ def inspect(data, target: str | list[str] | None = None, *, table=None, sql=None
     cfg = _config(config, target=target)
     df, name = read_data(data, table, sql, encoding)
     return inspect_table(df, cfg, name)
+
+
+def monitor(bundle: str | Path, data, *, report: str | Path | None = None, table=None, sql=None, encoding=None,
+            thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """How far new data drifted from the training profile saved in a bundle (PSI and KS per
+    column, new categories, missing-rate shifts, prediction shift); optionally an HTML report.
+    See :func:`takeoff.pipelines.prediction.monitor.monitor`."""
+    from takeoff.pipelines.prediction.monitor import monitor as run_monitor
+
+    return run_monitor(bundle, data, report=report, table=table, sql=sql, encoding=encoding, thresholds=thresholds)
 
 
 def _config(config, **overrides):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +9,7 @@ import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
 from takeoff.cli.options import Data, EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt
-from takeoff.cli.output import metrics_table, out, per_class_table, run
+from takeoff.cli.output import emit_json, metrics_table, out, per_class_table, run, stdout_to_stderr
 
 
 def evaluate(
@@ -30,6 +28,24 @@ def evaluate(
     from takeoff import api
 
     refuse_search_index(bundle, "evaluate")
+    with stdout_to_stderr(as_json):
+        model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding)
+        if not no_track:
+            from takeoff.tracking import log_evaluate
+
+            log_evaluate(bundle, data, metrics, report, uri=tracking_uri)
+    if as_json:
+        emit_json({"task": model.task.kind, "metrics": metrics})
+        return
+    out.print(metrics_table(f"metrics on {data}", metrics))
+    per_class = per_class_table(metrics)
+    if per_class is not None:
+        out.print(per_class)
+    if report:
+        out.print(f"report: {report}")
+
+
+def _evaluate(api, bundle, data, report, table, sql, encoding):
     model = run(api.load, bundle)
     if is_recommender(model):
         if table or sql or encoding:
@@ -41,16 +57,4 @@ def evaluate(
         metrics = run(model.evaluate, data_in, report=report)
     else:
         metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
-    if not no_track:
-        from takeoff.tracking import log_evaluate
-
-        log_evaluate(bundle, data, metrics, report, uri=tracking_uri)
-    if as_json:
-        sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
-        return
-    out.print(metrics_table(f"metrics on {data}", metrics))
-    per_class = per_class_table(metrics)
-    if per_class is not None:
-        out.print(per_class)
-    if report:
-        out.print(f"report: {report}")
+    return model, metrics

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
-from takeoff.cli.output import out, run
+from takeoff.cli.output import EXIT_DATA, emit_json, out, run, stdout_to_stderr
 
 COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
 
@@ -19,7 +17,7 @@ def inspect(
     data: Data,
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 1 when a check finds an error.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with code 3 (a data error) when a check finds an error.")] = False,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -27,18 +25,21 @@ def inspect(
     """Show the schema takeoff infers and the data findings."""
     from takeoff import api
 
-    result = run(api.inspect, data, target, table=table, sql=sql, encoding=encoding)
+    with stdout_to_stderr(as_json):
+        result = run(api.inspect, data, target, table=table, sql=sql, encoding=encoding)
     failed = strict and any(f["severity"] == "error" for f in result["findings"])
     if as_json:
-        sys.stdout.write(json.dumps(result) + "\n")
-        raise typer.Exit(1 if failed else 0)
+        emit_json(result)
+        raise typer.Exit(EXIT_DATA if failed else 0)
     out.print(_schema_table(result))
+    if result.get("pii"):
+        out.print(_pii_table(result["pii"]))
     if result["findings"]:
         out.print(_findings_table(result["findings"]))
     else:
         out.print("no findings")
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_DATA)
 
 
 def _schema_table(result: dict) -> Table:
@@ -64,3 +65,13 @@ def _findings_table(found: list[dict]) -> Table:
     for f in found:
         findings.add_row(f"[{COLOURS.get(f['severity'], 'white')}]{f['severity']}[/]", f["check"], f["column"] or "", f["message"], f["fix"])
     return findings
+
+
+def _pii_table(found: list[dict]) -> Table:
+    pii = Table(title="personal data (sampled rows; examples masked)", title_justify="left")
+    for col in ("column", "kind", "share of rows", "examples", "proposal"):
+        pii.add_column(col, justify="right" if col == "share of rows" else "left")
+    for f in found:
+        proposal = f"drop it (--drop {f['column']})" if f["mostly"] else f"--redact-pii {f['kind']}"
+        pii.add_row(f["column"], f["kind"], f"{f['share']:.1%}", ", ".join(f["examples"]), proposal)
+    return pii

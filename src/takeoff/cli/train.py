@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import is_recommender
-from takeoff.cli.options import EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, default_run_dir
-from takeoff.cli.output import err, metrics_table, out, run
+from takeoff.cli.options import (EncodingOpt, FamilyChoice, MetricChoice, NoTrackOpt, SqlOpt, TableOpt, TaskChoice,
+                                 TrackingUriOpt, default_run_dir)
+from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_to_stderr
 
 
 def train(
@@ -21,9 +22,9 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
-    family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
-    metric: Annotated[Optional[str], typer.Option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
+    task: Annotated[Optional[str], TaskChoice.option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
+    family: Annotated[Optional[str], FamilyChoice.option("--family", help="Model family, or auto (default).")] = None,
+    metric: Annotated[Optional[str], MetricChoice.option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,
     user: Annotated[Optional[str], typer.Option("--user", help="Recommend: the column of user IDs.")] = None,
@@ -33,9 +34,13 @@ def train(
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
     embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
+    redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
+    intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (metrics, members, bundle) to stdout; logs stay on stderr.")] = False,
+    devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo); several machines: torchrun. See docs/distributed.md.")] = None,
     tracking_uri: TrackingUriOpt = None,
     no_track: NoTrackOpt = False,
 ) -> None:
@@ -49,20 +54,47 @@ def train(
         out_dir = default_run_dir(data, table, "run")
     drops = [c.strip() for item in (drop or []) for c in item.split(",") if c.strip()] or None
     try:
-        model = run(
-            api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
-            drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
-            strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder, track=not no_track, tracking_uri=tracking_uri,
-        )
+        with stdout_to_stderr(as_json):
+            model = run(
+                api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
+                drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
+                strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
+                users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
+                track=not no_track, tracking_uri=tracking_uri,
+            )
     except KeyboardInterrupt:
         where = resume or out_dir
         err.print(f"\ninterrupted. The run directory is intact; resume with:\n  takeoff train --resume {where}")
         raise typer.Exit(130) from None
+    from takeoff.training.distributed import launched_rank
+
+    if launched_rank() != 0:  # under torchrun: rank 0 reports
+        return
+    if as_json:
+        emit_json(train_summary(model))
+        return
     if is_recommender(model):
         _print_recommender(model)
     else:
         _print_model(model)
+
+
+def train_summary(model) -> dict:
+    """What `train --json` prints: the task, the metrics, the members, the candidates tried
+    and where the bundle is."""
+    m, training = model.manifest, model.manifest.get("training", {})
+    task = m.get("task", {})
+    summary = {"bundle": str(model.path) if model.path is not None else None, "task": task.get("kind"),
+               "target": task.get("target"), "metric": training.get("metric"), "metrics": model.metrics,
+               "seconds": training.get("seconds")}
+    if is_recommender(model):
+        return {**summary, "family": m.get("family"), "leaderboard": m.get("leaderboard", {}),
+                "interactions": training.get("interactions")}
+    report = model.path / "report.html" if model.path is not None else None
+    return {**summary, "rows_train": training.get("rows_train"), "rows_valid": training.get("rows_valid"),
+            "members": [{"id": x.get("id", x["family"]), "family": x["family"], "weight": x["weight"]} for x in m["members"]],
+            "leaderboard": model.leaderboard().to_dict(orient="records") if hasattr(model, "leaderboard") else None,
+            "report": str(report) if report is not None and report.exists() else None}
 
 
 def _print_model(model) -> None:

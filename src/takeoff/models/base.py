@@ -146,7 +146,25 @@ class Family(ABC):
 
     @classmethod
     def restore(cls, directory: Path, task: Task, params: dict[str, Any]) -> Family:
-        """Read a model written by ``save`` of :meth:`create`'s result."""
+        """Read a model written by ``save`` of :meth:`create`'s result.
+
+        Raises:
+            BundleError: ``params`` (from the bundle's manifest) do not fit this family's
+                ``Params``, or the family does not do ``task``.
+        """
+        from pydantic import ValidationError
+
+        from takeoff.bundle_manifest import explain
+        from takeoff.errors import BundleError
+
+        try:
+            cls.Params(**params)
+        except ValidationError as error:
+            raise BundleError(str(directory), f"the params of its model family '{cls.name}' are malformed: {explain(error)}",
+                              "re-copy the bundle from its source, or re-train") from None
+        if not cls.supports(task.kind):
+            raise BundleError(str(directory), f"model family '{cls.name}' does not do task '{task.kind}' (it does: "
+                              f"{', '.join(cls.tasks)})", "re-copy the bundle from its source, or re-train")
         if task.kind == "multilabel" and "multilabel" not in cls.tasks and "binary" in cls.tasks:
             from takeoff.models.onevsrest import OneVsRest
 

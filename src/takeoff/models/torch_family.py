@@ -294,6 +294,7 @@ class TorchFamily(Family):
             TimeBudget,
         )
         from takeoff.training.device import seed_everything
+        from takeoff.training.distributed import agree
         from takeoff.training.loop import Trainer
         from takeoff.training.scores import chance_score
 
@@ -307,6 +308,7 @@ class TorchFamily(Family):
         elif p.epochs is None:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = self._plan_epochs(net, train_set, valid_set, batch_size, device, ctx.remaining(), epochs)
+            epochs = agree(epochs)  # under torch.distributed, rank 0's plan: every rank runs as many
         if meta is not None:
             meta["epochs"] = epochs
         optimizer = self._optimizer(net, device)
@@ -443,7 +445,8 @@ class TorchFamily(Family):
 
         directory = Path(directory)
         document = read_spec(directory, cls.spec_file, (cls.weights_file,), cls.format, (cls.format_version,), cls.name)
-        spec = document["architecture"]
+        spec = document.get("architecture")
+        cls._check_spec(spec, str(directory / cls.spec_file))
         if spec["n_outputs"] != task.n_outputs:
             raise BundleError(str(directory / cls.spec_file),
                               f"the network has {spec['n_outputs']} output(s), the task '{task.kind}' needs {task.n_outputs}")
@@ -453,12 +456,51 @@ class TorchFamily(Family):
         model._net, model._device = net.eval(), torch.device("cpu")
         return model
 
+    @classmethod
+    def _check_spec(cls, spec: Any, where: str) -> None:
+        """Refuse an architecture of the wrong shape before anything is built from it (a
+        subclass checks its own fields and bounds; the base checks it is a JSON object with
+        ``n_outputs``).
+
+        Raises:
+            BundleError: a field is missing, of the wrong type, or out of range.
+        """
+        outputs = spec.get("n_outputs") if isinstance(spec, dict) else None
+        if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
+            raise BundleError(where, f"'architecture' is not a network description (n_outputs {outputs!r})",
+                              "re-copy the bundle from its source, or re-train")
+
     def _read_network(self, directory: Path, spec: dict[str, Any]) -> Any:
-        from safetensors import SafetensorError
+        """Build the network for ``spec`` and load its weights, once the tensors the weights file
+        holds (its header, read without loading) are exactly those the architecture asks for:
+        the network is first built on the ``meta`` device (no memory), so a spec that asks for
+        terabytes is refused before anything is allocated, and what is allocated is bounded by
+        the size of the weights file."""
+        import torch
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        net = self._network(spec)
         path = directory / self.weights_file
+        try:
+            with torch.device("meta"):
+                skeleton = self._network(spec)
+            expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        except (TypeError, ValueError, KeyError, IndexError, RuntimeError, OverflowError) as error:
+            raise BundleError(str(directory / self.spec_file), f"its architecture cannot be built ({type(error).__name__}: "
+                              f"{str(error)[:160]})", "re-copy the bundle from its source, or re-train") from None
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                stored = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+        except (OSError, SafetensorError) as error:
+            raise BundleError(str(path), f"is not a readable safetensors file ({error})",
+                              "re-copy the bundle from its source, or re-train") from None
+        if stored != expected:
+            differ = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
+            name = differ[0]
+            raise BundleError(str(path), f"weights do not match the architecture in {self.spec_file}: tensor "
+                              f"'{name}' is {stored.get(name, 'absent')} in the file, {expected.get(name, 'absent')} in "
+                              f"the architecture ({len(differ)} tensor(s) differ)", "re-copy the bundle from its source, or re-train")
+        net = self._network(spec)
         try:
             net.load_state_dict(load_file(str(path), device="cpu"), strict=True)
         except (OSError, SafetensorError, RuntimeError) as error:

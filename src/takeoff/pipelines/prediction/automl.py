@@ -36,6 +36,7 @@ from takeoff.models.blend import Blend, greedy_weights
 from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan
 from takeoff.pipelines.prediction.prepare import Prepared
 from takeoff.training.context import FitContext
+from takeoff.training.distributed import agree, is_main_process
 
 log = logging.getLogger("takeoff")
 
@@ -330,7 +331,8 @@ class _Fitter:
             return result
         if not first:
             expected = self.measured.get(cand.family)
-            if self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left()):
+            # agree(): under torch.distributed (--devices) every rank follows rank 0's clock
+            if agree(self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left())):
                 log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
                          f"it needs ~{expected:.0f}s and {max(self.time_left(), 0):.0f}s are left")
                 return None
@@ -371,7 +373,7 @@ class _Fitter:
             first_model = first_model or model
             preds.append(pred)
             iterations.append(model.report.best_iteration)
-            if first and j == 0 and k > 1 and (time.monotonic() - fold_started) * (k - 1) > CV_SHARE * self.time_left():
+            if first and j == 0 and k > 1 and agree((time.monotonic() - fold_started) * (k - 1) > CV_SHARE * self.time_left()):
                 self._one_fold(time.monotonic() - fold_started)
             j += 1
         if self.cv:
@@ -386,7 +388,7 @@ class _Fitter:
         result = _Fitted(cand, first_model, oof, seconds, iterations, len(self.data[0][0]), self.judge(oof))
         self.measured[cand.family] = seconds
         self.fitted.append(result)
-        if self.run_dir:
+        if self.run_dir and is_main_process():
             tmp = saved.with_name(saved.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             (tmp / "model").mkdir(parents=True)
@@ -412,7 +414,7 @@ def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, 
         ratio = len(full) / old.fold_rows
         overrides = old.model.refit_params(ratio)
         needed = old.seconds / len(old.best_iterations) * ratio * 1.3 + 1.0
-        if overrides is None or time.monotonic() + needed > deadline:
+        if overrides is None or agree(time.monotonic() + needed > deadline):
             if overrides is not None:
                 log.info("%s: not refitted on all rows (needs ~%.0fs, budget left %.0fs)", cid, needed, deadline - time.monotonic())
             continue

@@ -45,6 +45,8 @@ class Model(Predictor):
         super().__init__(manifest)
         self.schema, self.task = schema, task
         self.pipeline, self.blend = pipeline, blend
+        self.redactor = None  # a fitted Redactor (takeoff.data.pii) when personal data is redacted
+        self.monitor = None  # called with every batch of conformed rows (the server's drift window)
 
     # ----------------------------------------------------------------- info
     @property
@@ -110,11 +112,19 @@ class Model(Predictor):
         if not isinstance(data, pd.DataFrame):
             columns = conform_records(data, self.schema, self._target_names) if len(data) <= SMALL_FRAME else None
             if columns is not None:
-                return self._transform(columns), notes or ConformNotes()
+                return self._transform(self._observed(columns)), notes or ConformNotes()
             data = pd.DataFrame.from_records(data)
         frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
                                row_offset=row_offset, target=self._target_names)
-        return self._transform(frame), notes
+        return self._transform(self._observed(frame)), notes
+
+    def _observed(self, columns):
+        """Conformed rows, redacted the way the training rows were, shown to the monitor."""
+        if self.redactor is not None:
+            columns = self.redactor.apply(columns)
+        if self.monitor is not None:
+            self.monitor(columns)
+        return columns
 
     @functools.cached_property
     def _target_names(self) -> list[str]:
@@ -151,21 +161,38 @@ class Model(Predictor):
                 out[f"proba_{label}"] = outputs[:, i]
         return out
 
-    def predict(self, data, *, strict: bool = False) -> np.ndarray:
-        """Predicted labels (classification) or values (regression) for ``data`` (a DataFrame,
-        a dict of one row, a list of dicts, or a path)."""
-        outputs, _ = self._outputs(data, strict)
+    def predict(self, data, *, strict: bool = False, feature_names=None) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for ``data``: a DataFrame,
+        a dict of one row, a list of dicts, a pandas Series (one row), a NumPy array or list of
+        lists with ``feature_names`` (the column of each position), or a path."""
+        outputs, _ = self._outputs(data, strict, feature_names)
         return self.decide(outputs)
 
-    def predict_proba(self, data, *, strict: bool = False) -> pd.DataFrame:
+    def predict_proba(self, data, *, strict: bool = False, feature_names=None) -> pd.DataFrame:
         """Class probabilities, one column per label (classification; for multilabel, each
-        label's own probability)."""
+        label's own probability); ``data`` as for :meth:`predict`."""
         if not (self.task.is_classification or self.task.is_multilabel):
             raise DataError(f"predict_proba is for classification; this model does {self.task.kind}. Use predict.")
-        outputs, index = self._outputs(data, strict)
+        outputs, index = self._outputs(data, strict, feature_names)
         return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=index)
 
-    def _outputs(self, data, strict: bool) -> tuple[np.ndarray, pd.Index]:
+    def leaderboard(self) -> pd.DataFrame:
+        """Every candidate the run tried, best first: id, family, its score by the run's metric,
+        fit seconds, predict seconds (when measured), kept and blend weight."""
+        from takeoff.pipelines.prediction.leaderboard import leaderboard
+
+        return leaderboard(self.manifest)
+
+    def _repr_html_(self) -> str:
+        from takeoff.pipelines.prediction.leaderboard import repr_html
+
+        return repr_html(self)
+
+    def _outputs(self, data, strict: bool, feature_names=None) -> tuple[np.ndarray, pd.Index]:
+        from takeoff.pipelines.prediction.inputs import as_table, is_records
+
+        if not is_records(data):
+            data = as_table(data, feature_names, self.schema.names())
         if isinstance(data, (dict, list)):  # records: no DataFrame unless they need one
             records = [data] if isinstance(data, dict) else data
             where = "the record" if isinstance(data, dict) else "the records"
@@ -230,6 +257,19 @@ class Model(Predictor):
             folder.mkdir(parents=True)
             family.save(folder)
         bundle.write_json(directory / "metrics.json", {"task": self.task.kind, "metrics": self.metrics})
+        if self.redactor is not None:
+            self.redactor.save(directory)
+        from takeoff.pipelines.prediction.card import CARD_FILE, model_card
+
+        bundle.write_atomic(directory / CARD_FILE, lambda tmp: tmp.write_text(model_card(manifest), encoding="utf-8"))
+
+    def card(self) -> str:
+        """The model card (Markdown): the bundle's ``MODEL_CARD.md``, else made from the manifest."""
+        from takeoff.pipelines.prediction.card import CARD_FILE, model_card
+
+        if self.path is not None and (self.path / CARD_FILE).is_file():
+            return (self.path / CARD_FILE).read_text(encoding="utf-8")
+        return model_card(self.manifest)
 
     @classmethod
     def from_bundle(cls, path: Path, manifest: dict[str, Any]) -> Model:
@@ -244,7 +284,9 @@ class Model(Predictor):
                 raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
             family = registry.get(member["family"]).restore(path / member["dir"], task, member["params"])
             families.append(wrap(family, member.get("target_transform")))
-        return cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
+        model = cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
+        model.redactor = _redactor(path)
+        return model
 
     @classmethod
     def _from_runtime(cls, path: Path, manifest: dict[str, Any], schema: Schema, task: Task,
@@ -256,7 +298,9 @@ class Model(Predictor):
         from takeoff.runtime.onnx import OnnxBlend
 
         width = len(task.classes) if task.is_classification or task.is_multilabel else None
-        return cls(manifest, schema, task, pipeline, OnnxBlend(path, manifest, pipeline, width))
+        model = cls(manifest, schema, task, pipeline, OnnxBlend(path, manifest, pipeline, width))
+        model.redactor = _redactor(path)
+        return model
 
     def model_info(self) -> dict[str, Any]:
         """What the report shows of the model: members and weights, scores, threshold, versions."""
@@ -276,3 +320,9 @@ class Model(Predictor):
             "libraries": ", ".join(f"{k} {v}" for k, v in self.manifest.get("libraries", {}).items()),
         }
 
+
+def _redactor(path: Path):
+    """The bundle's fitted redaction step (``redaction.json``), or None."""
+    from takeoff.data.pii import Redactor
+
+    return Redactor.load(path)

@@ -17,6 +17,7 @@ from takeoff.pipelines.prediction import automl
 from takeoff.pipelines.prediction.model import Model
 from takeoff.pipelines.prediction.prepare import prepare
 from takeoff.pipelines.run_dir import new_output_dir, read_data, remove_unfinished, rereadable
+from takeoff.training.distributed import is_main_process, lost_peers
 
 
 def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str | None = None,
@@ -52,7 +53,8 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
 
     run_dir = Path(out) if out is not None else None
     created = False
-    if run_dir is not None and not resume:
+    writes = is_main_process()  # under torch.distributed (--devices) only rank 0 writes the run directory
+    if run_dir is not None and not resume and writes:
         new_output_dir(run_dir)
         created = True
         state = {
@@ -68,7 +70,8 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         outcome.info["time"] = {"reading and checking the data": round(prepared, 2), **outcome.info.get("time", {})}
         outcome.info.update(info or {})
         model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
-        if run_dir is not None:
+        _trust(model, outcome, cfg)
+        if run_dir is not None and writes:
             report = run_dir / "report.html"
             write_report(
                 report, title=f"{prep.task.target} — validation report", task=prep.task,
@@ -76,17 +79,21 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
                 threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
                 findings=[f.to_json() for f in prep.findings], model_info=model.model_info(),
                 data_name=f"{name} ({_scored_rows(outcome)})", images=next(iter(outcome.valid_X.images.values()), None),
+                card=model.card(),
                 sections=report_sections or (),
             )
             model.attach("report.html", report)
             model.save(run_dir)
     except KeyboardInterrupt:
-        if run_dir is not None and run_dir.exists():
+        if run_dir is not None and run_dir.exists() and writes:
             state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
             bundle.write_json(run_dir / bundle.RUN_STATE, state)
         raise
-    except BaseException:
-        if created:
+    except BaseException as error:
+        if created and lost_peers(error):  # another rank died: keep the checkpoints for --resume
+            state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
+            bundle.write_json(run_dir / bundle.RUN_STATE, state)
+        elif created:
             remove_unfinished(run_dir)
         raise
     return model
@@ -129,3 +136,23 @@ def model_of(outcome: automl.Outcome, cfg, source: str, seconds: float) -> Model
 def _scored_rows(outcome: automl.Outcome) -> str:
     folds = outcome.info.get("folds", 1)
     return f"out-of-fold predictions of {folds}-fold cross-validation" if folds > 1 else "validation split"
+
+
+def _trust(model: Model, outcome: automl.Outcome, cfg) -> None:
+    """What the model card and drift monitoring need, added to the model's manifest: metric
+    intervals on the held-out predictions, the personal data found (and the redaction step),
+    and the profile of the training rows and held-out predictions."""
+    from takeoff.data.profile import prediction_profile
+    from takeoff.evaluation.intervals import bootstrap
+
+    prep = outcome.prepared
+    manifest = model.manifest
+    manifest["metrics_ci"] = bootstrap(prep.task, outcome.valid_y, outcome.valid_pred, outcome.threshold, seed=cfg.seed)
+    redactor = prep.redactor
+    manifest.setdefault("privacy", {})["pii"] = {
+        "findings": [f.to_json() for f in prep.pii],
+        "redaction": {"kinds": redactor.kinds, "columns": redactor.columns} if redactor is not None else None,
+    }
+    model.redactor = redactor
+    if prep.profile is not None:
+        manifest["profile"] = {**prep.profile, "prediction": prediction_profile(model.decide(outcome.valid_pred), prep.task)}
