@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import refuse_search_index
-from takeoff.cli.options import EncodingOpt, NoTrackOpt, TrackingUriOpt
+from takeoff.cli.options import EncodingOpt, NoTrackOpt, TrackingUriOpt, tracking_on
 from takeoff.cli.output import emit_json, out, run, stdout_to_stderr
 
 
@@ -43,7 +43,7 @@ def compress(
         result = run(run_compress, bundle, data, out_dir, onnx=onnx, quantize=quantize, prune=prune, structured=structured,
                      distill=distill, unlabeled=unlabeled, eval_data=eval_data, time_budget=time_budget, seed=seed,
                      encoding=encoding)
-    if not no_track:
+    if tracking_on(no_track, tracking_uri):
         from takeoff.tracking import log_compress
 
         log_compress(result, bundle, {"onnx": onnx, "quantize": quantize, "prune": prune, "structured": structured,

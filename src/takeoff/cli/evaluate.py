@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt
+from takeoff.cli.options import Data, EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, tracking_on
 from takeoff.cli.output import emit_json, metrics_table, out, per_class_table, run, stdout_to_stderr
 
 
@@ -30,7 +30,7 @@ def evaluate(
     refuse_search_index(bundle, "evaluate")
     with stdout_to_stderr(as_json):
         model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding)
-        if not no_track:
+        if tracking_on(no_track, tracking_uri):
             from takeoff.tracking import log_evaluate
 
             log_evaluate(bundle, data, metrics, report, uri=tracking_uri)

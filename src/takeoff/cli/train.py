@@ -10,7 +10,7 @@ from rich.table import Table
 
 from takeoff.cli.guards import is_recommender
 from takeoff.cli.options import (EncodingOpt, FamilyChoice, MetricChoice, NoTrackOpt, SqlOpt, TableOpt, TaskChoice,
-                                 TrackingUriOpt, default_run_dir)
+                                 TrackingUriOpt, default_run_dir, tracking_on)
 from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_to_stderr
 
 
@@ -60,7 +60,7 @@ def train(
                 drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
                 strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
                 users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
-                track=not no_track, tracking_uri=tracking_uri,
+                track=tracking_on(no_track, tracking_uri), tracking_uri=tracking_uri,
             )
     except KeyboardInterrupt:
         where = resume or out_dir

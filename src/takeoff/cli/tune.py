@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from takeoff.cli.options import EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, default_run_dir
+from takeoff.cli.options import EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, default_run_dir, tracking_on
 from takeoff.cli.output import metrics_table, out, run
 
 
@@ -42,7 +42,7 @@ def tune(
     out_dir = out_dir or default_run_dir(data, table, "run", "-tune")
     model, found = run(api.tune, data, target, trials=trials, time_budget=time_budget, family=family, storage=storage,
                        study=study, resume_study=resume_study, out=out_dir, refit=refit, config=config, seed=seed,
-                       metric=metric, table=table, sql=sql, encoding=encoding, track=not no_track,
+                       metric=metric, table=table, sql=sql, encoding=encoding, track=tracking_on(no_track, tracking_uri),
                        tracking_uri=tracking_uri)
     metric_name = found.user_attrs.get("metric", "score")
     rows = trial_rows(found, metric_name)
