@@ -153,17 +153,17 @@ def _tune(data, cfg, out: Path, trials: int, storage, study_name, resume_study: 
         try:
             value = judge(trial, time.monotonic() + share)
         except optuna.TrialPruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED, skip_if_finished=True)
             log.info("trial %d: pruned after %.1fs", trial.number, time.monotonic() - t0)
         except TakeoffError as exc:  # e.g. a configuration that cannot train in its share of time
             trial.set_user_attr("error", str(exc))
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             (log.info if isinstance(exc, BudgetError) else log.warning)("trial %d failed: %s", trial.number, exc)
         except BaseException:  # a bug, or Ctrl-C: the trial must not stay "running" in a shared study
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
         else:
-            study.tell(trial, value)
+            study.tell(trial, value, skip_if_finished=True)
             log.info("trial %d: %s %.5f in %.1fs (best %.5f)", trial.number, metric, automl_shown(value, metric),
                      time.monotonic() - t0, automl_shown(study.best_value, metric))
         seconds.append(time.monotonic() - t0)
