@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, tracking_on
 from takeoff.cli.output import emit_json, metrics_table, out, per_class_table, run, stdout_to_stderr
 
 
@@ -20,6 +20,8 @@ def evaluate(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    no_track: NoTrackOpt = False,
 ) -> None:
     """Metrics of a bundle on DATA (which holds the target column; for a recommender, the
     user and item columns of held-out interactions: ranking metrics)."""
@@ -28,6 +30,10 @@ def evaluate(
     refuse_search_index(bundle, "evaluate")
     with stdout_to_stderr(as_json):
         model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding)
+        if tracking_on(no_track, tracking_uri):
+            from takeoff.tracking import log_evaluate
+
+            log_evaluate(bundle, data, metrics, report, uri=tracking_uri)
     if as_json:
         emit_json({"task": model.task.kind, "metrics": metrics})
         return
