@@ -70,7 +70,7 @@ class PredictEntry:
 
     def predict_direct(self, parsed: Parsed) -> Response:
         outputs, notes = self.predict_rows(parsed)
-        return self.respond(outputs, parsed.warnings + notes)
+        return self.respond(outputs, parsed.warnings + notes, parsed)
 
     def predict_rows(self, parsed: Parsed) -> tuple[np.ndarray, list[str]]:
         """The raw outputs of a request's rows and the notes of what was coerced. Past
@@ -92,10 +92,11 @@ class PredictEntry:
         check_deadline()
         return np.concatenate(outputs), conform_notes.messages()
 
-    def respond(self, outputs: np.ndarray, warnings: list[str]) -> Response:
-        """The predictions as JSON bytes."""
+    def respond(self, outputs: np.ndarray, warnings: list[str], parsed: Parsed | None = None) -> Response:
+        """The predictions as JSON bytes (labels under the bundle's per-group thresholds when it
+        has them, read from the request's sensitive columns)."""
         task = self.model.task
-        decided = self.model.decide(outputs)
+        decided = self.decide(outputs, parsed)
         if self.drift is not None:
             self.drift.observe_predictions(decided)
         labels = [native(v) for v in decided.tolist()]
@@ -113,6 +114,17 @@ class PredictEntry:
         body = {"model": self.name, "version": self.model.version, "task": task.kind,
                 "predictions": predictions, "warnings": warnings}
         return Response(json.dumps(body, allow_nan=False), media_type="application/json")
+
+    def decide(self, outputs: np.ndarray, parsed: Parsed | None = None) -> np.ndarray:
+        """The labels of ``outputs``: the model's decision rule, or its per-group thresholds
+        (``--mitigate threshold``) by the request's sensitive columns."""
+        if getattr(self.model, "mitigation", None) is None:
+            return self.model.decide(outputs)
+        groups = parsed.sensitive if parsed is not None and parsed.sensitive is not None else pd.DataFrame(index=range(len(outputs)))
+        try:
+            return self.model.fair_decide(outputs, groups)
+        except DataError as exc:
+            raise from_data_error(exc, parsed.single if parsed is not None else False, self.schema.kinds) from None
 
     def summary(self, default: bool) -> dict[str, Any]:
         m = self.model

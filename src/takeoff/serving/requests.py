@@ -43,6 +43,7 @@ class Parsed:
     rows: list[dict[str, Any]] | pd.DataFrame
     single: bool
     warnings: list[str] = field(default_factory=list)
+    sensitive: pd.DataFrame | None = None  # the columns per-group thresholds read (--mitigate threshold)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -80,6 +81,8 @@ class RequestSchema:
         self.names = [f["name"] for f in self.fields]
         self.kinds = {f["name"]: f["kind"] for f in self.fields}
         self.target = model.task.target
+        rule = getattr(model, "mitigation", None)  # per-group thresholds read these columns, not as features
+        self.sensitive = [c for c in rule["columns"] if c not in self.kinds] if rule else []
         prefix = schema_name(name)
         self.record_ref, self.batch_ref = f"{prefix}.Record", f"{prefix}.Batch"
         definitions = {}
@@ -156,10 +159,12 @@ class RequestSchema:
             raise ApiError(422, f"the request does not match the inputs of model '{self.name}'",
                            fields=_field_problems(exc, single, start)) from None
         self._decode_images(rows)
-        extras = set().union(*(r.keys() for r in records)) - set(self.names) - {self.target}
+        extras = set().union(*(r.keys() for r in records)) - set(self.names) - {self.target} - set(self.sensitive)
         if extras:
             warnings.insert(0, f"ignored field(s) the model does not use: {preview(sorted(extras))}")
-        return Parsed(rows, single, warnings)
+        sensitive = (pd.DataFrame([{c: r.get(c) for c in self.sensitive if c in r} for r in records])
+                     if self.sensitive else None)
+        return Parsed(rows, single, warnings, sensitive)
 
     def parse_csv(self, content: bytes, max_records: int) -> Parsed:
         """A CSV file with a header row as rows; raises ApiError.
@@ -200,9 +205,10 @@ class RequestSchema:
             records = df[self.names].to_dict("records")
             self._decode_images(records)
             df = pd.DataFrame(records, columns=self.names)
-        extras = [c for c in columns if c not in self.kinds and c != self.target]
+        extras = [c for c in columns if c not in self.kinds and c != self.target and c not in self.sensitive]
         warnings = [f"ignored column(s) the model does not use: {preview(extras)}"] if extras else []
-        return Parsed(df[self.names].reset_index(drop=True), False, warnings)
+        sensitive = df[[c for c in self.sensitive if c in columns]].reset_index(drop=True) if self.sensitive else None
+        return Parsed(df[self.names].reset_index(drop=True), False, warnings, sensitive)
 
     def _decode_images(self, rows: list[dict[str, Any]]) -> None:
         """Image fields arrive as base64 text (optionally a data: URI) and become bytes. A

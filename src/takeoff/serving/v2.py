@@ -192,12 +192,13 @@ def parse_infer(entry, body: bytes) -> tuple[Parsed, dict[str, Any]]:
         if missing:
             raise ApiError(400, f"input(s) {', '.join(repr(m) for m in missing)} missing; model '{entry.name}' takes: "
                            f"{', '.join(names)}. Fix: send each as a tensor of shape [N] (null values are allowed)")
-        extras = [k for k in columns if k not in entry.schema.kinds]
+        extras = [k for k in columns if k not in entry.schema.kinds and k not in entry.schema.sensitive]
         if extras:
             warnings.append(f"ignored input(s) the model does not use: {', '.join(extras)}")
         n = lengths.pop()
-        used = [columns[name] for name in names]
-        rows = [dict(zip(names, values)) for values in zip(*used)] if n else []
+        read = names + [c for c in entry.schema.sensitive if c in columns]  # per-group thresholds read these
+        used = [columns[name] for name in read]
+        rows = [dict(zip(read, values)) for values in zip(*used)] if n else []
     if not rows:
         raise ApiError(400, "the inputs hold no rows; send at least one")
     try:
@@ -289,10 +290,11 @@ def _with_fields(exc: ApiError) -> ApiError:
 
 
 # ---------------------------------------------------------------------------- answers
-def infer_response(entry, outputs: np.ndarray, warnings: list[str], request: dict[str, Any]) -> dict[str, Any]:
+def infer_response(entry, outputs: np.ndarray, warnings: list[str], request: dict[str, Any],
+                   parsed: Parsed | None = None) -> dict[str, Any]:
     """The inference response: the requested output tensors (default: all) of ``outputs``."""
-    model, task = entry.model, entry.model.task
-    labels = [native(v) for v in model.decide(outputs).tolist()]
+    task = entry.model.task
+    labels = [native(v) for v in entry.decide(outputs, parsed).tolist()]
     n = len(labels)
     tensors: dict[str, dict[str, Any]] = {}
     if task.is_classification or task.is_multilabel:
@@ -324,7 +326,7 @@ def infer_response(entry, outputs: np.ndarray, warnings: list[str], request: dic
     if not (task.is_classification or task.is_multilabel) and any(v is None for v in tensors["prediction"]["data"]):
         warnings = [*warnings, "some predictions are not finite numbers and are given as null"]
     entry.metrics.rows.labels(entry.name).inc(n)
-    answer: dict[str, Any] = {"model_name": entry.name, "model_version": model.version,
+    answer: dict[str, Any] = {"model_name": entry.name, "model_version": entry.model.version,
                               "id": request.get("id") or uuid.uuid4().hex,
                               "outputs": [{"name": name, **tensors[name]} for name in names]}
     if warnings:

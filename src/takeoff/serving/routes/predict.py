@@ -94,6 +94,6 @@ async def _predict(request: Request, entry: PredictEntry, ctx: RouteContext) -> 
             return await run(entry.predict_direct, parsed)
         features, notes = await run(entry.features, parsed)
         outputs = await entry.batcher.predict(features)
-        return await run(entry.respond, outputs, parsed.warnings + notes)
+        return await run(entry.respond, outputs, parsed.warnings + notes, parsed)
 
     return await ctx.within_deadline(work(), "prediction", "send fewer records per request, or raise --timeout", request)

@@ -108,7 +108,7 @@ async def _infer(request: Request, entry, ctx: RouteContext) -> Response:
             outputs, notes = await run(entry.predict_rows, parsed)
 
         def answer() -> Response:
-            content = v2.infer_response(entry, outputs, parsed.warnings + notes, data)
+            content = v2.infer_response(entry, outputs, parsed.warnings + notes, data, parsed)
             return Response(json.dumps(content, allow_nan=False), media_type="application/json")
 
         return await run(answer)
