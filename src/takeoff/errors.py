@@ -142,6 +142,14 @@ class BudgetError(TakeoffError, RuntimeError):
     """The time budget was too small to fit any model."""
 
 
+class TrainingError(TakeoffError, RuntimeError):
+    """No model of a run could be trained; ``failures`` holds each candidate's reason."""
+
+    def __init__(self, message: str, failures: Sequence[dict] = ()):
+        self.failures = list(failures)
+        super().__init__(message)
+
+
 class ExportError(TakeoffError, ValueError):
     """An ONNX export that does not predict what its bundle predicts (refused, nothing written)."""
 

@@ -10,6 +10,10 @@
 4. the kept candidates are refitted on all rows with the rounds/epochs the folds found, when
    time allows (else the first fold's model serves).
 
+A candidate that raises (out of memory included), runs out of time or predicts non-finite
+values is recorded in ``info["failed"]`` (its reason and the seconds it took) and the run goes
+on with the others; it fails only when no candidate finished, naming every reason.
+
 Progress is kept in the run directory (``run.json``, each finished candidate's first-fold
 model and out-of-fold predictions, per-epoch checkpoints) so that an interrupted run resumes.
 """
@@ -28,7 +32,7 @@ import numpy as np
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
 from takeoff.data.schema import Kind, Task
-from takeoff.errors import BudgetError, DataError, UnknownNameError
+from takeoff.errors import BudgetError, TakeoffError, TrainingError, UnknownNameError
 from takeoff.evaluation.importance import validation_importance
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family
@@ -142,8 +146,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         if result is not None:
             fitted[cand.id] = result
     if not fitted:
-        raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
-                          "Fix: raise --time-budget.")
+        _none_finished(fitter.failures, fitter.errors, config)
     scores = {cid: f.score for cid, f in fitted.items()}
     weights, blend_score = _select(fitted, scores, judge, config.blend)
     if config.blend and config.family == "auto":
@@ -168,7 +171,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     refitted = []
     refit_started = time.monotonic()
     if config.refit:
-        refitted = _refit(fitted, kept, prep, config, deadline - reserve)
+        refitted = _refit(fitted, kept, prep, config, deadline - reserve, fitter.failures)
     fit_seconds = {c: round(f.seconds, 2) for c, f in fitted.items()}
     dropped = fitter.spent - sum(f.seconds for f in fitted.values())
     final = Blend([fitted[c].model for c in kept], [weights[c] for c in kept])
@@ -188,6 +191,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
             "weights": {c: weights[c] for c in kept},
             "refitted": refitted,
             "fit_seconds": fit_seconds,
+            "failed": fitter.failures,
             "time": {
                 "fitting candidates": round(fitter.spent, 2),
                 "of which dropped candidates": round(dropped, 2),
@@ -200,6 +204,39 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         valid_y=scored_y,
         valid_X=fitter.scored_X,
     )
+
+
+def _reason(error: BaseException) -> str:
+    """One line saying why a candidate failed."""
+    if isinstance(error, MemoryError):
+        return "ran out of memory" + (f" ({error})" if str(error) else "")
+    text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
+    if isinstance(error, BudgetError):
+        fold = getattr(error, "fold", None)
+        return "ran out of time" + (f" in fold {fold[0]} of {fold[1]}" if fold else "") + (f": {text}" if text else "")
+    kind = "" if isinstance(error, TakeoffError) else f"{type(error).__name__}: "
+    return (kind + text) or type(error).__name__
+
+
+def _none_finished(failures: list[dict[str, Any]], errors: list[BaseException], config) -> None:
+    """Raise the error of a run where no candidate finished: the one failure's own error, or
+    every candidate's reason in one message."""
+    if not failures:
+        raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
+                          "Fix: raise --time-budget.")
+    if len(errors) == 1:
+        raise errors[0]
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}  # a family's candidates that failed alike, once
+    for f in failures:
+        grouped.setdefault((f["family"], f["reason"]), []).append(f)
+    reasons = "; ".join(
+        f"{group[0]['candidate'] if len(group) == 1 else f'{family} ({len(group)} candidates)'} {reason} "
+        f"(after {sum(f['seconds'] for f in group):.2g}s)" for (family, reason), group in grouped.items())
+    if all(f["kind"] == "time" for f in failures):
+        raise BudgetError(f"no model finished within the time budget ({config.time_budget:g}s): {reasons}. "
+                          "Fix: raise --time-budget, or name a faster family with --family.")
+    raise TrainingError(f"no model could be trained: {reasons}. Fix: address the first reason, or choose "
+                        "another family with --family.", failures=failures)
 
 
 def _shown(value: float, metric: str) -> float:
@@ -264,6 +301,9 @@ class _Fitter:
         self.span = max(deadline - time.monotonic(), 0.0)
         self.spent = 0.0  # seconds in candidate fits, the dropped ones included
         self.judge = None  # scores out-of-fold predictions (set by fit)
+        # candidates that raised, ran out of time or memory: {candidate, family, reason, kind, seconds}
+        self.failures: list[dict[str, Any]] = []
+        self.errors: list[BaseException] = []  # their exceptions, in the same order
         self.y_all, self.X_all = np.concatenate([prep.train.y, prep.valid.y]), X_all
         if state.get("folds") == 1 and len(folds) > 1:  # the interrupted run had given way to one fold
             self.folds = folds = folds[:1]
@@ -311,11 +351,29 @@ class _Fitter:
         return min(1.3 * needed + 1.0, 0.25 * self.span)
 
     def run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
+        """The fitted candidate, or None when it was skipped or failed (recorded in
+        :attr:`failures`: one candidate's failure never discards the others' results)."""
         started = time.monotonic()
         try:
             return self._run(cand, share, first)
+        except Exception as error:  # noqa: BLE001 (any family, any library: MemoryError included)
+            self.failed(cand, error, time.monotonic() - started)
+            return None
         finally:
             self.spent += time.monotonic() - started
+
+    def failed(self, cand: Candidate, error: BaseException, seconds: float) -> None:
+        """Record why ``cand`` did not finish (the error itself is re-raised when it is the
+        run's only failure)."""
+        kind = "time" if isinstance(error, BudgetError) else "memory" if isinstance(error, MemoryError) else "error"
+        entry = {"candidate": cand.id, "family": cand.family, "reason": _reason(error), "kind": kind,
+                 "seconds": round(seconds, 2)}
+        log.warning("%s: failed after %.1fs, %s; the run goes on with the other candidates", cand.id, seconds,
+                    entry["reason"])
+        if kind == "error" and not isinstance(error, TakeoffError):
+            log.debug("%s: the failure's traceback", cand.id, exc_info=error)
+        self.failures.append(entry)
+        self.errors.append(error)
 
     def _run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
         task = self.prep.task
@@ -328,7 +386,7 @@ class _Fitter:
                              info["fold_rows"], self.judge(oof))
             self.fitted.append(result)
             return result
-        if not first:
+        if not first or self.failures:  # after a failure, the next "first" candidate is not started late
             expected = self.measured.get(cand.family)
             if self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left()):
                 log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
@@ -336,7 +394,7 @@ class _Fitter:
                 return None
         started = time.monotonic()
         cand_deadline = started + max(self.time_left(), 0.0) * share
-        if first:  # something must come back: the first candidate gets at least a few seconds
+        if first and not self.failures:  # something must come back: the first candidate gets at least a few seconds
             cand_deadline = max(cand_deadline, started + 2.0)
         first_model, preds, iterations = None, [], []
         j = 0
@@ -354,20 +412,16 @@ class _Fitter:
             model = cand.create(task)
             try:
                 model.fit(train, valid, ctx)
-            except BudgetError:
-                if first and j == 0:
-                    raise
-                log.warning("%s: dropped, fold %d did not fit in its time", cand.id, j + 1)
+            except BudgetError as error:
                 # what all folds would have needed, so the family's next candidates are not started in vain
                 self.measured[cand.family] = (time.monotonic() - started) * k / (j + 1) * 2
-                return None
+                if k > 1:
+                    error.fold = (j + 1, k)  # said in the reason
+                raise
             pred = np.asarray(model.predict(valid.X), dtype=np.float64)
             if not np.isfinite(pred).all():
-                if first and j == 0:
-                    raise DataError(f"{cand.id} predicts NaN or infinite values. Fix: check the data for extreme values, "
-                                    "or choose another family with --family.")
-                log.warning("%s: dropped, it predicts NaN or infinite values", cand.id)
-                return None
+                raise TrainingError(f"{cand.id} predicts NaN or infinite values. Fix: check the data for extreme "
+                                    "values, or choose another family with --family.")
             first_model = first_model or model
             preds.append(pred)
             iterations.append(model.report.best_iteration)
@@ -399,9 +453,11 @@ class _Fitter:
         return result
 
 
-def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, deadline: float) -> list[str]:
+def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, deadline: float,
+           failures: list[dict[str, Any]]) -> list[str]:
     """Refit the kept candidates on all rows with the rounds/epochs the folds found, while
-    time allows; a candidate not refitted keeps its first fold's model."""
+    time allows; a candidate not refitted (out of time, or its refit failed: recorded in
+    ``failures``) keeps its first fold's model."""
     full = Dataset(Features.concat([prep.train.X, prep.valid.X]), np.concatenate([prep.train.y, prep.valid.y]))
     refitted = []
     for cid in kept:
@@ -421,7 +477,16 @@ def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, 
         model = Candidate(cid, cand.family, params, cand.transform, cand.seed_offset).create(prep.task)
         ctx = FitContext(deadline=deadline, seed=config.seed + cand.seed_offset, warn=log.warning, device=config.device)
         log.info("%s: refitting on all %d rows", cid, len(full))
-        report = model.fit(full, None, ctx)
+        began = time.monotonic()
+        try:
+            report = model.fit(full, None, ctx)
+        except Exception as error:  # noqa: BLE001 (the validated first-fold model still serves)
+            reason = _reason(error)
+            log.warning("%s: the refit on all rows failed after %.1fs, %s; keeping the validated model", cid,
+                        time.monotonic() - began, reason)
+            failures.append({"candidate": cid, "family": cand.family, "reason": f"refit on all rows {reason}",
+                             "kind": "refit", "seconds": round(time.monotonic() - began, 2)})
+            continue
         if report.stopped_by == "time_budget":
             log.info("%s: refit cut by the time budget; keeping the validated model", cid)
             continue

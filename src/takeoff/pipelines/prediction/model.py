@@ -270,6 +270,8 @@ class Model(Predictor):
             "refitted on all rows": ", ".join(training.get("refitted", [])) or "none",
             "training seconds": training.get("seconds"),
             "where the time went (s)": ", ".join(f"{k} {v}" for k, v in training.get("time", {}).items()) or None,
+            "failed candidates": [{"candidate": f["candidate"], "reason": f["reason"], "seconds": f["seconds"]}
+                                  for f in training.get("failed", [])] or "none",
             "rows (train / valid)": f"{training.get('rows_train')} / {training.get('rows_valid')}",
             ("class weights of the decision" if self.task.kind == "multiclass" else "decision threshold"): self.threshold,
             "takeoff": self.manifest.get("takeoff_version"),
