@@ -27,16 +27,16 @@ def _raise(error):
 
 
 def test_a_family_out_of_memory_is_recorded_and_the_run_goes_on(credit600, tmp_path, monkeypatch):
-    # an allocation the machine cannot make, as torch raises it on a too-large network
-    monkeypatch.setattr(MLPFamily, "fit", _raise(MemoryError("cannot allocate 68.7 GiB")))
+    # an allocation the machine cannot make, as numpy raises it on a too-large design matrix
+    monkeypatch.setattr(LinearFamily, "fit", _raise(MemoryError("cannot allocate 68.7 GiB")))
     out = tmp_path / "bundle"
-    model = takeoff.train(credit600, target="Status", time_budget=10, out=out, seed=0)
+    model = takeoff.train(credit600, target="Status", time_budget=6, out=out, seed=0)
     manifest = json.loads((out / "takeoff.json").read_text())
     failed = manifest["training"]["failed"]
-    assert [f["candidate"] for f in failed] == ["mlp"]
+    assert [f["candidate"] for f in failed] == ["linear"]
     assert failed[0]["kind"] == "memory" and "ran out of memory (cannot allocate 68.7 GiB)" == failed[0]["reason"]
     assert failed[0]["seconds"] >= 0
-    assert "mlp" not in model.manifest["member_scores"] and "lightgbm" in model.manifest["member_scores"]
+    assert "linear" not in model.manifest["member_scores"] and "lightgbm" in model.manifest["member_scores"]
     report = (out / "report.html").read_text()
     assert "failed candidates" in report.lower() and "ran out of memory (cannot allocate 68.7 GiB)" in report
     assert model.predict(credit600.head(5)).shape[0] == 5
@@ -70,3 +70,14 @@ def test_one_named_family_that_fails_keeps_its_own_error(credit600, monkeypatch)
     monkeypatch.setattr(MLPFamily, "fit", _raise(BudgetError("no time left for one batch")))
     with pytest.raises(BudgetError, match="no time left for one batch"):
         takeoff.train(credit600, target="Status", time_budget=6, seed=0, family="mlp")
+
+
+def test_a_budget_below_the_least_a_run_needs_says_the_minimum(credit600, caplog):
+    caplog.set_level("WARNING", logger="takeoff")
+    model = takeoff.train(credit600, target="Status", time_budget=0.5, seed=0)
+    said = [r.getMessage() for r in caplog.records if "below the least this run needs" in r.getMessage()]
+    assert said and "Fix: --time-budget" in said[0]
+    minimum = int(said[0].split("Fix: --time-budget ")[1].split()[0])
+    assert minimum >= 3  # reading, one model, the report
+    # the run still returns the one model it had time for (and imported nothing for the others)
+    assert list(model.manifest["member_scores"]) == ["lightgbm"]

@@ -50,6 +50,7 @@ FIRST_SHARE = 0.6  # ...but the first, which every run must have, up to 60%
 STALL = 2  # extra seeds stop after this many in a row that do not improve the blend...
 GAIN = 1e-4  # ...by at least this share of its score
 MAX_RESEEDS = 12
+MIN_FIRST_SECONDS = 2.0  # the first candidate gets at least this long: a run returns a model
 CV_SHARE = 0.3  # cross-validation gives way to one holdout fold when the first candidate's other folds would take more of the time left
 IMPORTANCE_SHARE = 0.05
 
@@ -129,11 +130,10 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         log.info("judging %d candidate(s) by %s on %d-fold cross-validation of %d rows", len(pool), metric, len(folds), len(y_all))
     else:
         log.info("judging %d candidate(s) by %s on %d validation rows", len(pool), metric, len(prep.valid))
-    for name in names:
-        registry.get(name).warm_up()
+    _say_minimum(config, deadline, reserve)
     # the importance of each column, measured after choosing, gets a share of the time too
     importance_seconds = max(1.0, IMPORTANCE_SHARE * total)
-    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline - importance_seconds)
+    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline - importance_seconds, pool)
 
     def judge(pred: np.ndarray) -> float:
         return decided_score(task, fitter.scored_y, pred, metric)
@@ -204,6 +204,20 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         valid_y=scored_y,
         valid_X=fitter.scored_X,
     )
+
+
+def _say_minimum(config, deadline: float, reserve: float) -> None:
+    """Warn, naming the least budget this run needs, when the time left cannot fit one model:
+    the first candidate still gets its few seconds (a run returns a model), so the run ends
+    past the budget."""
+    now = time.monotonic()
+    spent = config.time_budget - (deadline - now)  # reading, checking and preparing the data
+    if deadline - reserve - now >= MIN_FIRST_SECONDS:
+        return
+    needed = int(np.ceil(spent + MIN_FIRST_SECONDS + max(2.0, reserve)))
+    log.warning("the time budget (%gs) is below the least this run needs, about %ds (%.1fs went to reading and "
+                "checking the data, and the first model needs about %gs); the run will end past it. Fix: "
+                "--time-budget %d or more", config.time_budget, needed, spent, MIN_FIRST_SECONDS, needed)
 
 
 def _reason(error: BaseException) -> str:
@@ -287,11 +301,48 @@ def _reseed(fitter: _Fitter, fitted, scores, weights, blend_score, judge):
     return weights, blend_score
 
 
+class _WarmUp:
+    """Each family's ``warm_up`` (imports: seconds each for torch, transformers, scikit-learn),
+    run in order on a background thread while the first candidates fit, so that a family's
+    imports are not on its candidates' clock nor spent before the first model."""
+
+    def __init__(self, names: list[str], report: bool = False):
+        import threading
+
+        self.done = {n: threading.Event() for n in names}
+        self.thread = threading.Thread(target=self._run, args=(names, report), name="takeoff-warm-up", daemon=True)
+        self.thread.start()
+
+    def _run(self, names: list[str], report: bool) -> None:
+        for name in names:
+            try:
+                registry.get(name).warm_up()
+            except Exception as error:  # noqa: BLE001 (the family's fit says what is wrong)
+                log.debug("%s: warm-up failed: %s", name, error)
+            finally:
+                self.done[name].set()
+        if report:  # the report's charts: matplotlib takes seconds to import, after the budget otherwise
+            try:
+                import matplotlib.backends.backend_svg  # noqa: F401
+                import matplotlib.figure  # noqa: F401
+            except ImportError:
+                pass
+
+    def ready(self, name: str, timeout: float | None = None) -> bool:
+        """Wait at most ``timeout`` seconds for ``name``'s warm-up (run it here when it was not
+        planned); whether it is done."""
+        if name not in self.done:
+            registry.get(name).warm_up()
+            return True
+        return self.done[name].wait(timeout)
+
+
 class _Fitter:
     """Fits one candidate on every fold of the plan, within its share of the selection time,
     saving it in the run directory for a resume."""
 
-    def __init__(self, prep: Prepared, config, run_dir: Path | None, state: dict[str, Any], folds, X_all, deadline: float):
+    def __init__(self, prep: Prepared, config, run_dir: Path | None, state: dict[str, Any], folds, X_all, deadline: float,
+                 pool: list[Candidate] = ()):
         self.prep, self.config, self.run_dir, self.state = prep, config, run_dir, state
         self.folds, self.deadline = folds, deadline
         self.done = state.setdefault("members", {})
@@ -304,6 +355,8 @@ class _Fitter:
         # candidates that raised, ran out of time or memory: {candidate, family, reason, kind, seconds}
         self.failures: list[dict[str, Any]] = []
         self.errors: list[BaseException] = []  # their exceptions, in the same order
+        self.warming = _WarmUp(list(dict.fromkeys(c.family for c in pool)), report=run_dir is not None)
+        self.cand_started: float | None = None  # when the candidate being fitted started (after its warm-up)
         self.y_all, self.X_all = np.concatenate([prep.train.y, prep.valid.y]), X_all
         if state.get("folds") == 1 and len(folds) > 1:  # the interrupted run had given way to one fold
             self.folds = folds = folds[:1]
@@ -354,10 +407,11 @@ class _Fitter:
         """The fitted candidate, or None when it was skipped or failed (recorded in
         :attr:`failures`: one candidate's failure never discards the others' results)."""
         started = time.monotonic()
+        self.cand_started = None
         try:
             return self._run(cand, share, first)
         except Exception as error:  # noqa: BLE001 (any family, any library: MemoryError included)
-            self.failed(cand, error, time.monotonic() - started)
+            self.failed(cand, error, time.monotonic() - (self.cand_started or started))
             return None
         finally:
             self.spent += time.monotonic() - started
@@ -392,10 +446,14 @@ class _Fitter:
                 log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
                          f"it needs ~{expected:.0f}s and {max(self.time_left(), 0):.0f}s are left")
                 return None
-        started = time.monotonic()
+        # its imports, done beside the candidates before it: waited for while time is left
+        if not self.warming.ready(cand.family, None if first else max(self.time_left(), 0.0)):
+            log.info("%s: skipped, its libraries were still loading when the time budget was spent", cand.id)
+            return None
+        started = self.cand_started = time.monotonic()
         cand_deadline = started + max(self.time_left(), 0.0) * share
         if first and not self.failures:  # something must come back: the first candidate gets at least a few seconds
-            cand_deadline = max(cand_deadline, started + 2.0)
+            cand_deadline = max(cand_deadline, started + MIN_FIRST_SECONDS)
         first_model, preds, iterations = None, [], []
         j = 0
         while j < len(self.folds):
