@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
 from takeoff.cli.output import metrics_table, out, per_class_table, run
 
 
@@ -22,6 +22,8 @@ def evaluate(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Metrics of a bundle on DATA (which holds the target column; for a recommender, the
     user and item columns of held-out interactions: ranking metrics)."""
@@ -30,15 +32,16 @@ def evaluate(
     refuse_search_index(bundle, "evaluate")
     model = run(api.load, bundle)
     if is_recommender(model):
-        if table or sql or encoding:
+        if table or sql or encoding or sep or decimal:
             from takeoff.data.sources import read_table
 
-            data_in = run(read_table, data, table=table, sql=sql, encoding=encoding)
+            data_in = run(read_table, data, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
         else:
             data_in = data
         metrics = run(model.evaluate, data_in, report=report)
     else:
-        metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
+        metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report, sep=sep,
+                      decimal=decimal)
     if as_json:
         sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
         return

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
 from takeoff.cli.output import out, run
 
 COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -23,11 +23,13 @@ def inspect(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Show the schema takeoff infers and the data findings."""
     from takeoff import api
 
-    result = run(api.inspect, data, target, table=table, sql=sql, encoding=encoding)
+    result = run(api.inspect, data, target, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
     failed = strict and any(f["severity"] == "error" for f in result["findings"])
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
 from takeoff.cli.output import err, fail, out, run
 
 
@@ -21,6 +21,8 @@ def predict(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Predict every row of DATA (streamed in chunks) into OUTPUT."""
     from takeoff import api
@@ -31,7 +33,8 @@ def predict(
     if is_recommender(model):
         fail(f"{bundle} is a recommender, which ranks items for users rather than predicting rows. "
              f"Fix: use `takeoff recommend {bundle} --user ID` (or --item ID for similar items).")
-    result = run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding, strict=strict)
+    result = run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding, strict=strict,
+                 sep=sep, decimal=decimal)
     for note in result["notes"]:
         err.print(f"note: {note}", highlight=False)
     out.print(f"{result['rows']} predictions written to {output} ({result['rows_per_second']:,.0f} rows/s)")

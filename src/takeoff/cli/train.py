@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import is_recommender
-from takeoff.cli.options import EncodingOpt, SqlOpt, TableOpt, default_run_dir
+from takeoff.cli.options import DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt, default_run_dir
 from takeoff.cli.output import err, metrics_table, out, run
 
 
@@ -36,6 +36,8 @@ def train(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
@@ -51,7 +53,7 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder,
+            users=users, embed_encoder=embed_encoder, sep=sep, decimal=decimal,
         )
     except KeyboardInterrupt:
         where = resume or out_dir

@@ -179,12 +179,14 @@ class Model(Predictor):
             log.info("%s", message)
         return outputs, index
 
-    def evaluate(self, data, *, table=None, sql=None, encoding=None, report: str | Path | None = None) -> dict[str, Any]:
-        """Metrics on ``data``, which must hold the target column; optionally an HTML report."""
+    def evaluate(self, data, *, table=None, sql=None, encoding=None, report: str | Path | None = None,
+                 sep=None, decimal=None) -> dict[str, Any]:
+        """Metrics on ``data``, which must hold the target column; optionally an HTML report
+        (``table`` ... ``decimal``: how ``data`` is read, as for :func:`takeoff.train`)."""
         from takeoff.evaluation.metrics import compute_metrics
         from takeoff.evaluation.report import write_report
 
-        df, name = self._frame(data, table=table, sql=sql, encoding=encoding)
+        df, name = self._frame(data, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
         target = self.task.target
         require_columns(df, self.task.target_columns, name, role="target column")
         if not self.task.is_multilabel:  # a multilabel row without labels has the empty set
