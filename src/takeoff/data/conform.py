@@ -74,7 +74,7 @@ def conform(
     expected = schema.names()
     missing = [c for c in expected if c not in df.columns]
     if missing:
-        raise SchemaMismatchError(missing, expected, where)
+        raise SchemaMismatchError(missing, expected, where, available=[str(c) for c in df.columns])
     known = {c.name for c in schema.columns} | _names(target)
     for extra in df.columns:
         if str(extra) not in known and str(extra) not in notes.extra_columns:
