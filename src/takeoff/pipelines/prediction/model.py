@@ -21,7 +21,7 @@ import pandas as pd
 from takeoff import bundle, registry
 from takeoff._version import __version__
 from takeoff.data.conform import SMALL_FRAME, ConformNotes, conform, conform_records
-from takeoff.data.schema import Schema, Task, require_columns
+from takeoff.data.schema import Kind, Schema, Task, require_columns
 from takeoff.errors import BundleError, DataError
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
@@ -110,11 +110,54 @@ class Model(Predictor):
         if not isinstance(data, pd.DataFrame):
             columns = conform_records(data, self.schema, self._target_names) if len(data) <= SMALL_FRAME else None
             if columns is not None:
-                return self._transform(columns), notes or ConformNotes()
+                notes = notes or ConformNotes()
+                self._note_surprises(columns, notes)
+                return self._transform(columns), notes
             data = pd.DataFrame.from_records(data)
         frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
                                row_offset=row_offset, target=self._target_names)
+        self._note_surprises(frame, notes)
         return self._transform(frame), notes
+
+    def _note_surprises(self, columns, notes: ConformNotes) -> None:
+        """Note categories the model never learned and numbers far outside the training range
+        (the response's ``warnings``, ``takeoff predict``'s notes): plain Python over the few
+        values of a request, array operations over a chunk."""
+        for name, known, low, high in self._surprise_checks:
+            values = columns[name]
+            if known is not None:
+                if len(values) <= SMALL_FRAME:
+                    unknown = [v for v in values if v is not None and v == v and v not in known]
+                else:
+                    present = pd.Series(values, dtype=object).dropna()
+                    unknown = present[~present.isin(known)].tolist()
+                if unknown:
+                    notes.add_unseen(name, np.asarray(unknown, dtype=object))
+                continue
+            # "far": beyond the training range by more than the range's own width
+            width = max(high - low, 1e-12)
+            if len(values) <= SMALL_FRAME:
+                far = sum(1 for v in values if v < low - width or v > high + width)  # NaN compares False
+            else:
+                array = np.asarray(values, dtype=np.float64)
+                far = int(((array < low - width) | (array > high + width)).sum())
+            if far:
+                notes.add_far(name, far, low, high)
+
+    @functools.cached_property
+    def _surprise_checks(self) -> list[tuple[str, set[str] | None, float, float]]:
+        """(column, its vocabulary, or None and its training range) per feature column to check;
+        numbers only where the bundle knows the range (features.json from this version on)."""
+        pipeline, checks = self.pipeline, []
+        if pipeline is None or not hasattr(pipeline, "categories"):
+            return checks
+        for column in self.schema.features:
+            if column.kind == Kind.CATEGORICAL and column.name in pipeline.categories:
+                checks.append((column.name, set(pipeline.categories[column.name]), 0.0, 0.0))
+            elif column.kind == Kind.NUMERIC and "max" in pipeline.numeric.get(column.name, {}):
+                stats = pipeline.numeric[column.name]
+                checks.append((column.name, None, float(stats["min"]), float(stats["max"])))
+        return checks
 
     @functools.cached_property
     def _target_names(self) -> list[str]:
