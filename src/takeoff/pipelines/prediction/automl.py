@@ -21,6 +21,7 @@ model and out-of-fold predictions, per-epoch checkpoints) so that an interrupted
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -220,9 +221,19 @@ def _say_minimum(config, deadline: float, reserve: float) -> None:
                 "--time-budget %d or more", config.time_budget, needed, spent, MIN_FIRST_SECONDS, needed)
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    """MemoryError, or the RuntimeError torch raises when an allocation fails (CPU or GPU)."""
+    text = str(error)
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()))
+
+
 def _reason(error: BaseException) -> str:
     """One line saying why a candidate failed."""
-    if isinstance(error, MemoryError):
+    if _out_of_memory(error):
+        if not isinstance(error, MemoryError):  # torch's message: the allocation's size is the part worth saying
+            found = re.search(r"allocate (\d+) bytes", str(error))
+            return "ran out of memory" + (f" (it tried to allocate {int(found.group(1)) / 2**30:,.1f} GiB)" if found else "")
         return "ran out of memory" + (f" ({error})" if str(error) else "")
     text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
     if isinstance(error, BudgetError):
@@ -238,7 +249,7 @@ def _none_finished(failures: list[dict[str, Any]], errors: list[BaseException], 
     if not failures:
         raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
                           "Fix: raise --time-budget.")
-    if len(errors) == 1:
+    if len(errors) == 1 and isinstance(errors[0], TakeoffError):  # its own message names the fix
         raise errors[0]
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}  # a family's candidates that failed alike, once
     for f in failures:
@@ -249,8 +260,10 @@ def _none_finished(failures: list[dict[str, Any]], errors: list[BaseException], 
     if all(f["kind"] == "time" for f in failures):
         raise BudgetError(f"no model finished within the time budget ({config.time_budget:g}s): {reasons}. "
                           "Fix: raise --time-budget, or name a faster family with --family.")
-    raise TrainingError(f"no model could be trained: {reasons}. Fix: address the first reason, or choose "
-                        "another family with --family.", failures=failures)
+    fix = ("give the family smaller settings (hidden_sizes, batch_size, max_length) in the config, or choose "
+           "another family with --family" if all(f["kind"] == "memory" for f in failures)
+           else "address the first reason, or choose another family with --family")
+    raise TrainingError(f"no model could be trained: {reasons}. Fix: {fix}.", failures=failures)
 
 
 def _shown(value: float, metric: str) -> float:
@@ -419,7 +432,7 @@ class _Fitter:
     def failed(self, cand: Candidate, error: BaseException, seconds: float) -> None:
         """Record why ``cand`` did not finish (the error itself is re-raised when it is the
         run's only failure)."""
-        kind = "time" if isinstance(error, BudgetError) else "memory" if isinstance(error, MemoryError) else "error"
+        kind = "time" if isinstance(error, BudgetError) else "memory" if _out_of_memory(error) else "error"
         entry = {"candidate": cand.id, "family": cand.family, "reason": _reason(error), "kind": kind,
                  "seconds": round(seconds, 2)}
         log.warning("%s: failed after %.1fs, %s; the run goes on with the other candidates", cand.id, seconds,
