@@ -30,7 +30,7 @@ def test_a_family_out_of_memory_is_recorded_and_the_run_goes_on(credit600, tmp_p
     # the first family auto tries (so it is started whatever the machine's load) cannot allocate
     monkeypatch.setattr(LightGBMFamily, "fit", _raise(MemoryError("cannot allocate 68.7 GiB")))
     out = tmp_path / "bundle"
-    model = takeoff.train(credit600, target="Status", time_budget=6, out=out, seed=0)
+    model = takeoff.train(credit600, target="Status", time_budget=8, out=out, seed=0)
     manifest = json.loads((out / "takeoff.json").read_text())
     failed = manifest["training"]["failed"]
     assert failed[0]["candidate"] == "lightgbm" and {f["family"] for f in failed} == {"lightgbm"}

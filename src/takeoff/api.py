@@ -19,7 +19,7 @@ from takeoff.errors import ConfigError
 from takeoff.pipelines import Predictor, dispatch
 from takeoff.pipelines.prediction.model import Model
 
-__all__ = ["Model", "inspect", "load", "train"]
+__all__ = ["Model", "inspect", "load", "monitor", "train"]
 
 
 def train(
@@ -46,6 +46,8 @@ def train(
     items: str | Path | None = None,
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
+    redact_pii: str | list[str] | None = None,
+    intended_use: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
 ) -> Model:
@@ -69,6 +71,10 @@ def train(
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
+        redact_pii: kinds of personal data to replace by type tokens (``"all"``, or some of
+            email, phone, card, iban, ip, ssn) in every text and category column, before training
+            and at prediction time (the step is saved in the bundle); see :mod:`takeoff.data.pii`.
+        intended_use: the model card's intended use (what the model is for, and what not).
 
     Returns:
         The trained :class:`Model` (a
@@ -91,6 +97,12 @@ def train(
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
                       strict=strict)
+        if intended_use is not None:
+            cfg.intended_use = intended_use
+        if redact_pii is not None:
+            from takeoff.data.pii import parse_kinds
+
+            cfg.pii.redact = parse_kinds([redact_pii] if isinstance(redact_pii, str) else redact_pii)
         given = {"user": user, "item": item, "rating": rating, "time": time_column,
                  "items": str(items) if items is not None else None,
                  "users": str(users) if users is not None else None}
@@ -147,6 +159,16 @@ def inspect(data, target: str | list[str] | None = None, *, table=None, sql=None
     cfg = _config(config, target=target)
     df, name = read_data(data, table, sql, encoding, sep, decimal)
     return inspect_table(df, cfg, name)
+
+
+def monitor(bundle: str | Path, data, *, report: str | Path | None = None, table=None, sql=None, encoding=None,
+            thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """How far new data drifted from the training profile saved in a bundle (PSI and KS per
+    column, new categories, missing-rate shifts, prediction shift); optionally an HTML report.
+    See :func:`takeoff.pipelines.prediction.monitor.monitor`."""
+    from takeoff.pipelines.prediction.monitor import monitor as run_monitor
+
+    return run_monitor(bundle, data, report=report, table=table, sql=sql, encoding=encoding, thresholds=thresholds)
 
 
 def _config(config, **overrides):

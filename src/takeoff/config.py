@@ -57,6 +57,12 @@ def _check_params():
     return CheckParams
 
 
+def _pii_params():
+    from takeoff.data.pii import PiiParams
+
+    return PiiParams
+
+
 def config_class() -> type[BaseModel]:
     """The Config model class: it pulls in every registered family's Params (built once per
     set of discovered families)."""
@@ -114,8 +120,12 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
             False, description="Drop rows of classes too small to split (instead of failing)."
         )
         device: str = Field("auto", description="'auto', 'cpu' or 'cuda[:N]'.")
+        intended_use: str | None = Field(
+            None, description="What the model is for, who uses it and what is out of scope: the model card's intended use."
+        )
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
+        pii: _pii_params() = Field(default_factory=_pii_params())
         models: ModelsSection = Field(default_factory=ModelsSection)
         recommend: RecommendConfig = Field(default_factory=RecommendConfig)
         recommenders: RecommendersSection = Field(default_factory=RecommendersSection)

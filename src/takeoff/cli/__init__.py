@@ -16,6 +16,7 @@ import typer
 from takeoff._version import __version__
 from takeoff.cli import (compress, config, demo, evaluate, explain, index, inspect, predict, recommend, search, serve,
                          train)
+from takeoff.cli import monitor
 from takeoff.cli.output import err, out
 
 __all__ = ["app"]
@@ -31,6 +32,7 @@ app.add_typer(config.config_app, name="config")
 for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, compress.compress, recommend.recommend,
              index.index, search.search, inspect.inspect, demo.demo, serve.serve):
     app.command()(verb)
+app.command()(monitor.monitor)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -35,6 +35,8 @@ def inspect(
         sys.stdout.write(json.dumps(result) + "\n")
         raise typer.Exit(1 if failed else 0)
     out.print(_schema_table(result))
+    if result.get("pii"):
+        out.print(_pii_table(result["pii"]))
     if result["findings"]:
         out.print(_findings_table(result["findings"]))
     else:
@@ -66,3 +68,13 @@ def _findings_table(found: list[dict]) -> Table:
     for f in found:
         findings.add_row(f"[{COLOURS.get(f['severity'], 'white')}]{f['severity']}[/]", f["check"], f["column"] or "", f["message"], f["fix"])
     return findings
+
+
+def _pii_table(found: list[dict]) -> Table:
+    pii = Table(title="personal data (sampled rows; examples masked)", title_justify="left")
+    for col in ("column", "kind", "share of rows", "examples", "proposal"):
+        pii.add_column(col, justify="right" if col == "share of rows" else "left")
+    for f in found:
+        proposal = f"drop it (--drop {f['column']})" if f["mostly"] else f"--redact-pii {f['kind']}"
+        pii.add_row(f["column"], f["kind"], f"{f['share']:.1%}", ", ".join(f["examples"]), proposal)
+    return pii

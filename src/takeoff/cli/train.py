@@ -33,6 +33,8 @@ def train(
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
     embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
+    redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
+    intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -53,7 +55,8 @@ def train(
             api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
             drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
             strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder, sep=sep, decimal=decimal,
+            users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use,
+            sep=sep, decimal=decimal,
         )
     except KeyboardInterrupt:
         where = resume or out_dir

@@ -91,6 +91,7 @@ def distill(teacher, family: str, rows, extra: pd.DataFrame | None, deadline: fl
     manifest["distilled_from"] = {"members": teacher.manifest.get("members", []), "version": teacher.version}
     manifest.pop("member_scores", None)
     model = Model(manifest, teacher.schema, task, teacher.pipeline, Blend([student], [1.0]))
+    model.redactor = teacher.redactor  # the same personal-data redaction before the features
     info: dict[str, Any] = {
         "step": "distill",
         "student": family,

@@ -187,6 +187,11 @@ def write_onnx_bundle(model: Model, out: str | Path, *, frame: pd.DataFrame, tol
             bundle.write_json(tmp / "metrics.json", {"task": model.task.kind, "metrics": model.metrics})
             if report is not None and Path(report).is_file():
                 shutil.copyfile(report, tmp / "report.html")
+            if model.redactor is not None:  # the personal-data redaction step goes with the model
+                model.redactor.save(tmp)
+            from takeoff.pipelines.prediction.card import CARD_FILE, model_card
+
+            (tmp / CARD_FILE).write_text(model_card(manifest), encoding="utf-8")
 
         path = bundle.write(out, manifest, fill)
     return load(path)

@@ -50,5 +50,6 @@ def prune(model, amount: float, structured: bool, rows, deadline: float, seed: i
     for entry, member in zip(manifest["members"], members):
         entry["params"] = member.params.model_dump(mode="json")
     pruned = Model(manifest, model.schema, model.task, model.pipeline, Blend(members, model.blend.weights))
+    pruned.redactor = model.redactor  # the same personal-data redaction before the features
     return pruned, {"step": "prune", "amount": amount, "structured": structured, "members": details,
                     "seconds": round(time.monotonic() - started, 2)}

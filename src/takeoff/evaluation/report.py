@@ -75,6 +75,7 @@ def write_report(
     model_info: Mapping[str, Any] | None = None,
     data_name: str = "",
     images: np.ndarray | None = None,
+    card: str | None = None,
 ) -> Path:
     """Write the evaluation report as one self-contained HTML file.
 
@@ -107,6 +108,7 @@ def write_report(
         images: the evaluated rows' decoded images, uint8 (n, channels, h, w), in the order of
             ``y``: adds a grid of the most confidently wrong predictions (classification) or
             the largest errors (regression), each image inlined as a small PNG.
+        card: the model card (Markdown), shown as the last section.
 
     Returns:
         The path written.
@@ -154,6 +156,7 @@ def write_report(
         context["findings"] = _findings(findings)
     if model_info:
         context["model_tables"] = info_tables(model_info)
+    context["card"] = _card_html(card) if card else None
     return write_page(path, render("evaluation.html", **context))
 
 
@@ -367,3 +370,10 @@ def write_recommend_report(path: str | os.PathLike[str], *, title: str, metrics:
     return write_page(path, render("recommend.html", title=title, kind="report", chips=chips, cards=cards,
                                    families=info_tables({"leaderboard": dict(leaderboard)}), activity=activity,
                                    model_tables=info_tables(info)))
+
+
+def _card_html(card: str) -> Any:
+    """The model card's Markdown as HTML (raw HTML in it is escaped, not passed through)."""
+    from markdown_it import MarkdownIt
+
+    return markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(card))

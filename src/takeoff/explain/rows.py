@@ -48,6 +48,8 @@ class Rows:
 def make_rows(model, frame: pd.DataFrame, positions: np.ndarray) -> Rows:
     """Features and outputs of conformed rows; the explained class follows the model's output."""
     frame = frame.reset_index(drop=True)
+    if getattr(model, "redactor", None) is not None:  # personal data as the model saw it in training: tokens
+        frame = model.redactor.apply(frame)
     X = model.pipeline.transform(frame)
     member_outputs = predict_members(model, X)
     output = blend(model, member_outputs)

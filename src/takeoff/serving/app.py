@@ -30,6 +30,7 @@ from takeoff.serving.metrics import Metrics
 from takeoff.serving.middleware import AuthMiddleware, CatchAllMiddleware, MetricsMiddleware
 from takeoff.serving.openapi import install_openapi
 from takeoff.serving.routes import explain, models, operations, page, predict, recommend, search
+from takeoff.serving.routes import card as model_card
 from takeoff.serving.routes.context import RouteContext
 from takeoff.serving.settings import ServeSettings
 from takeoff.serving.store import load_store
@@ -37,6 +38,7 @@ from takeoff.serving.store import load_store
 log = logging.getLogger("takeoff.serving")
 
 ROUTES = (predict, recommend, search, explain, models, operations, page)  # in the OpenAPI document's order
+ROUTES += (model_card,)  # GET /v1/models/{name}/card
 
 
 def create_app(source: Path | str | dict, settings: ServeSettings | None = None) -> FastAPI:

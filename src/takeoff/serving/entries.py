@@ -44,6 +44,12 @@ class PredictEntry:
         if self.neural:
             self.batcher = MicroBatcher(self._predict_parts, settings.batch_max_size, settings.batch_max_wait_ms / 1000,
                                         on_batch=metrics.batch_rows.labels(name).observe)
+        self.drift = None  # the rolling drift window, when the bundle has a training profile
+        if model.manifest.get("profile"):
+            from takeoff.serving.drift import DriftWindow
+
+            self.drift = DriftWindow(name, model.manifest["profile"], metrics.drift_psi)
+            model.monitor = self.drift.observe
 
     def _predict_parts(self, parts: list[Features]) -> list[np.ndarray]:
         """Predict the features of several requests in one call; split the outputs back."""
@@ -67,7 +73,10 @@ class PredictEntry:
     def respond(self, outputs: np.ndarray, warnings: list[str]) -> Response:
         """The predictions as JSON bytes."""
         task = self.model.task
-        labels = [native(v) for v in self.model.decide(outputs).tolist()]
+        decided = self.model.decide(outputs)
+        if self.drift is not None:
+            self.drift.observe_predictions(decided)
+        labels = [native(v) for v in decided.tolist()]
         if task.is_classification or task.is_multilabel:
             keys = [str(c) for c in task.classes]
             if task.is_multilabel:  # the label set as a list: "a|b" -> ["a", "b"]

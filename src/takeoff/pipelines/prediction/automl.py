@@ -453,7 +453,10 @@ class _Fitter:
                              info["fold_rows"], self.judge(oof))
             self.fitted.append(result)
             return result
-        if not first or self.failures:  # after a failure, the next "first" candidate is not started late
+        # until a model is fitted, one candidate of each family gets its few seconds even past the
+        # budget (a run returns a model when any family can make one); the rest wait for the time left
+        failed_family = any(f["family"] == cand.family for f in self.failures)
+        if not first or failed_family:
             expected = self.measured.get(cand.family)
             if self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left()):
                 log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
@@ -465,7 +468,7 @@ class _Fitter:
             return None
         started = self.cand_started = time.monotonic()
         cand_deadline = started + max(self.time_left(), 0.0) * share
-        if first and not self.failures:  # something must come back: the first candidate gets at least a few seconds
+        if first and not failed_family:  # something must come back: the first candidate gets at least a few seconds
             cand_deadline = max(cand_deadline, started + MIN_FIRST_SECONDS)
         first_model, preds, iterations = None, [], []
         j = 0

@@ -45,6 +45,8 @@ class Model(Predictor):
         super().__init__(manifest)
         self.schema, self.task = schema, task
         self.pipeline, self.blend = pipeline, blend
+        self.redactor = None  # a fitted Redactor (takeoff.data.pii) when personal data is redacted
+        self.monitor = None  # called with every batch of conformed rows (the server's drift window)
 
     # ----------------------------------------------------------------- info
     @property
@@ -111,13 +113,23 @@ class Model(Predictor):
             columns = conform_records(data, self.schema, self._target_names) if len(data) <= SMALL_FRAME else None
             if columns is not None:
                 notes = notes or ConformNotes()
+                columns = self._observed(columns)
                 self._note_surprises(columns, notes)
                 return self._transform(columns), notes
             data = pd.DataFrame.from_records(data)
         frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
                                row_offset=row_offset, target=self._target_names)
+        frame = self._observed(frame)
         self._note_surprises(frame, notes)
         return self._transform(frame), notes
+
+    def _observed(self, columns):
+        """Conformed rows, redacted the way the training rows were, shown to the monitor."""
+        if self.redactor is not None:
+            columns = self.redactor.apply(columns)
+        if self.monitor is not None:
+            self.monitor(columns)
+        return columns
 
     def _note_surprises(self, columns, notes: ConformNotes) -> None:
         """Note categories the model never learned and numbers far outside the training range
@@ -275,6 +287,19 @@ class Model(Predictor):
             folder.mkdir(parents=True)
             family.save(folder)
         bundle.write_json(directory / "metrics.json", {"task": self.task.kind, "metrics": self.metrics})
+        if self.redactor is not None:
+            self.redactor.save(directory)
+        from takeoff.pipelines.prediction.card import CARD_FILE, model_card
+
+        bundle.write_atomic(directory / CARD_FILE, lambda tmp: tmp.write_text(model_card(manifest), encoding="utf-8"))
+
+    def card(self) -> str:
+        """The model card (Markdown): the bundle's ``MODEL_CARD.md``, else made from the manifest."""
+        from takeoff.pipelines.prediction.card import CARD_FILE, model_card
+
+        if self.path is not None and (self.path / CARD_FILE).is_file():
+            return (self.path / CARD_FILE).read_text(encoding="utf-8")
+        return model_card(self.manifest)
 
     @classmethod
     def from_bundle(cls, path: Path, manifest: dict[str, Any]) -> Model:
@@ -289,7 +314,9 @@ class Model(Predictor):
                 raise BundleError(str(path), f"uses model family '{member['family']}', unknown to this takeoff {__version__}", "upgrade takeoff")
             family = registry.get(member["family"]).restore(path / member["dir"], task, member["params"])
             families.append(wrap(family, member.get("target_transform")))
-        return cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
+        model = cls(manifest, schema, task, pipeline, Blend(families, [m["weight"] for m in manifest["members"]]))
+        model.redactor = _redactor(path)
+        return model
 
     @classmethod
     def _from_runtime(cls, path: Path, manifest: dict[str, Any], schema: Schema, task: Task,
@@ -301,7 +328,9 @@ class Model(Predictor):
         from takeoff.runtime.onnx import OnnxBlend
 
         width = len(task.classes) if task.is_classification or task.is_multilabel else None
-        return cls(manifest, schema, task, pipeline, OnnxBlend(path, manifest, pipeline, width))
+        model = cls(manifest, schema, task, pipeline, OnnxBlend(path, manifest, pipeline, width))
+        model.redactor = _redactor(path)
+        return model
 
     def model_info(self) -> dict[str, Any]:
         """What the report shows of the model: members and weights, scores, threshold, versions."""
@@ -323,3 +352,9 @@ class Model(Predictor):
             "libraries": ", ".join(f"{k} {v}" for k, v in self.manifest.get("libraries", {}).items()),
         }
 
+
+def _redactor(path: Path):
+    """The bundle's fitted redaction step (``redaction.json``), or None."""
+    from takeoff.data.pii import Redactor
+
+    return Redactor.load(path)

@@ -5,7 +5,7 @@ on the training split. Bad input is refused here, before anything is written.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,9 @@ class Prepared:
     valid: Dataset
     findings: list[Any]
     rows_dropped: int
+    pii: list[Any] = field(default_factory=list)  # PiiFinding of the personal data found
+    redactor: Any = None  # the fitted Redactor when personal data is redacted
+    profile: dict[str, Any] | None = None  # the training rows' profile, for drift monitoring
 
 
 
@@ -85,7 +88,9 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     # the feature pipeline decodes every image anyway and lists the ones that fail: the checks
     # need not decode them first (they still hash and probe each file)
     checks = config.checks.model_copy(update={"verify_images": 0}) if schema.names(Kind.IMAGE) else config.checks
+    pii, redactor, df = _personal_data(df, schema, [target, *label_columns], config)
     findings = run_checks(df, schema, target, task, checks)
+    findings += _pii_findings(pii, redactor)
     errors = [f for f in findings if f.severity == "error"]
     if config.strict and errors:
         raise ChecksFailedError(errors)
@@ -135,6 +140,9 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
             raise TargetError(f"{source}: too few readable images remain ({int(keep.sum())} of {len(frame)}). "
                               "Fix: check the image files.", column=target)
     findings += _copies_across_splits(features, train_idx, valid_idx, rows.index)
+    from takeoff.data.profile import profile_frame
+
+    profile = profile_frame(frame.iloc[train_idx], schema)
     return Prepared(
         schema=schema,
         task=task,
@@ -143,6 +151,9 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         valid=Dataset(features.take(valid_idx), y[valid_idx]),
         findings=findings,
         rows_dropped=int(len(df) - len(rows)) + len(unreadable),
+        pii=pii,
+        redactor=redactor,
+        profile=profile,
     )
 
 
@@ -164,6 +175,43 @@ def _target_as_people_write_it(df: pd.DataFrame, target: str, task: str | None, 
         raise TargetError(f"target '{target}' in {source} looks like an ID (a different value on every row), so "
                           "there is nothing to learn. Fix: pass the column to predict with --target.", column=target)
     return df
+
+
+def _personal_data(df: pd.DataFrame, schema: Schema, target: list[str], config) -> tuple[list, Any, pd.DataFrame]:
+    """Scan the text and category columns (not dropped, not the target) for personal data;
+    with ``pii.redact``, fit the redactor and redact the table (checks, features and the
+    bundle then only see the type tokens).
+
+    Raises:
+        TargetError: the target is among the columns to redact; ConfigError: an unknown kind or column.
+    """
+    from takeoff.data.pii import Redactor, scan
+
+    params = config.pii
+    strings = _string_columns(schema)
+    columns = [c for c in strings if c not in target]
+    redactor = Redactor.fit(params, strings + [t for t in target if t in df.columns], target)
+    pii = scan(df, columns, region=params.region, sample_rows=params.scan_rows, seed=config.seed)
+    if redactor is not None:
+        df = redactor.apply(df)
+        log.info("redacted %s in column(s) %s", ", ".join(redactor.kinds), preview(redactor.columns))
+    return pii, redactor, df
+
+
+def _string_columns(schema: Schema) -> list[str]:
+    """The columns personal data is looked for in: text, categories and identifiers (not the
+    target, not dropped columns, not numbers or dates)."""
+    return [c.name for c in schema.columns if c.kind in (Kind.TEXT, Kind.CATEGORICAL, Kind.IDENTIFIER)]
+
+
+def _pii_findings(pii: list, redactor) -> list:
+    from takeoff.data.pii import findings_of
+
+    found = findings_of(pii, redactor.kinds if redactor is not None else ())
+    for finding in found:
+        if finding.severity == "warning":
+            log.warning("%s", finding)
+    return found
 
 
 def _enough_per_label(y: pd.Series, task: Task, config) -> Task:
@@ -240,6 +288,10 @@ def inspect_table(df: pd.DataFrame, config, source: str) -> dict[str, Any]:
         task.columns = label_columns
     schema = infer_schema(df, target, list(config.drop) + label_columns)
     findings = run_checks(df, schema, target, task, config.checks)
+    from takeoff.data.pii import findings_of, scan
+
+    pii = scan(df, _string_columns(schema), region=config.pii.region, sample_rows=config.pii.scan_rows, seed=config.seed)
+    findings += findings_of(pii)
     return {
         "source": source,
         "rows": int(len(df)),
@@ -247,4 +299,5 @@ def inspect_table(df: pd.DataFrame, config, source: str) -> dict[str, Any]:
         "target": target,
         "task": task.to_json() if task else None,
         "findings": [f.to_json() for f in findings],
+        "pii": [f.to_json() for f in pii],
     }

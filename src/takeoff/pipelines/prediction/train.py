@@ -66,6 +66,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         outcome = automl.fit(prep, cfg, run_dir, deadline, state)
         outcome.info["time"] = {"reading and checking the data": round(prepared, 2), **outcome.info.get("time", {})}
         model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
+        _trust(model, outcome, cfg)
         if run_dir is not None:
             report = run_dir / "report.html"
             write_report(
@@ -74,6 +75,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
                 threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
                 findings=[f.to_json() for f in prep.findings], model_info=model.model_info(),
                 data_name=f"{name} ({_scored_rows(outcome)})", images=next(iter(outcome.valid_X.images.values()), None),
+                card=model.card(),
             )
             model.attach("report.html", report)
             model.save(run_dir)
@@ -126,3 +128,23 @@ def model_of(outcome: automl.Outcome, cfg, source: str, seconds: float) -> Model
 def _scored_rows(outcome: automl.Outcome) -> str:
     folds = outcome.info.get("folds", 1)
     return f"out-of-fold predictions of {folds}-fold cross-validation" if folds > 1 else "validation split"
+
+
+def _trust(model: Model, outcome: automl.Outcome, cfg) -> None:
+    """What the model card and drift monitoring need, added to the model's manifest: metric
+    intervals on the held-out predictions, the personal data found (and the redaction step),
+    and the profile of the training rows and held-out predictions."""
+    from takeoff.data.profile import prediction_profile
+    from takeoff.evaluation.intervals import bootstrap
+
+    prep = outcome.prepared
+    manifest = model.manifest
+    manifest["metrics_ci"] = bootstrap(prep.task, outcome.valid_y, outcome.valid_pred, outcome.threshold, seed=cfg.seed)
+    redactor = prep.redactor
+    manifest.setdefault("privacy", {})["pii"] = {
+        "findings": [f.to_json() for f in prep.pii],
+        "redaction": {"kinds": redactor.kinds, "columns": redactor.columns} if redactor is not None else None,
+    }
+    model.redactor = redactor
+    if prep.profile is not None:
+        manifest["profile"] = {**prep.profile, "prediction": prediction_profile(model.decide(outcome.valid_pred), prep.task)}
