@@ -251,14 +251,15 @@ class TextEncoder:
             self._choose_path()
         run = self._run_onnx if self.runtime == "onnx" else self._run_torch
         out = np.zeros((len(unique), self.dim), dtype=np.float32)
-        done, last = 0, 0.0  # texts embedded; seconds of the last batch
+        done, last, started = 0, 0.0, time.monotonic()  # texts embedded; seconds of the last batch
         for index, batch, mask in self._batches(ids, lengths):
             began = time.monotonic()
             # a batch that would end past the deadline is not started (batches grow longer:
             # texts come sorted by length)
             if deadline is not None and began + last > deadline:
-                raise BudgetError(f"the time budget ran out after embedding {done:,} of {len(unique):,} distinct texts. "
-                                  "Fix: raise --time-budget, or lower max_length.")
+                pace = f" (all of them would take ~{len(unique) * (began - started) / done:,.0f}s at this pace)" if done else ""
+                raise BudgetError(f"the time budget ran out after embedding {done:,} of {len(unique):,} distinct "
+                                  f"texts{pace}. Fix: raise --time-budget, or lower max_length.")
             out[index] = run(batch, mask)
             done, last = done + len(index), time.monotonic() - began
         return out[inverse.reshape(-1)]
