@@ -114,6 +114,9 @@ def test_a_numeric_target_with_placeholders_drops_those_rows(diamonds600, tmp_pa
     said = [r.getMessage() for r in caplog.records if "not a number" in r.getMessage()]
     assert said == ["target 'price': 4 row(s) hold a value that is not a number: '?' (3 rows), '-' (1 row); "
                     "they are treated as missing and dropped"]
+    # evaluating on the same file leaves those rows out the same way
+    assert model.evaluate(str(path))["rmse"] > 0
+    assert any("4 row(s) of prices.csv hold a value that is not a number (-, ?)" in r.getMessage() for r in caplog.records)
 
 
 def test_an_id_like_target_is_named_in_one_sentence(credit600, tmp_path):

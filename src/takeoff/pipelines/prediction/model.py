@@ -22,7 +22,7 @@ from takeoff import bundle, registry
 from takeoff._version import __version__
 from takeoff.data.conform import SMALL_FRAME, ConformNotes, conform, conform_records
 from takeoff.data.schema import Kind, Schema, Task, require_columns
-from takeoff.errors import BundleError, DataError
+from takeoff.errors import BundleError, DataError, preview
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
 from takeoff.models.blend import Blend
@@ -249,6 +249,14 @@ class Model(Predictor):
         if df.empty:
             raise DataError(f"{name} has no rows with a value in target '{target}'", column=target)
         y = self.task.encode(self.task.target_values(df))
+        if self.task.kind == "regression" and not np.isfinite(y).all():  # placeholders such as '?', as in training
+            keep = np.isfinite(y)
+            seen = preview(sorted({str(v) for v in df[target][~keep]}), 5)
+            log.warning("target '%s': %d row(s) of %s hold a value that is not a number (%s); they are left out",
+                        target, int((~keep).sum()), name, seen)
+            df, y = df[keep], y[keep]
+            if df.empty:
+                raise DataError(f"{name} has no rows with a number in target '{target}'", column=target)
         outputs, _ = self.predict_outputs(df, where=name)
         metrics = compute_metrics(self.task, y, outputs, self.threshold)
         if report is not None:
