@@ -73,7 +73,7 @@ def test_predict_to_csv_and_parquet_with_id(bundle, credit_small, tmp_path):
 
 def test_predict_unknown_output_format(bundle, credit_csv, tmp_path):
     result = run("predict", str(bundle), str(credit_csv), "-o", str(tmp_path / "out.xml"))
-    assert result.exit_code == 2 and ".parquet" in result.output
+    assert result.exit_code == 3 and ".parquet" in result.output
     assert not list(tmp_path.iterdir())
 
 
@@ -87,9 +87,9 @@ def test_inspect_json_and_strict(credit_csv, tmp_path):
     leaky = pd.read_csv(credit_csv).assign(leak=lambda d: (d["Status"] == "bad").astype(int))
     leaky.to_csv(tmp_path / "leaky.csv", index=False)
     result = run("inspect", str(tmp_path / "leaky.csv"), "--target", "Status", "--strict")
-    assert result.exit_code == 1 and "leak" in result.output
+    assert result.exit_code == 3 and "leak" in result.output
     result = run("train", str(tmp_path / "leaky.csv"), "--target", "Status", "--strict", "--out", str(tmp_path / "m"))
-    assert result.exit_code == 2 and "'leak'" in result.output and not (tmp_path / "m").exists()
+    assert result.exit_code == 3 and "'leak'" in result.output and not (tmp_path / "m").exists()
 
 
 def test_sqlite_table_and_query(credit_small, tmp_path):
@@ -105,19 +105,19 @@ def test_sqlite_table_and_query(credit_small, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["roc_auc"] > 0.7
     result = run("inspect", url, "--table", "aplications")
-    assert result.exit_code == 2 and "applications" in result.output
+    assert result.exit_code == 3 and "applications" in result.output
 
 
 def test_errors_are_one_clear_line(credit_csv, tmp_path):
     result = run("train", str(tmp_path / "missing.csv"), "--target", "Status")
-    assert result.exit_code == 2 and "missing.csv" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 3 and "missing.csv" in result.output and "Traceback" not in result.output
     result = run("train", str(credit_csv), "--target", "status", "--out", str(tmp_path / "x"))
-    assert result.exit_code == 2 and "Did you mean 'Status'" in result.output
+    assert result.exit_code == 3 and "Did you mean 'Status'" in result.output
     assert not (tmp_path / "x").exists()
     result = run("train", str(credit_csv), "--target", "Status", "--family", "xgboost", "--out", str(tmp_path / "y"))
     assert result.exit_code == 2 and "lightgbm" in result.output
     result = run("evaluate", str(tmp_path), str(credit_csv))
-    assert result.exit_code == 2 and "takeoff.json" in result.output
+    assert result.exit_code == 4 and "takeoff.json" in result.output
 
 
 def test_version_and_config(tmp_path):

@@ -121,18 +121,18 @@ def test_evaluate_prints_ranking_metrics(bundle, ratings_csv, tmp_path):
 
 def test_errors_are_one_clear_line(bundle, fixtures, ratings_csv, tmp_path):
     cases = [
-        (("recommend", bundle), "--user ID"),
-        (("recommend", bundle, "--user", 1, "--item", 2), "both were given"),
-        (("recommend", bundle, "--item", "no-such-film"), "not in the training data"),
-        (("recommend", fixtures / "bundle-v1", "--user", 1), "not a recommender"),
-        (("recommend", tmp_path, "--user", 1), "takeoff.json"),
-        (("predict", bundle, ratings_csv[1], "-o", tmp_path / "out.csv"), "takeoff recommend"),
-        (("train", ratings_csv[0], "--task", "recommend", "--user", "userId", "--out", tmp_path / "x"), "--item"),
-        (("train", ratings_csv[0], "--user", "userID", "--item", "movieId", "--out", tmp_path / "y"), "userId"),
+        (("recommend", bundle), "--user ID", 2),
+        (("recommend", bundle, "--user", 1, "--item", 2), "both were given", 2),
+        (("recommend", bundle, "--item", "no-such-film"), "not in the training data", 3),
+        (("recommend", fixtures / "bundle-v1", "--user", 1), "not a recommender", 2),
+        (("recommend", tmp_path, "--user", 1), "takeoff.json", 4),
+        (("predict", bundle, ratings_csv[1], "-o", tmp_path / "out.csv"), "takeoff recommend", 2),
+        (("train", ratings_csv[0], "--task", "recommend", "--user", "userId", "--out", tmp_path / "x"), "--item", 2),
+        (("train", ratings_csv[0], "--user", "userID", "--item", "movieId", "--out", tmp_path / "y"), "userId", 3),
     ]
-    for args, needle in cases:
+    for args, needle, code in cases:  # 2 usage, 3 data, 4 bundle (docs/cli.md)
         result = run(*args)
-        assert result.exit_code == 2, (args, result.output)
+        assert result.exit_code == code, (args, result.output)
         assert needle in result.output, (args, result.output)
         assert "Traceback" not in result.output
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

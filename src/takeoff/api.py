@@ -46,8 +46,13 @@ def train(
     items: str | Path | None = None,
     users: str | Path | None = None,
     embed_encoder: bool | None = None,
+    dp_epsilon: float | None = None,
+    dp_delta: float | None = None,
+    sensitive: str | list[str] | None = None,
+    mitigate: str | None = None,
     redact_pii: str | list[str] | None = None,
     intended_use: str | None = None,
+    devices: int | None = None,
     sep: str | None = None,
     decimal: str | None = None,
 ) -> Model:
@@ -71,10 +76,18 @@ def train(
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
+        dp_epsilon, dp_delta: train with differential privacy (DP-SGD through Opacus) to this
+            (ε, δ); network families only (config ``dp``; docs/privacy.md).
+        sensitive: column(s) to audit the predictions by (per-group metrics, parity ratios);
+            not used as features unless ``fairness.keep_as_features`` (docs/fairness.md).
+        mitigate: "threshold": per-group decision thresholds (fairlearn's ThresholdOptimizer).
         redact_pii: kinds of personal data to replace by type tokens (``"all"``, or some of
             email, phone, card, iban, ip, ssn) in every text and category column, before training
             and at prediction time (the step is saved in the bundle); see :mod:`takeoff.data.pii`.
         intended_use: the model card's intended use (what the model is for, and what not).
+        devices: processes that train one torch family data-parallel (config key ``devices``,
+            default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
+            Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
 
     Returns:
         The trained :class:`Model` (a
@@ -96,7 +109,7 @@ def train(
         sep, decimal = src.get("sep"), src.get("decimal")
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
-                      strict=strict)
+                      strict=strict, devices=devices)
         if intended_use is not None:
             cfg.intended_use = intended_use
         if redact_pii is not None:
@@ -114,15 +127,45 @@ def train(
                 params = getattr(cfg.models, name, None)
                 if params is not None and "embed_encoder" in type(params).model_fields:
                     params.embed_encoder = embed_encoder
+        cfg = _trust_options(cfg, dp_epsilon, dp_delta, sensitive, mitigate)
     if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
+        if cfg.devices > 1:
+            raise ConfigError("--devices trains prediction models; recommendation runs train in one process. "
+                              "Fix: drop --devices", path="devices")
         from takeoff.pipelines.recommendation import train as recommendation
 
         return recommendation.train(data, cfg, out, table, sql, encoding)
     from takeoff.pipelines.prediction import train as prediction
+    from takeoff.training.distributed import launched_world
 
+    if cfg.devices > 1 or launched_world() > 1:  # several processes: docs/distributed.md
+        from takeoff.pipelines.prediction import distributed
+
+        if distributed.wanted(cfg):
+            return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
+        return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
     return prediction.train(data, cfg, out, table, sql, encoding, state, sep=sep, decimal=decimal)
+
+
+def _trust_options(cfg, dp_epsilon, dp_delta, sensitive, mitigate):
+    """The config with the privacy and fairness options applied (validated)."""
+    if dp_epsilon is None and dp_delta is None and sensitive is None and mitigate is None:
+        return cfg
+    from takeoff.config import make_config
+
+    data = cfg.model_dump()
+    if dp_epsilon is not None:
+        data["dp"]["epsilon"] = dp_epsilon
+    if dp_delta is not None:
+        data["dp"]["delta"] = dp_delta
+    if sensitive is not None:
+        columns = [sensitive] if isinstance(sensitive, str) else list(sensitive)
+        data["fairness"]["sensitive"] = [c.strip() for item in columns for c in str(item).split(",") if c.strip()]
+    if mitigate is not None:
+        data["fairness"]["mitigate"] = mitigate
+    return make_config(data, "options")
 
 
 def _require_training() -> None:

@@ -1,14 +1,19 @@
 """The on-disk model: a versioned directory of JSON + safetensors (+ LightGBM's text format).
 
 ``takeoff.json`` (the manifest) is written last and lists the sha256 of every other file, so a
-directory is a bundle only once it is complete, and a changed file is caught at load time.
-Loading never executes code from the bundle; nothing in it is pickled.
+directory is a bundle only once it is complete, and a changed file is caught at load time. Its
+own content is covered by its ``digest`` (sha256 of its canonical JSON, see
+:mod:`takeoff.bundle_manifest`), so an edited manifest is caught too, and it may carry a
+``signature`` of that digest (:mod:`takeoff.signing`). Every field is validated and every path
+it names must stay inside the bundle. Loading never executes code from the bundle; nothing in
+it is pickled. docs/security.md says what this protects against and what it does not.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -17,14 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from takeoff import bundle_manifest
 from takeoff.errors import BundleError
 
 FORMAT = "takeoff-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "takeoff.json"
 RUN_STATE = "run.json"  # present while a training run is in progress or interrupted
-WRITTEN_FIELDS = ("format", "format_version", "files")  # what :func:`write` adds to a manifest
+# what :func:`write` (and ``takeoff sign``) add to a manifest
+WRITTEN_FIELDS = ("format", "format_version", "files", *bundle_manifest.UNSIGNED)
 LIBRARIES = ("numpy", "pandas", "scikit-learn", "lightgbm", "torch", "safetensors")
+
+log = logging.getLogger("takeoff")
+_warned_legacy: set[str] = set()  # bundles without a digest already warned about (once each)
 
 
 def sha256(path: Path) -> str:
@@ -131,7 +141,8 @@ def write(path: str | Path, manifest: dict[str, Any], fill: Callable[[Path], Non
             for f in sorted(tmp.rglob("*"))
             if f.is_file()
         }
-        write_json(tmp / MANIFEST, {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, "files": files})
+        content = {k: v for k, v in manifest.items() if k not in bundle_manifest.UNSIGNED}
+        write_json(tmp / MANIFEST, with_digest({"format": FORMAT, "format_version": FORMAT_VERSION, **content, "files": files}))
         if path.exists():
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
@@ -143,6 +154,14 @@ def write(path: str | Path, manifest: dict[str, Any], fill: Callable[[Path], Non
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def with_digest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``manifest`` as it will read back from JSON, with its ``digest`` (and no signature)."""
+    document = json.loads(json.dumps(manifest, default=_json_default))
+    document.pop("signature", None)
+    document["digest"] = bundle_manifest.digest(document)
+    return document
 
 
 def manifest_content(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -171,11 +190,32 @@ def _replaceable(path: Path) -> bool:
     return (path / MANIFEST).exists() or (path / RUN_STATE).exists() or not any(path.iterdir())
 
 
-def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
-    """Read and check a bundle's manifest: format, version, and (by default) every file's hash.
+def read_run_state(path: str | Path) -> dict[str, Any]:
+    """The state (``run.json``) of the training run at ``path``, checked.
 
     Raises:
-        BundleError: missing, unfinished, of an unknown or newer format, or tampered with.
+        BundleError: it is not JSON, or a field is missing or of the wrong shape (named).
+    """
+    state_path = Path(path) / RUN_STATE
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: JSON and UTF-8 errors
+        raise BundleError(str(path), f"{RUN_STATE} is not valid JSON ({str(exc)[:200]}), so the run cannot be resumed",
+                          "train again into a new --out directory") from None
+    bundle_manifest.validate_run_state(Path(path), state, RUN_STATE)
+    return state
+
+
+def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
+    """Read and check a bundle's manifest: format, version, digest, fields, the paths it names,
+    and (by default) every file's hash.
+
+    A manifest without a ``digest`` (written before takeoff recorded one) loads with one
+    warning per bundle: its content cannot be checked.
+
+    Raises:
+        BundleError: missing, unfinished, of an unknown or newer format, malformed (the field is
+            named), naming a path outside the bundle, or tampered with.
     """
     path = Path(path)
     if not path.exists():
@@ -185,29 +225,36 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
     manifest_path = path / MANIFEST
     if not manifest_path.exists():
         if (path / RUN_STATE).exists():
-            state = json.loads((path / RUN_STATE).read_text())
+            state = read_run_state(path)
             raise BundleError(
                 str(path), f"is an unfinished training run (status: {state.get('status', 'unknown')})",
                 f"finish it with `takeoff train --resume {path}`",
             )
         raise BundleError(str(path), f"has no {MANIFEST}, so it is not a takeoff bundle", "pass the directory `takeoff train` wrote")
+    bundle_manifest.confined(path, MANIFEST, MANIFEST)
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(str(path), f"{MANIFEST} is not valid JSON ({exc})", "re-create the bundle") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: JSON and UTF-8 errors
+        raise BundleError(str(path), f"{MANIFEST} is not valid JSON ({str(exc)[:200]})", "re-create the bundle") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BundleError(str(path), f"{MANIFEST} is not a takeoff bundle manifest", "pass a directory written by takeoff")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise BundleError(str(path), f"{MANIFEST} has format version {version!r}; format versions are whole numbers "
+                          f"from 1 to {FORMAT_VERSION}", "re-create the bundle")
+    if version > FORMAT_VERSION:
         raise BundleError(
             str(path), f"has format version {version!r}; this takeoff reads versions up to {FORMAT_VERSION}",
             "upgrade takeoff (pip install -U takeoff)",
         )
+    _check_digest(path, manifest)
+    checked = bundle_manifest.validate(path, manifest)
+    for field, relative in checked.paths():
+        bundle_manifest.confined(path, relative, field)
+    _refuse_links_out(path)
     if verify:
-        for name, expected in manifest.get("files", {}).items():
+        for name, expected in checked.files.items():
             file = path / name
-            if ".." in Path(name).parts or Path(name).is_absolute():
-                raise BundleError(str(path), f"lists a file outside the bundle: {name}")
             if not file.is_file():
                 raise BundleError(str(path), f"file {name} is missing", "re-copy the whole bundle directory")
             if sha256(file) != expected:
@@ -216,3 +263,43 @@ def read_manifest(path: str | Path, verify: bool = True) -> dict[str, Any]:
                     "re-copy the bundle, or re-train",
                 )
     return manifest
+
+
+def _check_digest(path: Path, manifest: dict[str, Any]) -> None:
+    recorded = manifest.get("digest")
+    if recorded is None:
+        key = str(path.resolve())
+        if key not in _warned_legacy:
+            _warned_legacy.add(key)
+            log.warning("bundle %s has no digest in %s (written by takeoff %s, before manifests were covered): a "
+                        "change to its manifest cannot be detected. Sign it (`takeoff sign`) to cover it.",
+                        path, MANIFEST, manifest.get("takeoff_version", "0.1"))
+        return
+    try:
+        actual = bundle_manifest.digest(manifest)
+    except (TypeError, ValueError, RecursionError):  # not canonical JSON: cannot match
+        actual = None
+    if recorded != actual:
+        raise BundleError(
+            str(path), f"{MANIFEST} was changed after it was written: its content does not match its digest "
+            f"{str(recorded)[:20]}… (an edited class list, threshold or member weight changes every prediction)",
+            "re-copy the bundle from its source, or re-train",
+        )
+
+
+def _refuse_links_out(path: Path) -> None:
+    """A symbolic link anywhere in the bundle that points outside it is refused (a loader reads
+    fixed file names inside a member's folder, which may not be listed in the manifest)."""
+    root = path.resolve()
+    for folder, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            item = Path(folder) / name
+            if item.is_symlink():
+                try:
+                    target = item.resolve()
+                except (OSError, RuntimeError):  # a loop of links
+                    raise BundleError(str(path), f"{item.relative_to(path).as_posix()} is a loop of symbolic links",
+                                      "replace the link with the files themselves") from None
+                if not target.is_relative_to(root):
+                    raise BundleError(str(path), f"{item.relative_to(path).as_posix()} is a symbolic link to {target}, "
+                                      "outside the bundle", "replace the link with the files themselves")

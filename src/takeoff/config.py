@@ -57,6 +57,16 @@ def _check_params():
     return CheckParams
 
 
+def _dp_params():
+    from takeoff.training.privacy import DPParams
+
+    return DPParams
+
+
+def _fairness_params():
+    from takeoff.evaluation.fairness import FairnessParams
+
+    return FairnessParams
 def _pii_params():
     from takeoff.data.pii import PiiParams
 
@@ -123,12 +133,18 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         intended_use: str | None = Field(
             None, description="What the model is for, who uses it and what is out of scope: the model card's intended use."
         )
+        devices: int = Field(
+            1, ge=1, description="Processes training one torch family data-parallel (DistributedDataParallel; NCCL, "
+            "one per GPU, or gloo, one per CPU core); see docs/distributed.md."
+        )
         features: _feature_params() = Field(default_factory=_feature_params())
         checks: _check_params() = Field(default_factory=_check_params())
         pii: _pii_params() = Field(default_factory=_pii_params())
         models: ModelsSection = Field(default_factory=ModelsSection)
         recommend: RecommendConfig = Field(default_factory=RecommendConfig)
         recommenders: RecommendersSection = Field(default_factory=RecommendersSection)
+        dp: _dp_params() = Field(default_factory=_dp_params())
+        fairness: _fairness_params() = Field(default_factory=_fairness_params())
 
     return Config
 

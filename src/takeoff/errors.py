@@ -174,3 +174,19 @@ class MissingDependencyError(TakeoffError, ImportError):
         self.package, self.feature, self.extra = package, feature, extra
         install = f"pip install 'takeoff[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the package '{package}'. Fix: {install}")
+
+
+class DistributedError(TakeoffError, RuntimeError):
+    """A process of a distributed run failed or was killed; the launcher stopped the others."""
+
+    def __init__(self, rank: int, world: int, how: str, cause: str | None = None, pid: int | None = None,
+                 killed: bool = False):
+        self.rank, self.world, self.how, self.cause, self.pid, self.killed = rank, world, how, cause, pid, killed
+        who = f"rank {rank} of {world}" + (f" (pid {pid})" if pid else "")
+        message = f"distributed training failed: {who} {how}"
+        if cause:
+            message += f": {cause}"
+        message += "; the launcher stopped the other ranks. Fix: "
+        message += ("find what killed it (out of memory, a scheduler, kill); the run continues from its last epoch with "
+                    "`takeoff train --resume DIR`" if killed else f"correct what rank {rank} reports and train again")
+        super().__init__(message)

@@ -7,9 +7,10 @@ and absurd numbers, padded strings).
 - ``onnx_lgb`` / ``onnx_mlp``: a LightGBM model (saved, with its report) and an MLP model
   (in memory) on them.
 - ``onnx_lgb_bundle`` / ``onnx_mlp_bundle``: those models exported (``runtime: onnx``), as paths.
-- ``run_lite``: ``run_lite(refused, models_dir, rows_csv, work_dir) -> dict`` runs lite_check.py
-  (predict and serve every bundle of ``models_dir`` with the packages ``refused`` refused at
-  import) in a fresh interpreter and returns its result.
+- ``run_lite``: ``run_lite(refused, models_dir, rows_csv, work_dir, labelled_csv=None) -> dict``
+  runs lite_check.py (predict and serve every bundle of ``models_dir``, and with
+  ``labelled_csv`` inspect and evaluate, with the packages ``refused`` refused at import) in a
+  fresh interpreter and returns its result.
 """
 
 from __future__ import annotations
@@ -86,13 +87,14 @@ def onnx_mlp_bundle(onnx_mlp, onnx_rows, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def run_lite():
-    def run(refused, models, rows_csv, work) -> dict:
+    def run(refused, models, rows_csv, work, labelled=None) -> dict:
         with socket.socket() as probe:  # a free port for `takeoff serve`
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         script = Path(__file__).with_name("lite_check.py")
         proc = subprocess.run([sys.executable, str(script), ",".join(refused), str(models), str(rows_csv), str(work),
-                               str(port)], capture_output=True, text=True, timeout=120)
+                               str(port), *([str(labelled)] if labelled else [])], capture_output=True, text=True,
+                              timeout=120)
         assert proc.returncode == 0, proc.stderr[-4000:]
         line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
         return json.loads(line[len("RESULT "):])

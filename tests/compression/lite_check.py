@@ -1,15 +1,19 @@
 """Run by the lite-runtime tests in a fresh interpreter (not collected by pytest).
 
-    python lite_check.py REFUSED MODELS ROWS_CSV WORK_DIR PORT
+    python lite_check.py REFUSED MODELS ROWS_CSV WORK_DIR PORT [LABELLED_CSV]
 
 Refuses to import the top-level packages in REFUSED (comma-separated), then, for every bundle
 in the directory MODELS: loads it and predicts ROWS_CSV with the Python API, predicts the file
 with the batch path (WORK_DIR/<name>-batch.csv) and with `takeoff predict`
 (WORK_DIR/<name>-cli.csv); then serves MODELS with `takeoff serve` on PORT, posts the first 8
-rows to each model, and stops the server with SIGINT. Prints one line: "RESULT " + JSON with the
-outputs, the imports refused ("attempts") and any refused package loaded anyway ("loaded").
+rows to each model, and stops the server with SIGINT. With LABELLED_CSV (rows with the target), also
+runs `takeoff inspect --json` on it and `takeoff evaluate --json` with every bundle. Prints one
+line: "RESULT " + JSON with the outputs, the imports refused ("attempts") and any refused package
+loaded anyway ("loaded"). REFUSED may be empty (a real `takeoff[lite]` install, .ci/lite_venv.py).
 """
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -19,7 +23,7 @@ import threading
 import time
 import urllib.request
 
-REFUSED = set(sys.argv[1].split(","))
+REFUSED = set(sys.argv[1].split(",")) - {""}
 attempts: list[str] = []
 
 
@@ -36,7 +40,17 @@ class Refuse:
 sys.meta_path.insert(0, Refuse())
 
 
-def main(models: str, rows_csv: str, work: str, port: int) -> dict:
+def cli_json(app, args: list[str]) -> dict:
+    """Run a `takeoff ... --json` command in this process; its stdout parsed."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = app(args, standalone_mode=False)
+    if code not in (None, 0):
+        raise SystemExit(f"takeoff {' '.join(args)} exited {code}")
+    return json.loads(buffer.getvalue())
+
+
+def main(models: str, rows_csv: str, work: str, port: int, labelled: str | None = None) -> dict:
     import pandas as pd
 
     import takeoff
@@ -54,6 +68,10 @@ def main(models: str, rows_csv: str, work: str, port: int) -> dict:
                                "labels": model.predict(records).tolist()}
         predict_file(model, rows_csv, os.path.join(work, f"{name}-batch.csv"))
         app(["predict", bundle, rows_csv, "-o", os.path.join(work, f"{name}-cli.csv")], standalone_mode=False)
+        if labelled:
+            result.setdefault("evaluate", {})[name] = cli_json(app, ["evaluate", bundle, labelled, "--json"])
+    if labelled:
+        result["inspect"] = cli_json(app, ["inspect", labelled, "--target", "Status", "--json"])
 
     def client() -> None:
         try:
@@ -87,7 +105,7 @@ def main(models: str, rows_csv: str, work: str, port: int) -> dict:
 
 
 if __name__ == "__main__":
-    out = main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    out = main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6] if len(sys.argv) > 6 else None)
     out["attempts"] = sorted(set(attempts))
     out["loaded"] = sorted(m for m in sys.modules if m.split(".")[0] in REFUSED)
     print("RESULT " + json.dumps(out))

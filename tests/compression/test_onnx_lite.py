@@ -31,11 +31,14 @@ def models_dir(onnx_lgb_bundle, onnx_mlp_bundle, tmp_path_factory):
 
 def test_predict_and_serve_without_the_training_libraries(models_dir, onnx_lgb, onnx_mlp, onnx_rows, run_lite, tmp_path):
     rows = onnx_rows.drop(columns=["Status"])
-    rows_csv = tmp_path / "rows.csv"
+    rows_csv, labelled_csv = tmp_path / "rows.csv", tmp_path / "labelled.csv"
     rows.to_csv(rows_csv, index=False)
-    result = run_lite(REFUSED, models_dir, rows_csv, tmp_path)
+    onnx_rows.to_csv(labelled_csv, index=False)
+    result = run_lite(REFUSED, models_dir, rows_csv, tmp_path, labelled_csv)
     assert result["loaded"] == [] and result["attempts"] == [], result["attempts"]  # not even tried
     assert "pip install 'takeoff[train]'" in result["train_error"]
+    # `takeoff inspect` and `takeoff evaluate` need no scikit-learn either (issue 25)
+    assert result["inspect"]["rows"] == len(onnx_rows) and result["inspect"]["task"]["kind"] == "binary"
     originals = {"credit": onnx_lgb, "credit-mlp": onnx_mlp}
     saved = pd.read_csv(rows_csv)  # the rows as the subprocess read them
     for name, original in originals.items():
@@ -48,6 +51,9 @@ def test_predict_and_serve_without_the_training_libraries(models_dir, onnx_lgb, 
             written = pd.read_csv(tmp_path / f"{name}-{kind}.csv")
             assert written["prediction"].tolist() == original.predict(saved).tolist()
             np.testing.assert_allclose(written["proba_bad"], expected["bad"], atol=TOLERANCE)
+        labelled = pd.read_csv(labelled_csv)
+        assert result["evaluate"][name]["metrics"]["roc_auc"] == pytest.approx(
+            takeoff.load(models_dir / name).evaluate(labelled)["roc_auc"], abs=1e-9)
         body = result["http"][name]
         assert body["model"] == name and [p["prediction"] for p in body["predictions"]] == api["labels"]
         got = [p["probabilities"]["bad"] for p in body["predictions"]]

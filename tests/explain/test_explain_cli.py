@@ -25,7 +25,7 @@ def rows_csv(one_column, tmp_path_factory):
 
 def test_explain_writes_the_report_and_the_json(lgb_one, rows_csv, tmp_path):
     report, data = tmp_path / "report.html", tmp_path / "explanation.json"
-    result = run("explain", lgb_one.path, rows_csv, "--rows", 4, "--out", report, "--json", data, "--seed", 3)
+    result = run("explain", lgb_one.path, rows_csv, "--rows", 4, "--out", report, "--json-out", data, "--seed", 3)
     assert result.exit_code == 0, result.output
     assert "x0" in result.output and f"report: {report}" in result.output
     explanation = json.loads(data.read_text())
@@ -45,7 +45,7 @@ def test_explain_refuses_missing_columns_like_predict(lgb_one, one_column, tmp_p
     path = tmp_path / "rows.csv"
     one_column.drop(columns=["c"]).head(20).to_csv(path, index=False)
     result = run("explain", lgb_one.path, path, "--out", tmp_path / "r.html")
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # a data error
     assert "column(s) 'c' missing in rows.csv" in result.output
     assert not (tmp_path / "r.html").exists()
 

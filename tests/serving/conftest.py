@@ -41,7 +41,7 @@ TRAIN_ROWS = 1200
 def model_dir(credit_small, tmp_path_factory):
     root = tmp_path_factory.mktemp("serving") / "models"
     takeoff.train(credit_small, target="Status", family="lightgbm", time_budget=20, seed=0, out=root / "credit")
-    takeoff.train(credit_small, target="Status", family="mlp", time_budget=20, seed=0,
+    takeoff.train(credit_small, target="Status", family="mlp", time_budget=60, seed=0,  # max_epochs bounds it; the budget only guards a loaded machine
                   config={"models": {"mlp": {"max_epochs": 5}}}, out=root / "credit-mlp")
     return root
 

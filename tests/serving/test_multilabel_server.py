@@ -41,3 +41,17 @@ def test_server_answers_label_lists(services, start_server):
     assert info.status_code == 200, info.text
     attributions = info.json()
     assert attributions["task"] == "multilabel" and attributions["prediction"] == body["predictions"][0]["prediction"]
+
+    # the Open Inference Protocol: one BOOL column per label, in the order of `classes`
+    fields = [f["name"] for f in takeoff.load(out).input_fields()]
+    tensors = [{"name": n, "shape": [5], "datatype": "BYTES" if isinstance(records[0][n], str) else "FP64",
+                "data": [r[n] for r in records]} for n in fields]
+    v2 = post(base + "/v2/models/services/infer", json={"inputs": tensors})
+    assert v2.status_code == 200, v2.text
+    outputs = {o["name"]: o for o in v2.json()["outputs"]}
+    classes = outputs["classes"]["data"]
+    assert outputs["prediction"]["shape"] == [5, len(SERVICES)] and outputs["prediction"]["datatype"] == "BOOL"
+    flags = outputs["prediction"]["data"]
+    for i, prediction in enumerate(body["predictions"]):
+        assert {c for j, c in enumerate(classes) if flags[i * len(classes) + j]} == set(prediction["prediction"])
+    assert outputs["probabilities"]["shape"] == [5, len(SERVICES)]

@@ -96,7 +96,7 @@ def test_bad_json_content_type_and_routes(server_url):
     assert_error(post(url, content=b"{}"), 415)  # no content type at all
     assert_error(post(url, json=[1, 2]), 422)
     assert_error(get(url), 405, "method_not_allowed")
-    assert_error(get(f"{server_url}/v2/nothing"), 404, "not_found")
+    assert_error(get(f"{server_url}/v0/nothing"), 404, "not_found")  # (under /v2, the v2 protocol's error shape)
 
 
 def test_missing_wrong_and_unknown_fields(server_url, record):

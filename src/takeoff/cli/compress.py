@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +10,7 @@ from rich.table import Table
 
 from takeoff.cli.guards import refuse_search_index
 from takeoff.cli.options import EncodingOpt
-from takeoff.cli.output import out, run
+from takeoff.cli.output import emit_json, out, run, stdout_to_stderr
 
 
 def compress(
@@ -30,7 +29,7 @@ def compress(
     unlabeled: Annotated[Optional[str], typer.Option("--unlabeled", help="Extra rows without the target for --distill.")] = None,
     time_budget: Annotated[float, typer.Option("--time-budget", min=1, help="Seconds for distillation and the fine-tune after pruning.")] = 120.0,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON object to stdout; logs stay on stderr.")] = False,
     encoding: EncodingOpt = None,
 ) -> None:
     """A smaller or faster bundle, measured against the original on the same rows (size,
@@ -39,11 +38,12 @@ def compress(
     from takeoff.compression.report import comparison_rows
 
     refuse_search_index(bundle, "compress")
-    result = run(run_compress, bundle, data, out_dir, onnx=onnx, quantize=quantize, prune=prune, structured=structured,
-                 distill=distill, unlabeled=unlabeled, eval_data=eval_data, time_budget=time_budget, seed=seed,
-                 encoding=encoding)
+    with stdout_to_stderr(json_output):
+        result = run(run_compress, bundle, data, out_dir, onnx=onnx, quantize=quantize, prune=prune, structured=structured,
+                     distill=distill, unlabeled=unlabeled, eval_data=eval_data, time_budget=time_budget, seed=seed,
+                     encoding=encoding)
     if json_output:
-        out.print_json(json.dumps(result.to_json()))
+        emit_json(result.to_json())
         return
     table = Table(title=f"{bundle} → {out_dir}", title_justify="left")
     for name, justify in (("", "left"), ("original", "right"), ("compressed", "right"), ("change", "right")):

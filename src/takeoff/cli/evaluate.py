@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +9,7 @@ import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
 from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
-from takeoff.cli.output import metrics_table, out, per_class_table, run
+from takeoff.cli.output import emit_json, metrics_table, out, per_class_table, run, stdout_to_stderr
 
 
 def evaluate(
@@ -30,6 +28,20 @@ def evaluate(
     from takeoff import api
 
     refuse_search_index(bundle, "evaluate")
+    with stdout_to_stderr(as_json):
+        model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding, sep, decimal)
+    if as_json:
+        emit_json({"task": model.task.kind, "metrics": metrics})
+        return
+    out.print(metrics_table(f"metrics on {data}", metrics))
+    per_class = per_class_table(metrics)
+    if per_class is not None:
+        out.print(per_class)
+    if report:
+        out.print(f"report: {report}")
+
+
+def _evaluate(api, bundle, data, report, table, sql, encoding, sep=None, decimal=None):
     model = run(api.load, bundle)
     if is_recommender(model):
         if table or sql or encoding or sep or decimal:
@@ -42,12 +54,4 @@ def evaluate(
     else:
         metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report, sep=sep,
                       decimal=decimal)
-    if as_json:
-        sys.stdout.write(json.dumps({"task": model.task.kind, "metrics": metrics}) + "\n")
-        return
-    out.print(metrics_table(f"metrics on {data}", metrics))
-    per_class = per_class_table(metrics)
-    if per_class is not None:
-        out.print(per_class)
-    if report:
-        out.print(f"report: {report}")
+    return model, metrics

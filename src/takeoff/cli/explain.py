@@ -10,7 +10,7 @@ from rich.table import Table
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
 from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
-from takeoff.cli.output import fail, out, run
+from takeoff.cli.output import emit_json, fail, out, run, stdout_to_stderr
 
 
 def explain(
@@ -18,7 +18,8 @@ def explain(
     data: Data,
     rows: Annotated[int, typer.Option("--rows", min=1, help="Rows explained one by one: the first N of DATA.")] = 5,
     report: Annotated[Path, typer.Option("--out", "-o", help="The HTML report to write.")] = Path("explanation.html"),
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the explanation as JSON here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as one JSON object to stdout instead of the tables.")] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json-out", help="Also write the explanation as JSON here.")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the row sample and the shuffles.")] = 0,
     table: TableOpt = None,
     sql: SqlOpt = None,
@@ -34,10 +35,14 @@ def explain(
     if is_recommender(model):
         fail(f"{bundle} is a recommender, which ranks items for users; it has no per-column predictions to explain. "
              f"Fix: use `takeoff evaluate {bundle} DATA` for its ranking metrics.")
-    explanation = run(explain_model, model, data, rows=rows, seed=seed, table=table, sql=sql, encoding=encoding)
-    explanation.write_html(report)
+    with stdout_to_stderr(as_json):
+        explanation = run(explain_model, model, data, rows=rows, seed=seed, table=table, sql=sql, encoding=encoding)
+        explanation.write_html(report)
     if json_path is not None:
         explanation.write_json(json_path)
+    if as_json:
+        emit_json({**explanation.to_json(), "report": str(report)})
+        return
     ranking = Table(title="global importance (top 5)", title_justify="left")
     ranking.add_column("#", justify="right")
     for method in explanation.global_:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +9,7 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
-from takeoff.cli.output import out, run
+from takeoff.cli.output import emit_json, out, run, stdout_to_stderr
 
 
 def monitor(
@@ -28,10 +26,12 @@ def monitor(
     categories, missing rates, and the shift of the predictions. Exits 1 when something drifted."""
     from takeoff import api
 
-    result = run(api.monitor, bundle, data, report=report, table=table, sql=sql, encoding=encoding, thresholds={"psi": psi})
+    with stdout_to_stderr(as_json):
+        result = run(api.monitor, bundle, data, report=report, table=table, sql=sql, encoding=encoding,
+                     thresholds={"psi": psi})
     drifted = bool(result["drifted"]) or bool((result.get("prediction") or {}).get("drifted"))
     if as_json:
-        sys.stdout.write(json.dumps(result) + "\n")
+        emit_json(result)
         raise typer.Exit(1 if drifted else 0)
     shown = Table(title=f"drift of {result['source']} ({result['rows']:,} rows) from the training profile", title_justify="left")
     for col in ("column", "kind", "PSI", "KS", "missing train → new", "flag"):

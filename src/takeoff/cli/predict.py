@@ -9,7 +9,7 @@ import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
 from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
-from takeoff.cli.output import err, fail, out, run
+from takeoff.cli.output import emit_json, err, fail, out, run, stdout_to_stderr
 
 
 def predict(
@@ -21,6 +21,7 @@ def predict(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary (rows, output, notes) as one JSON object to stdout.")] = False,
     sep: SepOpt = None,
     decimal: DecimalOpt = None,
 ) -> None:
@@ -33,8 +34,12 @@ def predict(
     if is_recommender(model):
         fail(f"{bundle} is a recommender, which ranks items for users rather than predicting rows. "
              f"Fix: use `takeoff recommend {bundle} --user ID` (or --item ID for similar items).")
-    result = run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding, strict=strict,
-                 sep=sep, decimal=decimal)
+    with stdout_to_stderr(as_json):
+        result = run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding,
+                     strict=strict, sep=sep, decimal=decimal)
+    if as_json:
+        emit_json({"output": str(output), **result})
+        return
     for note in result["notes"]:
         err.print(f"note: {note}", highlight=False)
     out.print(f"{result['rows']} predictions written to {output} ({result['rows_per_second']:,.0f} rows/s)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from takeoff.cli.output import err, fail, out, run
+from takeoff.cli.output import emit_json, err, fail, out, run
 
 
 def recommend(
@@ -47,7 +45,7 @@ def recommend(
         for row, code in zip(rows, model.log.codes_of_items(result.items).tolist()):
             row["label"] = labels[code] if code >= 0 else None
     if as_json:
-        sys.stdout.write(json.dumps({**asked, "items": rows, "notes": result.notes}) + "\n")
+        emit_json({**asked, "items": rows, "notes": result.notes})
         return
     for note in result.notes:
         err.print(f"note: {note}", highlight=False)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from takeoff.cli.output import fail, out, run
+from takeoff.cli.output import emit_json, fail, out, run, stdout_to_stderr
 
 
 def search(
@@ -28,10 +26,11 @@ def search(
     if task.get("kind") != "search":
         fail(f"{bundle} is a {task.get('kind')} model, not a search index. "
              "Fix: build one with `takeoff index DATA --text COLUMN [--answer COLUMN]`.")
-    model = run(api.load, bundle)
-    hits = run(model.search, query, k=k)
+    with stdout_to_stderr(as_json):
+        model = run(api.load, bundle)
+        hits = run(model.search, query, k=k)
     if as_json:
-        sys.stdout.write(json.dumps({"query": query, "hits": hits}) + "\n")
+        emit_json({"query": query, "hits": hits})
         return
     table = Table(title=Text(f"top {k} for {query!r}"), title_justify="left")
     table.add_column("rank", justify="right")

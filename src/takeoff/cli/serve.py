@@ -21,11 +21,17 @@ def serve(
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per request (default 30).")] = None,
     cors_origin: Annotated[Optional[list[str]], typer.Option("--cors-origin", help="Origin allowed by CORS (repeat).")] = None,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log a line per request.")] = True,
+    require_signed: Annotated[bool, typer.Option("--require-signed", help="Refuse to start unless every bundle is signed by the --verify-key.")] = False,
+    verify_key: Annotated[Optional[Path], typer.Option("--verify-key", help="Ed25519 public key (PEM) for --require-signed; else $TAKEOFF_VERIFY_KEY.")] = None,
 ) -> None:
     """Serve bundles over HTTP: a REST API (docs at /docs) and a page at /."""
     from takeoff.serving import ServeSettings
     from takeoff.serving import serve as run_server
 
+    if require_signed:
+        from takeoff.signing import require_signed as check_signed
+
+        run(check_signed, source, verify_key)
     given = {"max_records": max_records, "timeout_s": timeout, "api_key": api_key, "default_model": default}
     settings = ServeSettings(host=host, port=port, workers=workers, cors_origins=cors_origin or [], access_log=access_log,
                              **{k: v for k, v in given.items() if v is not None})

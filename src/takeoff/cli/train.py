@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import is_recommender
-from takeoff.cli.options import DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt, default_run_dir
-from takeoff.cli.output import err, metrics_table, out, run
+from takeoff.cli.options import DecimalOpt, EncodingOpt, FamilyChoice, MetricChoice, SepOpt, SqlOpt, TableOpt, TaskChoice, default_run_dir
+from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_to_stderr
 
 
 def train(
@@ -21,9 +21,9 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
-    task: Annotated[Optional[str], typer.Option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
-    family: Annotated[Optional[str], typer.Option("--family", help="Model family, or auto (default).")] = None,
-    metric: Annotated[Optional[str], typer.Option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
+    task: Annotated[Optional[str], TaskChoice.option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
+    family: Annotated[Optional[str], FamilyChoice.option("--family", help="Model family, or auto (default).")] = None,
+    metric: Annotated[Optional[str], MetricChoice.option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
     strict: Annotated[Optional[bool], typer.Option("--strict", help="Fail on data-check errors (e.g. leakage) instead of warning.")] = None,
     user: Annotated[Optional[str], typer.Option("--user", help="Recommend: the column of user IDs.")] = None,
@@ -33,11 +33,17 @@ def train(
     items: Annotated[Optional[str], typer.Option("--items", help="Recommend: a table of item features (title, genres, ...) joined on the item column.")] = None,
     users: Annotated[Optional[str], typer.Option("--users", help="Recommend: a table of user features (age band, country, ...) joined on the user column.")] = None,
     embed_encoder: Annotated[Optional[bool], typer.Option("--embed-encoder/--no-embed-encoder", help="Text: copy the encoder into the bundle (default), or keep its name and sha256 only.")] = None,
+    dp_epsilon: Annotated[Optional[float], typer.Option("--dp-epsilon", help="Train with differential privacy (DP-SGD) to this ε; network families only (mlp). See docs/privacy.md.")] = None,
+    dp_delta: Annotated[Optional[float], typer.Option("--dp-delta", help="δ of (ε, δ)-DP (default min(1e-5, 0.1 / rows)).")] = None,
+    sensitive: Annotated[Optional[str], typer.Option("--sensitive", help="Column(s) to audit fairness by, comma-separated; not used as features (fairness.keep_as_features keeps them).")] = None,
+    mitigate: Annotated[Optional[str], typer.Option("--mitigate", help="'threshold': per-group decision thresholds (fairlearn's ThresholdOptimizer), stored in the bundle.")] = None,
     redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
     intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (metrics, members, bundle) to stdout; logs stay on stderr.")] = False,
+    devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo); several machines: torchrun. See docs/distributed.md.")] = None,
     sep: SepOpt = None,
     decimal: DecimalOpt = None,
 ) -> None:
@@ -51,21 +57,47 @@ def train(
         out_dir = default_run_dir(data, table, "run")
     drops = [c.strip() for item in (drop or []) for c in item.split(",") if c.strip()] or None
     try:
-        model = run(
-            api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
-            drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
-            strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
-            users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use,
-            sep=sep, decimal=decimal,
-        )
+        with stdout_to_stderr(as_json):
+            model = run(
+                api.train, data, target, time_budget=time_budget, config=config, out=out_dir, seed=seed,
+                drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
+                strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
+                users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
+                dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate, sep=sep, decimal=decimal,
+            )
     except KeyboardInterrupt:
         where = resume or out_dir
         err.print(f"\ninterrupted. The run directory is intact; resume with:\n  takeoff train --resume {where}")
         raise typer.Exit(130) from None
+    from takeoff.training.distributed import launched_rank
+
+    if launched_rank() != 0:  # under torchrun: rank 0 reports
+        return
+    if as_json:
+        emit_json(train_summary(model))
+        return
     if is_recommender(model):
         _print_recommender(model)
     else:
         _print_model(model)
+
+
+def train_summary(model) -> dict:
+    """What `train --json` prints: the task, the metrics, the members, the candidates tried
+    and where the bundle is."""
+    m, training = model.manifest, model.manifest.get("training", {})
+    task = m.get("task", {})
+    summary = {"bundle": str(model.path) if model.path is not None else None, "task": task.get("kind"),
+               "target": task.get("target"), "metric": training.get("metric"), "metrics": model.metrics,
+               "seconds": training.get("seconds")}
+    if is_recommender(model):
+        return {**summary, "family": m.get("family"), "leaderboard": m.get("leaderboard", {}),
+                "interactions": training.get("interactions")}
+    report = model.path / "report.html" if model.path is not None else None
+    return {**summary, "rows_train": training.get("rows_train"), "rows_valid": training.get("rows_valid"),
+            "members": [{"id": x.get("id", x["family"]), "family": x["family"], "weight": x["weight"]} for x in m["members"]],
+            "leaderboard": model.leaderboard().to_dict(orient="records") if hasattr(model, "leaderboard") else None,
+            "report": str(report) if report is not None and report.exists() else None}
 
 
 def _print_model(model) -> None:
@@ -75,8 +107,30 @@ def _print_model(model) -> None:
                             f"{training.get('metric', '?')})", model.metrics))
     members = ", ".join(f"{m.get('id', m['family'])} ({m['weight']:.2f})" for m in model.manifest["members"])
     out.print(f"model: {members}; trained in {training['seconds']:.1f}s on {training['rows_train']} rows")
+    _print_trust(model.manifest)
     out.print(f"bundle: {model.path}")
     out.print(f"report: {model.path / 'report.html'}")
+
+
+def _print_trust(manifest: dict) -> None:
+    """The ε spent and the fairness audit's verdict, under the metrics."""
+    dp = manifest.get("privacy", {}).get("dp")
+    if dp:
+        out.print(f"differential privacy: ε = {dp['epsilon']:.3f} spent (target {dp['target_epsilon']:g}), δ = "
+                  f"{dp['delta']:.1e}, {dp['accountant']} accountant, noise multiplier {dp['noise_multiplier']:.3f}, "
+                  f"clipping {dp['max_grad_norm']:g}, {dp['steps']} steps")
+    fairness = manifest.get("fairness")
+    if fairness:
+        for column, ratios in fairness.get("ratios", {}).items():
+            shown = ", ".join(f"{k.replace('_', ' ')} ratio {v:.2f}" for k, v in ratios.items() if v is not None)
+            out.print(f"fairness by '{column}': {shown}")
+        for warning in fairness.get("warnings", []):
+            err.print(f"[yellow]fairness warning:[/] {warning}")
+        cost = fairness.get("mitigation", {}).get("cost")
+        if cost:
+            out.print(f"threshold mitigation: balanced accuracy {cost['before']['balanced_accuracy']:.4f} → "
+                      f"{cost['after']['balanced_accuracy']:.4f}, demographic parity ratio "
+                      f"{cost['before']['demographic_parity_ratio'] or 0:.2f} → {cost['after']['demographic_parity_ratio'] or 0:.2f}")
 
 
 def _print_recommender(model) -> None:

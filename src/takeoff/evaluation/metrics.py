@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from takeoff.data.stats import roc_auc
 from takeoff.data.schema import TASKS, Task
 from takeoff.errors import DataError, UnknownNameError
 
@@ -519,22 +520,30 @@ def _ranking_metric(name: str, y: np.ndarray, p_pos: np.ndarray) -> float | None
     """Binary ROC AUC or average precision; None when y holds a single class."""
     if y.min() == y.max():
         return None
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    fn = roc_auc_score if name == "roc_auc" else average_precision_score
-    return float(fn(y, p_pos))
+    positive = np.asarray(y) == 1
+    return roc_auc(positive, p_pos) if name == "roc_auc" else _average_precision(positive, np.asarray(p_pos))
 
 
 def _multiclass_auc(y: np.ndarray, proba: np.ndarray, k: int) -> float | None:
     """Macro one-vs-rest ROC AUC; None unless every class is present in y."""
     if len(np.unique(y)) < k:
         return None
-    from sklearn.metrics import roc_auc_score
+    if k == 2:
+        return roc_auc(y == 1, proba[:, 1])
+    return float(np.mean([roc_auc(y == c, proba[:, c]) for c in range(k)]))  # one-vs-rest, unweighted
 
-    if k == 2:  # scikit-learn reads two classes as a binary problem
-        return float(roc_auc_score(y, proba[:, 1]))
-    return float(roc_auc_score(y, proba, multi_class="ovr", average="macro",
-                               labels=list(range(k))))
+
+def _average_precision(positive: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision as scikit-learn defines it (the precision at each distinct threshold,
+    weighted by the recall it adds), with NumPy alone: a ``takeoff[lite]`` install evaluates
+    without scikit-learn (ROC-AUC likewise, :func:`~takeoff.data.stats.roc_auc`)."""
+    order = np.argsort(-scores, kind="mergesort")
+    scores, hits = scores[order], positive[order].astype(np.float64)
+    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # the end of each run of tied scores
+    tp = np.cumsum(hits)[last]
+    precision = tp / (last + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def _regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:

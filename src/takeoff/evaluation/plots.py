@@ -524,3 +524,61 @@ def _num(v: float) -> str:
     if a >= 1000 or a < 0.001:
         return f"{v:.2e}" if a < 0.001 else f"{v:,.0f}"
     return f"{v:.3g}"
+
+
+@_styled
+def group_metrics_svg(records: Sequence[Mapping[str, Any]], metrics: Sequence[str], column: str,
+                      reference: float | None = None) -> str:
+    """Grouped horizontal bars: one block per group (the fairness audit's ``groups`` records),
+    one bar per metric (rates in [0, 1]); ``reference`` draws a dashed line (e.g. the overall
+    selection rate)."""
+    shown = [m for m in metrics if any(r.get(m) is not None for r in records)]
+    if not records or not shown:
+        raise DataError(f"no per-group metrics to plot for '{column}'.")
+    n, k = len(records), len(shown)
+    fig, ax = _figure((8.8, 0.9 + 0.22 * n * k + 0.12 * n))
+    height = 0.8 / k
+    for j, metric in enumerate(shown):
+        values = np.array([np.nan if r.get(metric) is None else float(r[metric]) for r in records])[::-1]
+        y = np.arange(n) + (k - 1 - j - (k - 1) / 2) * height
+        ax.barh(y, np.nan_to_num(values), height=height * 0.9, color=PALETTE[j % len(PALETTE)],
+                label=metric.replace("_", " "))
+        for yi, v in zip(y, values):
+            if np.isfinite(v):
+                ax.text(v + 0.01, yi, f"{v:.2f}", va="center", ha="left", fontsize=7, color=MUTED)
+    labels = [f"{_label(r['group'], 24)} ({_count(int(r.get('count') or 0))})" for r in records][::-1]
+    ax.set_yticks(np.arange(n), labels)
+    ax.grid(axis="y", visible=False)
+    ax.spines["left"].set_visible(False)
+    top = max(1.0, float(np.nanmax([r.get(m) or 0.0 for r in records for m in shown])) * 1.12)
+    ax.set_xlim(0, top)
+    if reference is not None and np.isfinite(reference):
+        ax.axvline(reference, color=FAINT, linestyle="--", linewidth=1)
+    ax.legend(loc="lower right", ncols=min(k, 4))
+    ax.set_xlabel(f"per group of '{_escape(column)}' (rows)")
+    return to_svg(fig, f"Metrics per group of {column}")
+
+
+@_styled
+def rows_curve_svg(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], metric: str,
+                   fitted: tuple[Sequence[float], Sequence[float]] | None = None,
+                   band: tuple[Sequence[float], Sequence[float], Sequence[float]] | None = None,
+                   baseline: float | None = None) -> str:
+    """A learning curve over training rows (log scale): measured scores per model (dots), the
+    fitted curve (line) with its interval (band), and the constant-guess baseline (dashed)."""
+    if not points:
+        raise DataError("no learning-curve points to plot.")
+    fig, ax = _figure((8.8, 3.6))
+    if band is not None:
+        ax.fill_between(band[0], band[1], band[2], color=PRIMARY, alpha=0.12, linewidth=0, label="90% interval")
+    if fitted is not None:
+        ax.plot(fitted[0], fitted[1], color=PRIMARY, linewidth=1.6, label="fitted curve")
+    for i, (name, (rows, scores)) in enumerate(points.items()):
+        ax.scatter(rows, scores, s=16, color=PALETTE[i % len(PALETTE)], zorder=3, label=_escape(name))
+    if baseline is not None and np.isfinite(baseline):
+        ax.axhline(baseline, color=FAINT, linestyle="--", linewidth=1, label="constant guess")
+    ax.set_xscale("log")
+    ax.set_xlabel("training rows")
+    ax.set_ylabel(_escape(metric))
+    ax.legend(loc="best")
+    return to_svg(fig, f"{metric} against training rows")

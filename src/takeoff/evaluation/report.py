@@ -75,6 +75,8 @@ def write_report(
     model_info: Mapping[str, Any] | None = None,
     data_name: str = "",
     images: np.ndarray | None = None,
+    fairness: Mapping[str, Any] | None = None,
+    privacy: Mapping[str, Any] | None = None,
     card: str | None = None,
 ) -> Path:
     """Write the evaluation report as one self-contained HTML file.
@@ -108,6 +110,9 @@ def write_report(
         images: the evaluated rows' decoded images, uint8 (n, channels, h, w), in the order of
             ``y``: adds a grid of the most confidently wrong predictions (classification) or
             the largest errors (regression), each image inlined as a small PNG.
+        fairness: the fairness audit (the manifest's ``fairness``): warnings, a per-group
+            chart per sensitive column, parity differences and ratios, the mitigation's cost.
+        privacy: the DP-SGD accounting (the manifest's ``privacy.dp``).
         card: the model card (Markdown), shown as the last section.
 
     Returns:
@@ -135,6 +140,8 @@ def write_report(
         "positive": task.positive_label if task.kind == "binary" else "",
         "performance": None, "class_rows": None, "mistakes": None, "importance": None,
         "learning_curves": None, "findings": None, "model_tables": None,
+        "fairness": _fairness(fairness) if fairness else None,
+        "privacy": info_tables({"differential privacy (DP-SGD)": dict(privacy)}) if privacy else None,
         **_metric_cards(task, metrics),
     }
     if has_predictions:
@@ -158,6 +165,33 @@ def write_report(
         context["model_tables"] = info_tables(model_info)
     context["card"] = _card_html(card) if card else None
     return write_page(path, render("evaluation.html", **context))
+
+
+def _fairness(audit: Mapping[str, Any]) -> dict[str, Any]:
+    """The fairness section: warnings, one per-group chart per sensitive column, tables."""
+    figures = []
+    for column, records in audit.get("groups", {}).items():
+        if not records:
+            continue
+        metrics = [m for m in ("selection_rate", "true_positive_rate", "false_positive_rate") if m in records[0]]
+        metrics = metrics or [m for m in records[0] if m not in ("group", "count")][:3]
+        figures.append({"title": f"By {column}", "svg": markup(plots.group_metrics_svg(records, metrics, column)),
+                        "caption": "Each group's rates on the scored rows; the four-fifths rule compares the lowest "
+                                   "with the highest."})
+    tables: dict[str, Any] = {}
+    if audit.get("differences"):
+        tables["differences between groups"] = dict(audit["differences"])
+    if audit.get("ratios"):
+        tables["ratios between groups (below 0.8 fails the four-fifths rule)"] = dict(audit["ratios"])
+    for column, records in audit.get("groups", {}).items():
+        tables[f"per group of {column}"] = {r["group"]: {k: v for k, v in r.items() if k != "group"} for r in records}
+    mitigation = audit.get("mitigation")
+    if mitigation:
+        cost = mitigation.get("cost", {})
+        tables[f"threshold mitigation ({mitigation.get('constraint')}): before and after"] = {
+            k: cost[k] for k in ("before", "after") if k in cost}
+    return {"warnings": list(audit.get("warnings", [])), "figures": figures, "tables": info_tables(tables),
+            "used_as_features": audit.get("used_as_features", False), "sensitive": audit.get("sensitive", [])}
 
 
 def write_metrics_json(path: str | os.PathLike[str], task: Task,

@@ -112,6 +112,8 @@ class Family(ABC):
     explains_trees: ClassVar[bool] = False
     # the server's micro-batcher pays off (False where the cost per row is tiny)
     serves_in_batches: ClassVar[bool] = True
+    # trains with differential privacy (DP-SGD) when ``ctx.dp`` asks for it
+    trains_private: ClassVar[bool] = False
 
     def __init__(self, task: Task, params: Params | dict[str, Any] | None = None):
         if task.kind not in self.tasks:
@@ -142,7 +144,25 @@ class Family(ABC):
 
     @classmethod
     def restore(cls, directory: Path, task: Task, params: dict[str, Any]) -> Family:
-        """Read a model written by ``save`` of :meth:`create`'s result."""
+        """Read a model written by ``save`` of :meth:`create`'s result.
+
+        Raises:
+            BundleError: ``params`` (from the bundle's manifest) do not fit this family's
+                ``Params``, or the family does not do ``task``.
+        """
+        from pydantic import ValidationError
+
+        from takeoff.bundle_manifest import explain
+        from takeoff.errors import BundleError
+
+        try:
+            cls.Params(**params)
+        except ValidationError as error:
+            raise BundleError(str(directory), f"the params of its model family '{cls.name}' are malformed: {explain(error)}",
+                              "re-copy the bundle from its source, or re-train") from None
+        if not cls.supports(task.kind):
+            raise BundleError(str(directory), f"model family '{cls.name}' does not do task '{task.kind}' (it does: "
+                              f"{', '.join(cls.tasks)})", "re-copy the bundle from its source, or re-train")
         if task.kind == "multilabel" and "multilabel" not in cls.tasks and "binary" in cls.tasks:
             from takeoff.models.onevsrest import OneVsRest
 

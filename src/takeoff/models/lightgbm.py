@@ -163,16 +163,45 @@ class LightGBMFamily(Family):
 
     @classmethod
     def load(cls, directory: Path, task: Task, params: dict[str, Any]) -> LightGBMFamily:
+        """Read a model written by :meth:`save`. The model text is checked in Python first
+        (:mod:`takeoff.models.lightgbm_text`): LightGBM's own parser crashes the process on a
+        truncated or garbled file instead of raising.
+
+        Raises:
+            BundleError: a file is missing, malformed, or does not fit the task.
+        """
         import lightgbm as lgb
+
+        from takeoff.models.lightgbm_text import check_model_text
 
         directory = Path(directory)
         for name in ("lightgbm.txt", "lightgbm.json"):
             if not (directory / name).is_file():
                 raise BundleError(str(directory), f"'{name}' is missing", "save the model again")
+        model_file = directory / "lightgbm.txt"
+        data = model_file.read_bytes()
+        counts = check_model_text(data, str(model_file))
+        outputs = len(task.classes) if task.kind == "multiclass" else 1
+        if counts["num_class"] != outputs or counts["num_tree_per_iteration"] != outputs:
+            raise BundleError(str(model_file), f"predicts {counts['num_class']} output(s) per row, the task "
+                              f"'{task.kind}' needs {outputs}", "re-copy the bundle from its source, or re-train")
         family = cls(task, params)
-        family.booster = lgb.Booster(model_file=str(directory / "lightgbm.txt"))
-        meta = json.loads((directory / "lightgbm.json").read_text())
-        family.report = FitReport(best_iteration=meta["best_iteration"], history=meta["history"])
+        try:
+            family.booster = lgb.Booster(model_str=data.decode("utf-8"))  # the bytes just checked
+        except (lgb.basic.LightGBMError, ValueError) as error:  # ValueError: pandas_categorical's JSON, UTF-8
+            raise BundleError(str(model_file), f"cannot be read by LightGBM {lgb.__version__} ({str(error)[:200]})",
+                              "re-copy the bundle from its source, or re-train") from None
+        meta_file = directory / "lightgbm.json"
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            best, history = meta["best_iteration"], meta["history"]
+        except (ValueError, TypeError, KeyError, RecursionError) as error:
+            raise BundleError(str(meta_file), f"is not a LightGBM member's metadata ({type(error).__name__}: {str(error)[:100]})",
+                              "re-copy the bundle from its source, or re-train") from None
+        if isinstance(best, bool) or not isinstance(best, int) or not 0 < best <= counts["trees"] // outputs:
+            raise BundleError(str(meta_file), f"best_iteration {best!r} is not a round of the model's "
+                              f"{counts['trees'] // outputs}", "re-copy the bundle from its source, or re-train")
+        family.report = FitReport(best_iteration=best, history=history)
         return family
 
     def to_onnx(self, sample: Features):

@@ -24,9 +24,9 @@ import math
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from takeoff.errors import DataError
+from takeoff.errors import BundleError, DataError
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family, Params
 from takeoff.models.torch_family import TorchFamily, embedding_dim
@@ -77,6 +77,28 @@ class MLPParams(Params):
     )
 
 
+_Size = Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+
+
+class MLPSpec(BaseModel):
+    """The architecture in ``mlp.json``, checked on load before anything is built from it (sizes
+    bounded: the weights file's header must then match them tensor for tensor)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_numeric: StrictInt = Field(ge=0, le=1_000_000)
+    cardinalities: list[Annotated[StrictInt, Field(ge=1, le=100_000_000)]] = Field(max_length=100_000)
+    embedding_dims: list[_Size] = Field(max_length=100_000)
+    hidden_sizes: list[_Size] = Field(min_length=1, max_length=64)
+    n_outputs: _Size
+    norm: Literal["batch", "layer", "none"]
+    activation: Literal["silu", "relu"]
+    dropout: float = Field(ge=0.0, lt=1.0)
+    target_mean: float = Field(allow_inf_nan=False)
+    target_std: float = Field(gt=0.0, allow_inf_nan=False)
+    logit_offset: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(max_length=1_000_000)
+
+
 def build_network(spec: dict[str, Any]):
     """Build the torch module described by ``spec`` (the architecture part of mlp.json)."""
     import torch
@@ -125,6 +147,7 @@ class MLPFamily(TorchFamily):
     quantizes_int8: ClassVar[bool] = True
     prunable: ClassVar[bool] = True
     explains_gradients: ClassVar[bool] = True
+    trains_private: ClassVar[bool] = True
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = MLPParams
     weights_file: ClassVar[str] = WEIGHTS_FILE
@@ -143,7 +166,7 @@ class MLPFamily(TorchFamily):
             pass  # a sigmoid per label; each label's threshold is tuned on validation afterwards
         elif self.task.is_classification:
             counts = np.bincount(train.y.astype(np.int64), minlength=n_outputs).astype(np.float64)
-            if p.class_weights:
+            if p.class_weights and not self._dp_on:  # under DP the loss is a plain mean (training/privacy.py)
                 class_weight = (counts.sum() / (n_outputs * np.maximum(counts, 1.0))).tolist()
         else:
             y = train.y.astype(np.float64)
@@ -156,7 +179,8 @@ class MLPFamily(TorchFamily):
             "embedding_dims": [embedding_dim(int(c), p.embedding_dim_max) for c in train.X.cardinalities],
             "hidden_sizes": list(p.hidden_sizes),
             "n_outputs": n_outputs,
-            "norm": p.norm,
+            # batch norm mixes the rows of a batch: no per-row gradient for DP-SGD, layer norm instead
+            "norm": "layer" if self._dp_on and p.norm == "batch" else p.norm,
             "activation": p.activation,
             "dropout": p.dropout,
             "target_mean": target_mean,
@@ -168,6 +192,24 @@ class MLPFamily(TorchFamily):
     @classmethod
     def _network(cls, spec: dict[str, Any]):
         return build_network(spec)
+
+    @classmethod
+    def _check_spec(cls, spec: Any, where: str) -> None:
+        from pydantic import ValidationError
+
+        from takeoff.bundle_manifest import explain
+
+        try:
+            checked = MLPSpec.model_validate(spec)
+        except ValidationError as error:
+            raise BundleError(where, f"'architecture' is malformed: {explain(error)}",
+                              "re-copy the bundle from its source, or re-train") from None
+        if len(checked.embedding_dims) != len(checked.cardinalities):
+            raise BundleError(where, f"'architecture' has {len(checked.embedding_dims)} embedding_dims for "
+                              f"{len(checked.cardinalities)} cardinalities", "re-copy the bundle from its source, or re-train")
+        if len(checked.logit_offset) not in (0, checked.n_outputs):
+            raise BundleError(where, f"'architecture' has {len(checked.logit_offset)} logit_offset values for "
+                              f"{checked.n_outputs} outputs", "re-copy the bundle from its source, or re-train")
 
     def _loss(self, device):
         import torch

@@ -92,6 +92,9 @@ class TorchFamily(Family):
         self.best_epoch: int | None = None
         self._net: Any = None
         self._device: Any = None
+        self.privacy: dict[str, Any] | None = None  # the DP-SGD accounting of the fit (privacy.dp)
+        self._private: Any = None  # the PrivateTraining of a DP fit in progress
+        self._dp_on = False  # the fit in progress is differentially private
 
     @property
     def network(self) -> Any:
@@ -235,6 +238,15 @@ class TorchFamily(Family):
         """
         start = time.monotonic()
         p = self.params
+        private = ctx.dp is not None and ctx.dp.enabled
+        if private and not self.trains_private:
+            raise ConfigError(f"model family '{self.name}' cannot train with differential privacy (--dp-epsilon); "
+                              "families that can: mlp. Fix: choose --family mlp (or auto), or drop --dp-epsilon.")
+        if private and train.weight is not None:
+            ctx.warn(f"{self.name}: row weights are not applied under differential privacy (each row's clipped "
+                     "gradient must depend on that row alone)")
+            train = Dataset(train.X, train.y, None)
+        self._dp_on, self._private, self.privacy = private, None, None
         self._check_training(train, ctx)
         if len(train) < 2:
             raise DataError(f"model family '{self.name}' needs at least 2 training {self.row_noun}; received {len(train)}")
@@ -242,10 +254,14 @@ class TorchFamily(Family):
 
         device = resolve_device(ctx.device)
         # hashing the rows costs a pass over them: only needed to match a checkpoint
+        if private:  # a DP fit neither checkpoints (the accountant's state would not resume) nor resumes
+            ctx = FitContext(deadline=ctx.deadline, seed=ctx.seed, checkpoint_dir=None, progress=ctx.progress,
+                             warn=ctx.warn, device=ctx.device, dp=ctx.dp)
         fingerprint = None if ctx.checkpoint_dir is None else data_fingerprint(train, valid)
         if valid is not None and len(valid) == 0:
             valid = None
-        train, valid = self._split(train, valid, ctx.seed)
+        if not private:  # a DP fit does not early-stop, so holds nothing out for it
+            train, valid = self._split(train, valid, ctx.seed)
         batch_size = self._batch_size(len(train))
         self.spec = self._make_spec(train)
         train_set = self._tensors(train)
@@ -272,6 +288,11 @@ class TorchFamily(Family):
                 f"model family '{self.name}': the time budget ran out before the first batch was trained. "
                 f"Fix: {self.budget_fix}."
             )
+        if self._private is not None:
+            from takeoff.training.privacy import PrivateTraining
+
+            PrivateTraining.unwrap(trainer.model)
+            self.privacy, self._private = self._private.spent(), None
         self._after_fit(net, train_set, device, batch_size)
         self._net, self._device = net.eval(), device
         if stopper is not None and stopper.best_epoch > 0:
@@ -297,6 +318,7 @@ class TorchFamily(Family):
             TimeBudget,
         )
         from takeoff.training.device import seed_everything
+        from takeoff.training.distributed import agree
         from takeoff.training.loop import Trainer
         from takeoff.training.scores import chance_score
 
@@ -307,15 +329,28 @@ class TorchFamily(Family):
         epochs = p.epochs or p.max_epochs
         if saved is not None:
             epochs = int(saved["meta"]["epochs"])  # the schedule of the fit being continued
+        elif p.epochs is None and ctx.dp is not None and ctx.dp.enabled:
+            epochs = ctx.dp.epochs  # DP-SGD runs a fixed schedule that its noise is calibrated to
         elif p.epochs is None:
             # fit the one-cycle schedule to the budget: a schedule cut short never anneals
             epochs = self._plan_epochs(net, train_set, valid_set, batch_size, device, ctx.remaining(), epochs)
+            epochs = agree(epochs)  # under torch.distributed, rank 0's plan: every rank runs as many
         if meta is not None:
             meta["epochs"] = epochs
         optimizer = self._optimizer(net, device)
         precision, autocast_cpu = self._precision()
-        scheduler = self._scheduler(optimizer, epochs * self._steps_per_epoch(len(train_set), batch_size))
-        early_stop = valid_set is not None and p.epochs is None
+        steps_per_epoch = self._steps_per_epoch(len(train_set), batch_size)
+        batch_order = self._batch_order(train_set, batch_size, ctx.seed)
+        if ctx.dp is not None and ctx.dp.enabled:
+            # DP-SGD: Poisson batches, per-row clipping and noise calibrated to the planned steps;
+            # the fit runs its planned epochs (no early stopping: see training/privacy.py)
+            from takeoff.training.privacy import PrivateTraining
+
+            self._private = PrivateTraining(ctx.dp, len(train_set), batch_size, epochs)
+            model, optimizer = self._private.wrap(model, optimizer, self.name)
+            steps_per_epoch, batch_order = self._private.steps_per_epoch, self._private.batch_order(ctx.seed)
+        scheduler = self._scheduler(optimizer, epochs * steps_per_epoch)
+        early_stop = valid_set is not None and p.epochs is None and self._private is None
         stopper = EarlyStopping("valid_loss", "min", patience=p.patience, min_delta=self.min_delta) if early_stop else None
         callbacks: list[Any] = [TerminateOnNaN(), TimeBudget(), ProgressBar()]
         if stopper is not None:
@@ -324,14 +359,14 @@ class TorchFamily(Family):
         if scored:
             callbacks.append(ChanceWarning())
         callbacks += self._extra_callbacks(net, epochs)
-        if ctx.checkpoint_dir is not None:
+        if ctx.checkpoint_dir is not None and self._private is None:
             callbacks.append(Checkpoint(ctx.checkpoint_dir))
         trainer = Trainer(
             model, self._loss(device), optimizer, scheduler, train=train_set, valid=valid_set,
             batch_size=batch_size, max_epochs=epochs, callbacks=callbacks + list(self.callbacks), ctx=ctx,
             device=device, score_fn=chance_score(self.task.kind) if scored else None,
             meta=meta, eval_batch_size=self.predict_batch, batch_transform=self._batch_transform(),
-            collate=self._collate(), batch_order=self._batch_order(train_set, batch_size, ctx.seed),
+            collate=self._collate(), batch_order=batch_order,
             grad_accum=self._grad_accum(), precision=precision, autocast_cpu=autocast_cpu,
         )
         return trainer, stopper, net
@@ -423,6 +458,7 @@ class TorchFamily(Family):
         write_json(directory / self.spec_file, {
             "format": self.format, "version": self.format_version, "task": self.task.kind,
             "architecture": self.spec, "best_epoch": self.best_epoch, "params": self.params.model_dump(mode="json"),
+            **({"privacy": self.privacy} if self.privacy is not None else {}),
         })
 
     def _write_weights(self, directory: Path) -> None:
@@ -442,22 +478,63 @@ class TorchFamily(Family):
 
         directory = Path(directory)
         document = read_spec(directory, cls.spec_file, (cls.weights_file,), cls.format, (cls.format_version,), cls.name)
-        spec = document["architecture"]
+        spec = document.get("architecture")
+        cls._check_spec(spec, str(directory / cls.spec_file))
         if spec["n_outputs"] != task.n_outputs:
             raise BundleError(str(directory / cls.spec_file),
                               f"the network has {spec['n_outputs']} output(s), the task '{task.kind}' needs {task.n_outputs}")
         model = cls(task, params)
         net = model._read_network(directory, spec)
         model.spec, model.best_epoch = spec, document.get("best_epoch")
+        model.privacy = document.get("privacy")
         model._net, model._device = net.eval(), torch.device("cpu")
         return model
 
+    @classmethod
+    def _check_spec(cls, spec: Any, where: str) -> None:
+        """Refuse an architecture of the wrong shape before anything is built from it (a
+        subclass checks its own fields and bounds; the base checks it is a JSON object with
+        ``n_outputs``).
+
+        Raises:
+            BundleError: a field is missing, of the wrong type, or out of range.
+        """
+        outputs = spec.get("n_outputs") if isinstance(spec, dict) else None
+        if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
+            raise BundleError(where, f"'architecture' is not a network description (n_outputs {outputs!r})",
+                              "re-copy the bundle from its source, or re-train")
+
     def _read_network(self, directory: Path, spec: dict[str, Any]) -> Any:
-        from safetensors import SafetensorError
+        """Build the network for ``spec`` and load its weights, once the tensors the weights file
+        holds (its header, read without loading) are exactly those the architecture asks for:
+        the network is first built on the ``meta`` device (no memory), so a spec that asks for
+        terabytes is refused before anything is allocated, and what is allocated is bounded by
+        the size of the weights file."""
+        import torch
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        net = self._network(spec)
         path = directory / self.weights_file
+        try:
+            with torch.device("meta"):
+                skeleton = self._network(spec)
+            expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        except (TypeError, ValueError, KeyError, IndexError, RuntimeError, OverflowError) as error:
+            raise BundleError(str(directory / self.spec_file), f"its architecture cannot be built ({type(error).__name__}: "
+                              f"{str(error)[:160]})", "re-copy the bundle from its source, or re-train") from None
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                stored = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+        except (OSError, SafetensorError) as error:
+            raise BundleError(str(path), f"is not a readable safetensors file ({error})",
+                              "re-copy the bundle from its source, or re-train") from None
+        if stored != expected:
+            differ = sorted(set(stored) ^ set(expected)) or sorted(k for k in stored if stored[k] != expected[k])
+            name = differ[0]
+            raise BundleError(str(path), f"weights do not match the architecture in {self.spec_file}: tensor "
+                              f"'{name}' is {stored.get(name, 'absent')} in the file, {expected.get(name, 'absent')} in "
+                              f"the architecture ({len(differ)} tensor(s) differ)", "re-copy the bundle from its source, or re-train")
+        net = self._network(spec)
         try:
             net.load_state_dict(load_file(str(path), device="cpu"), strict=True)
         except (OSError, SafetensorError, RuntimeError) as error:

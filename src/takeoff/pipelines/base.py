@@ -26,7 +26,11 @@ REPORT = "report.html"
 
 
 def manifest_version(manifest: dict[str, Any]) -> str:
-    """The short content hash of a manifest (which lists every file's hash): 12 hex digits."""
+    """The short content hash of a manifest (which lists every file's hash): 12 hex digits,
+    the start of its recorded ``digest`` (a manifest without one: of its JSON text)."""
+    digest = manifest.get("digest")
+    if isinstance(digest, str) and digest.startswith("sha256:"):
+        return digest[len("sha256:"):][:12]
     text = json.dumps(manifest, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -5,7 +5,6 @@ behind."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,7 @@ def resume_state(path: Path) -> dict[str, Any]:
         raise BundleError(str(path), "is a finished bundle; there is nothing to resume")
     if not state_file.exists():
         raise BundleError(str(path), "is not a takeoff training run (no run.json)", "pass the --out directory of an interrupted `takeoff train`")
-    state = json.loads(state_file.read_text())
+    state = bundle.read_run_state(path)  # checked: a corrupt run.json is a BundleError naming the field
     if state["source"].get("data") is None:
         raise BundleError(str(path), "was trained from an in-memory DataFrame, which cannot be re-read", "train again")
     return state

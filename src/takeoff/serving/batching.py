@@ -10,6 +10,7 @@ result or error.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Sized
@@ -45,7 +46,8 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done() or self._worker.get_loop() is not loop:
             self._wakeup = asyncio.Event()
-            self._worker = loop.create_task(self._run(), name="takeoff-micro-batcher")
+            # a context of its own: not the deadline (or anything else) of the request that started it
+            self._worker = contextvars.Context().run(loop.create_task, self._run(), name="takeoff-micro-batcher")
         future = loop.create_future()
         self._pending.append((part, future))
         self._wakeup.set()

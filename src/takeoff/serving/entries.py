@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from starlette.responses import Response
 
 from takeoff.data.schema import LABEL_SEP
@@ -20,6 +21,7 @@ from takeoff.features.block import Features
 from takeoff.serving.batching import MicroBatcher
 from takeoff.serving.errors import from_data_error
 from takeoff.serving.jsonable import clean, finite, native
+from takeoff.serving.limits import CHUNK_ROWS, check_deadline
 from takeoff.serving.metrics import Metrics
 from takeoff.serving.recommend import RecommendEntry
 from takeoff.serving.requests import Parsed, RequestSchema
@@ -37,7 +39,7 @@ class PredictEntry:
 
     def __init__(self, name: str, model, settings: ServeSettings, metrics: Metrics):
         self.name, self.model, self.settings, self.metrics = name, model, settings, metrics
-        self.schema = RequestSchema(name, model)
+        self.schema = RequestSchema(name, model, settings)
         # micro-batching pays where a member declares it does (networks); not for trees alone
         self.neural = any(_batches(m["family"]) for m in model.manifest["members"])
         self.batcher = None
@@ -67,8 +69,28 @@ class PredictEntry:
         return features, notes.messages()
 
     def predict_direct(self, parsed: Parsed) -> Response:
-        features, notes = self.features(parsed)
-        return self.respond(self.model.predict_features(features), parsed.warnings + notes)
+        outputs, notes = self.predict_rows(parsed)
+        return self.respond(outputs, parsed.warnings + notes)
+
+    def predict_rows(self, parsed: Parsed) -> tuple[np.ndarray, list[str]]:
+        """The raw outputs of a request's rows and the notes of what was coerced. Past
+        ``CHUNK_ROWS`` rows, in chunks with the request's deadline checked between them, so that
+        work whose client was already answered 504 stops instead of running on."""
+        if len(parsed) <= CHUNK_ROWS:
+            features, notes = self.features(parsed)
+            return self.model.predict_features(features), notes
+        rows, conform_notes, outputs = parsed.rows, None, []
+        try:
+            for start in range(0, len(rows), CHUNK_ROWS):
+                check_deadline()
+                part = rows.iloc[start:start + CHUNK_ROWS] if isinstance(rows, pd.DataFrame) else rows[start:start + CHUNK_ROWS]
+                features, conform_notes = self.model.features(part, where=WHERE, strict=self.settings.strict,
+                                                              notes=conform_notes, row_offset=start)
+                outputs.append(self.model.predict_features(features))
+        except DataError as exc:
+            raise from_data_error(exc, parsed.single, self.schema.kinds) from None
+        check_deadline()
+        return np.concatenate(outputs), conform_notes.messages()
 
     def respond(self, outputs: np.ndarray, warnings: list[str]) -> Response:
         """The predictions as JSON bytes."""

@@ -47,8 +47,11 @@ def error_response(scope: Mapping[str, Any], error: ApiError) -> Response:
     metrics = getattr(getattr(app, "state", None), "metrics", None)
     if metrics is not None:
         metrics.errors.labels(error.code).inc()
-    return Response(json.dumps(error.body()), status_code=error.status, headers=error.headers,
-                    media_type="application/json")
+    path = scope.get("path", "")
+    body = error.body()
+    if path == "/v2" or path.startswith("/v2/"):  # the Open Inference Protocol's error shape: one string
+        body = {"error": body["error"]["message"]}
+    return Response(json.dumps(body), status_code=error.status, headers=error.headers, media_type="application/json")
 
 
 def field_path(row: int | None, column: str | None, single: bool) -> str:

@@ -65,7 +65,7 @@ def explain_body(entry, body: bytes, strict: bool = False) -> Response:
     """Answer one explain request body for a served model (raises ApiError)."""
     from takeoff.explain import explain
 
-    request = parse(ExplainRequest, body)
+    request = parse(ExplainRequest, body, entry.settings.max_json_depth)
     if "records" in request.record and "records" not in entry.schema.kinds:
         raise ApiError(422, "'record' is one input row; explain one record per request",
                        fields=[{"field": "record", "problem": "holds 'records'"}])

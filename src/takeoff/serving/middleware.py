@@ -24,7 +24,7 @@ from takeoff.serving.errors import ApiError, error_response
 
 log = logging.getLogger("takeoff.serving")
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/", "/v2/health/live", "/v2/health/ready"})
 PUBLIC_PREFIXES = ("/static/",)
 BEARER = HTTPBearer(scheme_name="bearer", auto_error=False)  # reads "Authorization: Bearer KEY"
 

@@ -17,6 +17,8 @@ from starlette.responses import Response
 
 from takeoff.errors import DataError, preview
 from takeoff.serving.errors import ApiError
+from takeoff.serving.limits import load_json
+from takeoff.serving.settings import ServeSettings
 from takeoff.data.interactions import native_id
 from takeoff.serving.items import item_labels
 from takeoff.serving.jsonable import finite
@@ -107,12 +109,13 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ parsing
-def parse(model: type[BaseModel], body: bytes) -> BaseModel:
-    """A JSON body as ``model``; raises ApiError (400 unreadable, 422 naming the fields)."""
-    try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+JSON_DEPTH = ServeSettings.model_fields["max_json_depth"].default
+
+
+def parse(model: type[BaseModel], body: bytes, max_depth: int = JSON_DEPTH) -> BaseModel:
+    """A JSON body as ``model``; raises ApiError (400 unreadable or nested deeper than
+    ``max_depth``, 422 naming the fields)."""
+    data = load_json(body, max_depth)
     if not isinstance(data, dict):
         raise ApiError(422, f"the body must be a JSON object, e.g. {json.dumps(model.model_config['json_schema_extra']['examples'][0])}",
                        fields=[{"field": "body", "problem": "not a JSON object"}])
@@ -120,10 +123,6 @@ def parse(model: type[BaseModel], body: bytes) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ApiError(422, "the request is not valid", fields=_problems(exc, model)) from None
-
-
-def _reject_constant(token: str):
-    raise ValueError(f"{token} is not valid JSON")
 
 
 def _problems(exc: ValidationError, model: type[BaseModel]) -> list[dict[str, str]]:
@@ -165,7 +164,7 @@ class RecommendEntry:
 
     # called on a worker thread, with the body read
     def recommend(self, body: bytes) -> Response:
-        request = parse(RecommendRequest, body)
+        request = parse(RecommendRequest, body, self.settings.max_json_depth)
         if (request.user is None) == (request.users is None):
             both = request.user is not None
             problem = "give either user or users, not both" if both else "give user (one ID) or users (a list of IDs)"
@@ -194,7 +193,7 @@ class RecommendEntry:
         return _json(body_out)
 
     def similar(self, body: bytes) -> Response:
-        request = parse(SimilarItemsRequest, body)
+        request = parse(SimilarItemsRequest, body, self.settings.max_json_depth)
         try:
             result = self.model.similar_items(request.item, k=request.k)
         except DataError:

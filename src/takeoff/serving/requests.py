@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from takeoff.errors import preview
 from takeoff.serving.errors import ApiError, field_path
+from takeoff.serving.limits import CHUNK_ROWS, check_cells, check_columns, check_deadline, load_json
+from takeoff.serving.settings import ServeSettings
 
 _PYTHON_TYPES: dict[str, Any] = {
     "numeric": Optional[Annotated[float, Field(allow_inf_nan=False)]],
@@ -71,8 +73,9 @@ def _describe(f: dict[str, Any]) -> tuple[str, list[Any]]:
 class RequestSchema:
     """How one model reads requests: validation, OpenAPI schemas, JSON and CSV parsing."""
 
-    def __init__(self, name: str, model):
+    def __init__(self, name: str, model, settings: ServeSettings | None = None):
         self.name, self.model = name, model
+        self.limits = settings or ServeSettings(api_key=None)
         self.fields = model.input_fields()
         self.names = [f["name"] for f in self.fields]
         self.kinds = {f["name"]: f["kind"] for f in self.fields}
@@ -117,10 +120,7 @@ class RequestSchema:
     # ------------------------------------------------------------------ parsing
     def parse_json(self, body: bytes, max_records: int) -> Parsed:
         """A JSON body (one record, or ``{"records": [...]}``) as rows; raises ApiError."""
-        try:
-            data = json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+        data = load_json(body, self.limits.max_json_depth)
         if not isinstance(data, dict):
             raise ApiError(422, 'the body must be a JSON object: one record, or {"records": [record, ...]}')
         warnings = []
@@ -135,14 +135,26 @@ class RequestSchema:
                 warnings.append(f"ignored top-level field(s): {preview(others)}")
         else:
             records, single = [data], True
+        return self.parse_records(records, single, max_records, warnings)
+
+    def parse_records(self, records: list[Any], single: bool, max_records: int, warnings: list[str] | None = None) -> Parsed:
+        """Records (dicts, as decoded from JSON) validated against the model's inputs; raises ApiError."""
+        warnings = list(warnings or [])
         if len(records) > max_records:
-            raise ApiError(413, f"{len(records)} records in one request; the limit is {max_records}. Fix: send smaller batches.",
-                           code="too_many_records")
+            raise ApiError(413, f"{len(records)} records in one request; the limit is {max_records} (setting max_records). "
+                           "Fix: send smaller batches.", code="too_many_records")
+        widths = [len(r) if isinstance(r, dict) else 0 for r in records]
+        for i, width in enumerate(widths):
+            check_columns(width, self.limits.max_columns, "the record" if single else f"record {i}")
+        check_cells(sum(widths), self.limits.max_cells)
         try:
-            rows = self.adapter.dump_python(self.adapter.validate_python(records), by_alias=True)
+            rows = []
+            for start in range(0, len(records), CHUNK_ROWS):  # the deadline is checked between chunks
+                check_deadline()
+                rows.extend(self.adapter.dump_python(self.adapter.validate_python(records[start:start + CHUNK_ROWS]), by_alias=True))
         except ValidationError as exc:
             raise ApiError(422, f"the request does not match the inputs of model '{self.name}'",
-                           fields=_field_problems(exc, single)) from None
+                           fields=_field_problems(exc, single, start)) from None
         self._decode_images(rows)
         extras = set().union(*(r.keys() for r in records)) - set(self.names) - {self.target}
         if extras:
@@ -150,16 +162,32 @@ class RequestSchema:
         return Parsed(rows, single, warnings)
 
     def parse_csv(self, content: bytes, max_records: int) -> Parsed:
-        """A CSV file with a header row as rows; raises ApiError."""
+        """A CSV file with a header row as rows; raises ApiError.
+
+        The header's width is checked before pandas reads anything (a wide header costs pandas
+        a column object per name), and the rows are read in chunks, counted against
+        ``max_records`` and ``max_cells``, with the deadline checked between chunks.
+        """
+        width = _csv_width(content, self.limits.max_columns)
+        check_columns(width, self.limits.max_columns, "the CSV")
+        frames, rows = [], 0
         try:
-            df = pd.read_csv(io.BytesIO(content), sep=",", encoding="utf-8", low_memory=False)
+            reader = pd.read_csv(io.BytesIO(content), sep=",", encoding="utf-8", chunksize=CHUNK_ROWS)
+            with reader:
+                for chunk in reader:
+                    rows += len(chunk)
+                    if rows > max_records:
+                        raise ApiError(413, f"more than {max_records} rows in one request; the limit is {max_records} "
+                                       "(setting max_records). Fix: send smaller files, or use `takeoff predict` for large ones.",
+                                       code="too_many_records")
+                    check_cells(rows * len(chunk.columns), self.limits.max_cells)
+                    check_deadline()
+                    frames.append(chunk)
         except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise ApiError(400, f"the file is not a readable UTF-8 CSV with a header row: {_first_line(exc)}", code="invalid_csv") from None
-        if len(df) > max_records:
-            raise ApiError(413, f"{len(df)} rows in one request; the limit is {max_records}. Fix: send smaller files, "
-                           "or use `takeoff predict` for large ones.", code="too_many_records")
-        if df.empty:
+        if not rows:
             raise ApiError(422, "the CSV has a header but no rows", fields=[{"field": "file", "problem": "no rows"}])
+        df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         columns = [str(c) for c in df.columns]
         missing = [n for n in self.names if n not in columns]
         if missing:
@@ -175,7 +203,6 @@ class RequestSchema:
         extras = [c for c in columns if c not in self.kinds and c != self.target]
         warnings = [f"ignored column(s) the model does not use: {preview(extras)}"] if extras else []
         return Parsed(df[self.names].reset_index(drop=True), False, warnings)
-
 
     def _decode_images(self, rows: list[dict[str, Any]]) -> None:
         """Image fields arrive as base64 text (optionally a data: URI) and become bytes. A
@@ -198,8 +225,20 @@ class RequestSchema:
                                    fields=[{"field": name, "problem": "not base64"}]) from None
 
 
-def _reject_constant(token: str):
-    raise ValueError(f"{token} is not valid JSON; send null for a missing number")
+def _csv_width(content: bytes, max_columns: int) -> int:
+    """The number of columns of a CSV's header row (as far as ``max_columns`` needs it), without
+    making an object per column: the commas, when they are under the limit or no quote can hide
+    one; else the csv module's count, on a header of a reasonable size (past it the commas,
+    which can only overcount)."""
+    end = content.find(b"\n")
+    header = content[:end] if end >= 0 else content
+    commas = header.count(b",")
+    if commas < max_columns or b'"' not in header or len(header) > 1_000_000:
+        return commas + 1
+    try:
+        return len(next(csv.reader([header.decode("utf-8-sig", errors="replace")]), []))
+    except csv.Error:
+        return commas + 1
 
 
 def _first_line(exc: Exception) -> str:
@@ -209,11 +248,11 @@ def _first_line(exc: Exception) -> str:
 _PROBLEMS = {"missing": "required field is missing (send null when the value is unknown)"}
 
 
-def _field_problems(exc: ValidationError, single: bool) -> list[dict[str, str]]:
+def _field_problems(exc: ValidationError, single: bool, offset: int = 0) -> list[dict[str, str]]:
     problems: dict[str, list[str]] = {}
     for error in exc.errors(include_url=False, include_input=False):
         loc = error["loc"]
-        row = loc[0] if loc and isinstance(loc[0], int) else None
+        row = loc[0] + offset if loc and isinstance(loc[0], int) else None
         column = str(loc[1]) if len(loc) > 1 else None
         path = field_path(row, column, single) or "body"
         message = _PROBLEMS.get(error["type"], error["msg"])

@@ -78,7 +78,7 @@ class SearchEntry:
 
     # called on a worker thread, with the body read
     def search(self, body: bytes) -> Response:
-        request = parse(SearchRequest, body)
+        request = parse(SearchRequest, body, self.settings.max_json_depth)
         if (request.query is None) == (request.queries is None):
             both = request.query is not None
             problem = "give either query or queries, not both" if both else "give query (a text) or queries (a list of texts)"

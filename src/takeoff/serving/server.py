@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from takeoff.bundle import MANIFEST
 from takeoff.errors import BundleError, ConfigError
+from takeoff.serving.connections import guard, uvicorn_options
+from takeoff.serving.metrics import MULTIPROC_ENV
 from takeoff.serving.settings import ServeSettings
 
 ENV_CONFIG = "TAKEOFF_SERVE_CONFIG"  # how worker processes receive the source and settings
@@ -54,20 +58,31 @@ def serve(source: Path | str | dict, settings: ServeSettings | None = None, *,
         os.environ[ENV_CONFIG] = json.dumps({"source": str(path), "settings": settings.model_dump(mode="json")})
         if on_ready:
             on_ready(url)
-        config = uvicorn.Config("takeoff.serving.server:app_from_env", factory=True, host=settings.host, port=settings.port,
-                                workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=graceful,
-                                access_log=settings.access_log)
-        _run_workers(config)
+        config = guard(uvicorn.Config("takeoff.serving.server:app_from_env", factory=True, host=settings.host, port=settings.port,
+                                      workers=settings.workers, log_level=log_level, timeout_graceful_shutdown=graceful,
+                                      access_log=settings.access_log, **uvicorn_options(settings)), settings)
+        with _shared_metrics_dir():
+            _run_workers(config)
         return
     from takeoff.serving.app import create_app
 
     app = create_app(source, settings)
     if on_ready:
         on_ready(url)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
-                                           timeout_graceful_shutdown=graceful, access_log=settings.access_log))
+    server = make_server(app, settings, log_level=log_level)
     with _clean_exit(server):
         server.run()
+
+
+def make_server(app, settings: ServeSettings, *, log_level: str = "info", port: int | None = None):
+    """The ``uvicorn.Server`` of one process over ``app``, with the settings' connection limits
+    (:mod:`~takeoff.serving.connections`); ``port`` overrides the settings' (0: any free port)."""
+    import uvicorn
+
+    config = uvicorn.Config(app, host=settings.host, port=settings.port if port is None else port, log_level=log_level,
+                            timeout_graceful_shutdown=settings.timeout_s + SHUTDOWN_MARGIN_S, access_log=settings.access_log,
+                            **uvicorn_options(settings))
+    return uvicorn.Server(guard(config, settings))
 
 
 def _run_workers(config) -> None:
@@ -148,6 +163,23 @@ def _check_source(path: Path) -> Path:
     if path.is_dir() and ((path / MANIFEST).exists() or any((p / MANIFEST).exists() for p in path.iterdir() if p.is_dir())):
         return path.resolve()
     raise BundleError(str(path), "is not a bundle and holds no bundles", "pass a directory written by `takeoff train --out`, or a directory of them")
+
+
+@contextmanager
+def _shared_metrics_dir():
+    """A fresh directory for prometheus_client's multiprocess mode, in the environment the
+    worker processes start with (so every worker's counts add up in one scrape), removed when
+    the server stops. A directory the user set in PROMETHEUS_MULTIPROC_DIR is used as it is."""
+    if os.environ.get(MULTIPROC_ENV):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="takeoff-metrics-")
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

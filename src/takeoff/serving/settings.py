@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ENV_PREFIX = "TAKEOFF_SERVE_"  # TAKEOFF_SERVE_MAX_COLUMNS=500 sets max_columns where no value is given
 
 
 def _env_api_key() -> str | None:
@@ -19,6 +23,19 @@ class ServeSettings(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """Any setting not given takes ``TAKEOFF_SERVE_<NAME>`` from the environment when set
+        (how ``takeoff serve`` reaches the settings that have no flag, e.g. the limits)."""
+        if not isinstance(data, dict):
+            return data
+        found = {name: os.environ[ENV_PREFIX + name.upper()] for name in cls.model_fields
+                 if name not in data and ENV_PREFIX + name.upper() in os.environ}
+        if "cors_origins" in found:
+            found["cors_origins"] = [o for o in found["cors_origins"].split(",") if o]
+        return {**found, **data}
 
     host: str = Field("127.0.0.1", description="Interface to listen on; 0.0.0.0 for every interface.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
@@ -38,3 +55,13 @@ class ServeSettings(BaseModel):
     batch_max_wait_ms: float = Field(2.0, ge=0, description="How long the micro-batcher waits for more requests to join a batch.")
     access_log: bool = Field(True, description="Log one line per request (uvicorn's access log); /metrics counts requests either way.")
     strict: bool = Field(True, description="Reject values that do not parse (like `takeoff predict --strict`) instead of imputing them.")
+    # Resource limits (docs/serving.md, "Limits"): each bounds what one client can make the server do.
+    max_columns: int = Field(2_000, ge=1, description="Most fields in one record or columns in one CSV or tensor (413 above).")
+    max_cells: int = Field(2_000_000, ge=1, description="Most values (records x fields) in one request (413 above).")
+    max_json_depth: int = Field(64, ge=2, le=500, description="Deepest nesting of a JSON body (400 above).")
+    max_connections: int = Field(
+        1_000, ge=1, description="Open connections (and requests in flight) per worker; at it, a new connection closes the one waiting longest for a request, or gets 503 when all are busy.")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a connection may take to send a request's headers, from connecting or from its previous answer; then it is closed.")
+    keep_alive_s: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open after an answer (uvicorn's timeout_keep_alive).")
+    max_header_bytes: int = Field(16_384, ge=1_024, description="Largest request line and headers (431 above).")

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -21,6 +22,8 @@ class FitContext:
         progress: show progress bars (on stderr).
         warn: called with a one-line message for anything the user should know.
         device: "auto", "cpu" or "cuda[:N]".
+        dp: differential privacy of the fit (:class:`~takeoff.training.privacy.DPParams` with
+            ``epsilon`` set), or None; families that cannot train with it refuse.
     """
 
     deadline: float | None = None
@@ -29,6 +32,7 @@ class FitContext:
     progress: bool = True
     warn: Callable[[str], None] = field(default=lambda message: None)
     device: str = "auto"
+    dp: Any = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (infinity when there is none)."""
@@ -47,4 +51,5 @@ class FitContext:
             progress=self.progress,
             warn=self.warn,
             device=self.device,
+            dp=self.dp,
         )

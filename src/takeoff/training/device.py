@@ -23,7 +23,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
     Args:
         name: "auto" (the first GPU when CUDA is available, else the CPU), "cpu", "cuda" or
-            "cuda:N". Defaults to "auto".
+            "cuda:N". Defaults to "auto". In a process group of several ranks, "auto" and
+            "cuda" mean this rank's GPU, ``cuda:LOCAL_RANK``.
 
     Returns:
         The device.
@@ -36,6 +37,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         device(type='cpu')
     """
     text = str(name).strip().lower()
+    if text in ("auto", "cuda") and torch.cuda.is_available() and _distributed():
+        # one GPU per process: the launcher's local rank picks it (torchrun, takeoff --devices)
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))
     if text == "auto":
         return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     if text == "cpu":
@@ -69,6 +73,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise ConfigError(
         f"unknown device '{name}'; valid: {', '.join(DEVICE_CHOICES)}", path="device"
     )
+
+
+def _distributed() -> bool:
+    """Whether this process is one of several in a process group."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

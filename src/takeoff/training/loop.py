@@ -6,11 +6,22 @@ the state it saves after an epoch (model, optimizer, scheduler, RNG, callbacks, 
 continues exactly as the uninterrupted run would have, because each epoch's batch order
 depends on ``ctx.seed + epoch`` only.
 
-It runs in one process, and is ready for ``torch.distributed`` without a rewrite: losses are
-per-sample means, each rank takes its own slice of the epoch's permutation
-(:func:`~takeoff.training.tensors.epoch_order`), and the callbacks that write (checkpoints,
-progress) act on rank 0 only. Wrapping the model in DistributedDataParallel is the launcher's
-part.
+Under ``torch.distributed`` (a process group of several ranks, see
+:mod:`takeoff.training.distributed`) the same trainer runs data-parallel:
+
+* each rank takes its share of each epoch from a ``DistributedSampler`` (seeded, ``set_epoch``
+  every epoch) and batches of ``ceil(batch_size / world)`` rows, so one optimizer step still
+  sees about ``batch_size`` rows in all and the learning-rate schedule has the same steps as in
+  one process;
+* the model is wrapped in DistributedDataParallel for the training passes, which averages the
+  gradients (rebuilt when a callback changes which parameters train, e.g. an unfrozen backbone);
+* validation: each rank forwards its block of the validation rows and the outputs are
+  all-gathered, so every rank computes the same metrics a single process would; the training
+  loss is all-reduced;
+* whether to stop (early stopping, the time budget, divergence) is decided on rank 0 and
+  broadcast after every batch and every epoch, so no rank waits for a step the others skip;
+* the callbacks that write (checkpoints, progress) act on rank 0 only; the checkpoint holds the
+  unwrapped model, so any world size (or one process) resumes from it.
 """
 
 from __future__ import annotations
@@ -30,9 +41,9 @@ from takeoff.training.callbacks import FINAL_REASONS, Callback
 from takeoff.training.checkpoint import defer_interrupts, load_state
 from takeoff.training.context import FitContext
 from takeoff.training.device import autocast_context
-from takeoff.training.distributed import rank_and_world
+from takeoff.training.distributed import agree_stop, all_sum, gather_rows, rank_and_world, shard_bounds
 from takeoff.training.scores import ScoreFn
-from takeoff.training.tensors import TensorSet, epoch_order, joined, steps_per_epoch
+from takeoff.training.tensors import TensorSet, batch_bounds, epoch_order, joined, steps_per_epoch
 
 STATE_VERSION = 1
 EVAL_BATCH_SIZE = 8192
@@ -154,10 +165,15 @@ class Trainer:
         self.collate, self.batch_order, self.grad_accum = collate, batch_order, max(1, int(grad_accum))
         self.precision, self.autocast_cpu = precision, autocast_cpu
         self.rank, self.world_size = rank_and_world()
+        # each rank's batches: about batch_size rows per step over all ranks together
+        self.rank_batch_size = math.ceil(batch_size / self.world_size)
         if batch_order is not None:
-            self.batches_per_epoch = len(batch_order(0))
+            self.batches_per_epoch = len(self._rank_share(batch_order(0)))
         else:
-            self.batches_per_epoch = steps_per_epoch(len(train) // self.world_size, batch_size)
+            self.batches_per_epoch = steps_per_epoch(len(train) // self.world_size, self.rank_batch_size)
+        self._ddp: Any = None  # the DistributedDataParallel wrapper, built on first use
+        self._ddp_key: tuple[bool, ...] = ()
+        self._sampler: Any = None
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.grad_accum)
         self.epoch = 0  # epochs completed
         self.global_step = 0
@@ -180,6 +196,7 @@ class Trainer:
             while self.stop_reason is None and self.epoch < self.max_epochs:
                 epoch = self.epoch
                 self._call("on_epoch_begin", epoch)
+                self._agree()
                 if self.stop_reason is not None:
                     break
                 train_loss = self._train_epoch(train, epoch)
@@ -194,6 +211,7 @@ class Trainer:
                         self.history.setdefault(key, []).append(value)
                     self.epoch = epoch + 1
                     self._call_all("on_epoch_end", epoch, logs)
+                self._agree()
         except BaseException as error:
             self.stop_reason = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
             with contextlib.suppress(Exception):  # the original error is the one to report
@@ -211,7 +229,8 @@ class Trainer:
 
     def _train_epoch(self, data: TensorSet, epoch: int) -> float | None:
         """One pass over ``data``; the mean training loss, or None when a callback stopped it."""
-        self.model.train()
+        module = self._training_module()
+        module.train()
         order, bounds = self._epoch_batches(epoch, len(data))
         on_device = data.target.device == self.device and self.collate is None
         if on_device and self.device.type != "cpu":
@@ -225,11 +244,15 @@ class Trainer:
                 batch = self._to_device(batch)
             if self.batch_transform is not None:
                 batch = self.batch_transform(batch)
-            with self._autocast():
-                outputs = self.model(*batch.inputs)
-                loss = self.loss_fn(outputs, batch.target, batch.weight)
-            (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
-            if (step + 1) % self.grad_accum == 0 or step + 1 == len(bounds):
+            stepping = (step + 1) % self.grad_accum == 0 or step + 1 == len(bounds)
+            # DDP: average the gradients once per optimizer step, not after every batch summed
+            sync = contextlib.nullcontext() if stepping or module is self.model else module.no_sync()
+            with sync:
+                with self._autocast():
+                    outputs = module(*batch.inputs)
+                    loss = self.loss_fn(outputs, batch.target, batch.weight)
+                (loss / self.grad_accum if self.grad_accum > 1 else loss).backward()
+            if stepping:
                 if self.grad_clip is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
                 self.optimizer.step()
@@ -241,15 +264,53 @@ class Trainer:
             total += loss.double() * (b - a)
             seen += b - a
             self._call("on_batch_end", step, loss)
+            self._agree()
             if self.stop_reason is not None:
                 return None
-        return float(total) / max(seen, 1)
+        total_all, seen_all = all_sum([float(total), seen])
+        return total_all / max(seen_all, 1)
+
+    def _agree(self) -> None:
+        """Under torch.distributed: rank 0's stop decision on every rank."""
+        if self.world_size > 1:
+            self.stop_reason = agree_stop(self.stop_reason)
+
+    def _training_module(self) -> nn.Module:
+        """The module the training passes call: the model, or under torch.distributed the model
+        in DistributedDataParallel (rebuilt when the set of trainable parameters changed)."""
+        if self.world_size <= 1:
+            return self.model
+        key = tuple(p.requires_grad for p in self.model.parameters())
+        if self._ddp is None or key != self._ddp_key:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp, self._ddp_key = DistributedDataParallel(self.model, device_ids=ids), key
+        return self._ddp
 
     def _epoch_batches(self, epoch: int, n_rows: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """(order, bounds): the rows of this epoch and where each batch starts and stops."""
         if self.batch_order is not None:
-            return joined(self.batch_order(epoch))
-        return epoch_order(n_rows, self.batch_size, self.ctx.seed, epoch, self.rank, self.world_size)
+            return joined(self._rank_share(self.batch_order(epoch)))
+        if self.world_size <= 1:
+            return epoch_order(n_rows, self.batch_size, self.ctx.seed, epoch)
+        from torch.utils.data import DistributedSampler
+
+        if self._sampler is None:
+            # the permutation of (seed + epoch), as in one process; rank r takes every world-th
+            # row of it, the last n_rows % world rows waiting for another epoch
+            self._sampler = DistributedSampler(range(n_rows), num_replicas=self.world_size, rank=self.rank,
+                                               shuffle=True, seed=self.ctx.seed, drop_last=True)
+        self._sampler.set_epoch(epoch)
+        order = torch.tensor(list(self._sampler), dtype=torch.long)
+        return order, batch_bounds(len(order), self.rank_batch_size)
+
+    def _rank_share(self, batches: Sequence[Sequence[int]]) -> list[list[int]]:
+        """This rank's part of each custom batch (every world-th row); batches with fewer rows
+        than ranks are left out on every rank, so all ranks take the same number of steps."""
+        if self.world_size <= 1:
+            return [list(b) for b in batches]
+        return [list(b)[self.rank :: self.world_size] for b in batches if len(b) >= self.world_size]
 
     def _to_device(self, batch: TensorSet) -> TensorSet:
         if self.collate is not None:
@@ -272,8 +333,15 @@ class Trainer:
                                precision=self.precision, autocast_cpu=self.autocast_cpu)
 
     def evaluate(self, data: TensorSet) -> dict[str, float]:
-        """``valid_loss`` (and the score function's logs) of the model on ``data``."""
-        outputs = self._forward(data, self.eval_batch_size)
+        """``valid_loss`` (and the score function's logs) of the model on ``data``.
+
+        Under torch.distributed each rank forwards its block of the rows and the outputs are
+        all-gathered: every rank returns the same logs, those of all rows."""
+        if self.world_size > 1 and len(data) >= self.world_size:
+            a, b = shard_bounds(len(data), self.rank, self.world_size)
+            outputs = gather_rows(self._forward(data.slice(a, b), self.eval_batch_size), len(data))
+        else:
+            outputs = self._forward(data, self.eval_batch_size)
         target = data.target.to(self.device)
         weight = None if data.weight is None else data.weight.to(self.device)
         with torch.no_grad():
@@ -339,6 +407,7 @@ class Trainer:
                 name: cb.state_dict() for name, cb in zip(self._callback_names(), self.callbacks)
             },
             "rng": rng,
+            "world_size": self.world_size,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -1,9 +1,9 @@
 """Rows as the trainer takes them, and how an epoch cuts them into batches.
 
 The batch order depends on (seed, epoch) only, so a resumed run sees the batches the
-uninterrupted run would have. Under ``torch.distributed`` each rank takes its own equal slice
-of the same permutation (:func:`epoch_order`), so the ranks never see the same row twice in an
-epoch and every rank takes the same number of steps.
+uninterrupted run would have. Under ``torch.distributed`` the trainer deals the same
+permutation out with a ``DistributedSampler`` (rank r takes every world-th row), so the ranks
+never see the same row twice in an epoch and every rank takes the same number of steps.
 """
 
 from __future__ import annotations

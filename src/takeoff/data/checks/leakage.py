@@ -19,6 +19,7 @@ import pandas as pd
 from takeoff.data.checks.finding import CheckParams, Finding
 from takeoff.data.conform import parse_column
 from takeoff.data.schema import Kind, Schema, Task
+from takeoff.data.stats import roc_auc
 
 _LEAK_BINS = 64
 _LEAK_FOLDS = 3
@@ -142,8 +143,6 @@ def _out_of_fold(bins: np.ndarray, target: np.ndarray, folds: np.ndarray) -> np.
 def _macro_auc(codes: np.ndarray, scores: np.ndarray) -> float | None:
     """Mean one-vs-rest ROC-AUC over classes with both positives and negatives (binary: the
     positive class's AUC)."""
-    from sklearn.metrics import roc_auc_score
-
     n_classes = scores.shape[1]
     classes = [1] if n_classes == 2 else range(n_classes)
     aucs = []
@@ -151,13 +150,14 @@ def _macro_auc(codes: np.ndarray, scores: np.ndarray) -> float | None:
         positive = codes == k
         if positive.all() or not positive.any():  # undefined without both sides
             continue
-        aucs.append(roc_auc_score(positive, scores[:, k]))
+        aucs.append(roc_auc(positive, scores[:, k]))
     return float(np.mean(aucs)) if aucs else None
 
 
 def _r2(y: np.ndarray, predicted: np.ndarray) -> float | None:
-    """R², or None for a constant target (where it is undefined)."""
-    from sklearn.metrics import r2_score
-
-    score = r2_score(y, predicted, force_finite=False)
-    return float(score) if np.isfinite(score) else None
+    """R², or None for a constant target (where it is undefined); NumPy alone (see ``roc_auc``)."""
+    total = float(np.sum((y - y.mean()) ** 2))
+    if total == 0.0:
+        return None
+    score = 1.0 - float(np.sum((y - predicted) ** 2)) / total
+    return score if np.isfinite(score) else None

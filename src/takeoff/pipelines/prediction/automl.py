@@ -33,14 +33,15 @@ import numpy as np
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
 from takeoff.data.schema import Kind, Task
-from takeoff.errors import BudgetError, TakeoffError, TrainingError, UnknownNameError
+from takeoff.errors import BudgetError, ConfigError, TakeoffError, TrainingError, UnknownNameError
 from takeoff.evaluation.importance import validation_importance
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family
 from takeoff.models.blend import Blend, greedy_weights
-from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan
+from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan, private_families
 from takeoff.pipelines.prediction.prepare import Prepared
 from takeoff.training.context import FitContext
+from takeoff.training.distributed import agree, is_main_process
 
 log = logging.getLogger("takeoff")
 
@@ -73,6 +74,7 @@ class Outcome:
     transforms: list[str | None] = field(default_factory=list)
     valid_y: np.ndarray | None = None
     valid_X: Features | None = None
+    scored_rows: np.ndarray | None = None  # positions of the scored rows in train + valid rows
 
 
 @dataclass
@@ -112,6 +114,12 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
 
     task = prep.task
     metric = run_metric(config, task)
+    if config.dp.enabled:
+        # every fit on the training rows spends privacy: one candidate, one holdout split, no
+        # reseeds, blend or refit, so the ε spent is exactly the one fit's (docs/privacy.md)
+        log.info("differential privacy (ε = %g): one DP-SGD fit on one holdout split; no cross-validation, "
+                 "blend, reseeds or refit, and no early stopping", config.dp.epsilon)
+        config = config.model_copy(update={"refit": False, "blend": False, "folds": 1})
     started = time.monotonic()
     total = max(deadline - started, 0.0)
     # time at the end for the report and the bundle; the refit gets what selection leaves
@@ -121,10 +129,15 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     n_train = len(prep.train)
     y_all = np.concatenate([prep.train.y, prep.valid.y])
     names = family_names(config, task, prep.schema, rows=len(y_all), seconds=select_deadline - time.monotonic())
+    if not names and config.dp.enabled:
+        raise ConfigError(f"no model family that trains with differential privacy ({', '.join(private_families())}) "
+                          f"applies to this {task.kind} table. Fix: drop --dp-epsilon.")
     if not names:
         raise BudgetError(f"no model family can train on this table within the time budget ({config.time_budget:g}s). "
                           "Fix: raise --time-budget, or name a family with --family.")
     pool = candidates(config, task, names, y_all)
+    if config.dp.enabled:
+        pool = pool[:1]
     folds = fold_plan(config, task, y_all, n_train, names, bool(prep.schema.names(Kind.IMAGE)))
     X_all = Features.concat([prep.train.X, prep.valid.X]) if len(folds) > 1 else None
     if len(folds) > 1:
@@ -186,6 +199,8 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         importance=importance,
         history=history,
         info={
+            **({"dp": getattr(getattr(final.members[0], "inner", final.members[0]), "privacy", None)}
+               if config.dp.enabled else {}),
             "metric": metric,
             "folds": len(folds),
             "scored_rows": int(len(scored_y)),
@@ -204,6 +219,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         transforms=[fitted[c].candidate.transform for c in kept],
         valid_y=scored_y,
         valid_X=fitter.scored_X,
+        scored_rows=np.arange(len(scored_y)) if fitter.cv else folds[0][1],
     )
 
 
@@ -458,7 +474,8 @@ class _Fitter:
         failed_family = any(f["family"] == cand.family for f in self.failures)
         if not first or failed_family:
             expected = self.measured.get(cand.family)
-            if self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left()):
+            # agree(): under torch.distributed (--devices) every rank follows rank 0's clock
+            if agree(self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left())):
                 log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
                          f"it needs ~{expected:.0f}s and {max(self.time_left(), 0):.0f}s are left")
                 return None
@@ -482,7 +499,8 @@ class _Fitter:
                 checkpoints = self.run_dir / "checkpoints" / cand.id
                 checkpoints = checkpoints / f"fold-{j}" if k > 1 else checkpoints
             ctx = FitContext(deadline=fold_deadline, seed=self.config.seed + cand.seed_offset, checkpoint_dir=checkpoints,
-                             warn=log.warning, device=self.config.device)
+                             warn=log.warning, device=self.config.device,
+                             dp=self.config.dp if self.config.dp.enabled else None)
             model = cand.create(task)
             try:
                 model.fit(train, valid, ctx)
@@ -499,7 +517,7 @@ class _Fitter:
             first_model = first_model or model
             preds.append(pred)
             iterations.append(model.report.best_iteration)
-            if first and j == 0 and k > 1 and (time.monotonic() - fold_started) * (k - 1) > CV_SHARE * self.time_left():
+            if first and j == 0 and k > 1 and agree((time.monotonic() - fold_started) * (k - 1) > CV_SHARE * self.time_left()):
                 self._one_fold(time.monotonic() - fold_started)
             j += 1
         if self.cv:
@@ -514,7 +532,7 @@ class _Fitter:
         result = _Fitted(cand, first_model, oof, seconds, iterations, len(self.data[0][0]), self.judge(oof))
         self.measured[cand.family] = seconds
         self.fitted.append(result)
-        if self.run_dir:
+        if self.run_dir and is_main_process():
             tmp = saved.with_name(saved.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             (tmp / "model").mkdir(parents=True)
@@ -542,7 +560,7 @@ def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, 
         ratio = len(full) / old.fold_rows
         overrides = old.model.refit_params(ratio)
         needed = old.seconds / len(old.best_iterations) * ratio * 1.3 + 1.0
-        if overrides is None or time.monotonic() + needed > deadline:
+        if overrides is None or agree(time.monotonic() + needed > deadline):
             if overrides is not None:
                 log.info("%s: not refitted on all rows (needs ~%.0fs, budget left %.0fs)", cid, needed, deadline - time.monotonic())
             continue

@@ -17,7 +17,7 @@ import numpy as np
 
 from takeoff import registry
 from takeoff.data.schema import Kind, Schema, Task
-from takeoff.errors import DataError
+from takeoff.errors import ConfigError, DataError
 from takeoff.models.base import Family
 from takeoff.models.target_transform import skewed_positive, wrap
 
@@ -62,8 +62,14 @@ def family_names(config, task: Task, schema: Schema | None = None, rows: int | N
     """The families a run fits: the one named, or for ``auto`` those that apply to the task and
     the table (text families only with text, image families on image tables), are installed,
     and (given ``rows`` and ``seconds``) can fit in the time."""
+    private = config.dp.enabled
     if config.family != "auto":
-        registry.get(config.family)  # raises UnknownNameError listing the valid names
+        cls = registry.get(config.family)  # raises UnknownNameError listing the valid names
+        if private and not cls.trains_private:
+            raise ConfigError(f"model family '{config.family}' cannot train with differential privacy (--dp-epsilon); "
+                              f"families that can: {', '.join(private_families())}. Gradient-boosted trees, linear and "
+                              "tf-idf models have no DP-SGD path here. Fix: choose one of those families (or auto), "
+                              "or drop --dp-epsilon.")
         return [config.family]
     images = schema is not None and bool(schema.names(Kind.IMAGE))
     has_text = schema is not None and bool(schema.names(Kind.TEXT))
@@ -71,6 +77,9 @@ def family_names(config, task: Task, schema: Schema | None = None, rows: int | N
     for n in registry.auto(images=images):
         cls = registry.get(n)
         if not cls.supports(task.kind) or (cls.needs_text and not has_text):
+            continue
+        if private and not cls.trains_private:
+            log.info("%s: skipped, it cannot train with differential privacy", n)
             continue
         params = getattr(config.models, n).model_dump()
         problem = cls.unavailable(params)
@@ -81,6 +90,11 @@ def family_names(config, task: Task, schema: Schema | None = None, rows: int | N
             continue
         names.append(n)
     return names
+
+
+def private_families() -> list[str]:
+    """Families that train with differential privacy (DP-SGD)."""
+    return [n for n in registry.names() if registry.get(n).trains_private]
 
 
 def candidates(config, task: Task, names: list[str], y: np.ndarray) -> list[Candidate]:

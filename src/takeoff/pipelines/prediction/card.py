@@ -124,13 +124,29 @@ def _fairness(fairness: dict[str, Any]) -> list[str]:
     if columns:
         lines += [f"Audited columns: {', '.join(f'`{c}`' for c in ([columns] if isinstance(columns, str) else columns))}.", ""]
     groups = fairness.get("groups") or fairness.get("by_group") or fairness.get("per_group") or []
-    if isinstance(groups, list) and groups and isinstance(groups[0], dict):
+    if isinstance(groups, dict):  # per sensitive column, a list of per-group records
+        for column, records in groups.items():
+            if records:
+                header = list(records[0])
+                lines += [f"By `{column}`:", ""] + _table(header, [[g.get(h, "") for h in header] for g in records])
+    elif isinstance(groups, list) and groups and isinstance(groups[0], dict):
         header = list(groups[0])
         lines += _table(header, [[g.get(h, "") for h in header] for g in groups])
     for key in ("differences", "ratios"):
         values = fairness.get(key)
         if isinstance(values, dict) and values:
-            lines += [f"**{key.capitalize()}**: " + ", ".join(f"{k} {_cell(v)}" for k, v in values.items()), ""]
+            flat = {f"{c} {k}": v for c, inner in values.items() for k, v in inner.items()} \
+                if all(isinstance(v, dict) for v in values.values()) else values
+            lines += [f"**{key.capitalize()}**: " + ", ".join(f"{k.replace('_', ' ')} {_cell(v)}" for k, v in flat.items()), ""]
+    mitigation = fairness.get("mitigation")
+    if mitigation:
+        cost = mitigation.get("cost", {})
+        before, after = cost.get("before", {}), cost.get("after", {})
+        lines += [f"**Mitigation**: per-group decision thresholds ({mitigation.get('constraint')}, fairlearn's "
+                  f"ThresholdOptimizer) by {', '.join(f'`{c}`' for c in mitigation.get('columns', []))}; balanced "
+                  f"accuracy {_cell(before.get('balanced_accuracy'))} → {_cell(after.get('balanced_accuracy'))}, "
+                  f"demographic parity ratio {_cell(before.get('demographic_parity_ratio'))} → "
+                  f"{_cell(after.get('demographic_parity_ratio'))}.", ""]
     for warning in fairness.get("warnings") or []:
         lines.append(f"- ⚠ {warning}")
     return lines + ([""] if fairness.get("warnings") else [])

@@ -193,10 +193,35 @@ class Model(Predictor):
             return outputs
         return self.task.decode(predicted_codes(self.task, outputs, self.threshold))
 
+    @property
+    def mitigation(self) -> dict[str, Any] | None:
+        """The per-group thresholds of ``--mitigate threshold`` (fairness post-processing), or None."""
+        return self.manifest.get("fairness", {}).get("mitigation")
+
+    def fair_decide(self, outputs: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+        """Labels under the stored per-group thresholds (:mod:`takeoff.evaluation.mitigation`):
+        ``df`` must hold the sensitive columns they were fitted by."""
+        from takeoff.evaluation.fairness import group_keys
+        from takeoff.evaluation.metrics import predicted_codes
+        from takeoff.evaluation.mitigation import apply_thresholds
+
+        rule = self.mitigation
+        missing = [c for c in rule["columns"] if c not in df.columns]
+        if missing:
+            raise DataError(f"this model applies per-group decision thresholds by {', '.join(rule['columns'])} "
+                            f"(--mitigate threshold); the rows lack {', '.join(missing)}. Fix: include those columns "
+                            "(they are read for the thresholds only, not as features).", column=missing[0])
+        fallback = predicted_codes(self.task, outputs, self.threshold)
+        codes = apply_thresholds(rule, outputs[:, 1], group_keys(df, rule["columns"]), fallback)
+        return self.task.decode(codes)
+
     def predict_frame(self, df: pd.DataFrame, **kwargs) -> tuple[pd.DataFrame, ConformNotes]:
         """Predictions as a table: ``prediction`` and, for classification, ``proba_<label>``."""
         outputs, notes = self.predict_outputs(df, **kwargs)
-        return self.output_frame(outputs, df.index), notes
+        out = self.output_frame(outputs, df.index)
+        if self.mitigation is not None:
+            out["prediction"] = self.fair_decide(outputs, df)
+        return out, notes
 
     def output_frame(self, outputs: np.ndarray, index: pd.Index) -> pd.DataFrame:
         """Raw outputs as the prediction table of :meth:`predict_frame`."""
@@ -206,21 +231,46 @@ class Model(Predictor):
                 out[f"proba_{label}"] = outputs[:, i]
         return out
 
-    def predict(self, data, *, strict: bool = False) -> np.ndarray:
-        """Predicted labels (classification) or values (regression) for ``data`` (a DataFrame,
-        a dict of one row, a list of dicts, or a path)."""
-        outputs, _ = self._outputs(data, strict)
+    def predict(self, data, *, strict: bool = False, feature_names=None) -> np.ndarray:
+        """Predicted labels (classification) or values (regression) for ``data``: a DataFrame,
+        a dict of one row, a list of dicts, a pandas Series (one row), a NumPy array or list of
+        lists with ``feature_names`` (the column of each position), or a path."""
+        if self.mitigation is not None:  # the per-group thresholds read the sensitive columns
+            from takeoff.pipelines.prediction.inputs import as_table, is_records
+
+            if not is_records(data):
+                data = as_table(data, feature_names, self.schema.names())
+            df, _ = self._frame(data)
+            outputs, _ = self._outputs(df, strict)
+            return self.fair_decide(outputs, df)
+        outputs, _ = self._outputs(data, strict, feature_names)
         return self.decide(outputs)
 
-    def predict_proba(self, data, *, strict: bool = False) -> pd.DataFrame:
+    def predict_proba(self, data, *, strict: bool = False, feature_names=None) -> pd.DataFrame:
         """Class probabilities, one column per label (classification; for multilabel, each
-        label's own probability)."""
+        label's own probability); ``data`` as for :meth:`predict`."""
         if not (self.task.is_classification or self.task.is_multilabel):
             raise DataError(f"predict_proba is for classification; this model does {self.task.kind}. Use predict.")
-        outputs, index = self._outputs(data, strict)
+        outputs, index = self._outputs(data, strict, feature_names)
         return pd.DataFrame(outputs, columns=[str(c) for c in self.task.classes], index=index)
 
-    def _outputs(self, data, strict: bool) -> tuple[np.ndarray, pd.Index]:
+    def leaderboard(self) -> pd.DataFrame:
+        """Every candidate the run tried, best first: id, family, its score by the run's metric,
+        fit seconds, predict seconds (when measured), kept and blend weight."""
+        from takeoff.pipelines.prediction.leaderboard import leaderboard
+
+        return leaderboard(self.manifest)
+
+    def _repr_html_(self) -> str:
+        from takeoff.pipelines.prediction.leaderboard import repr_html
+
+        return repr_html(self)
+
+    def _outputs(self, data, strict: bool, feature_names=None) -> tuple[np.ndarray, pd.Index]:
+        from takeoff.pipelines.prediction.inputs import as_table, is_records
+
+        if not is_records(data):
+            data = as_table(data, feature_names, self.schema.names())
         if isinstance(data, (dict, list)):  # records: no DataFrame unless they need one
             records = [data] if isinstance(data, dict) else data
             where = "the record" if isinstance(data, dict) else "the records"
@@ -356,6 +406,10 @@ class Model(Predictor):
                                   for f in training.get("failed", [])] or "none",
             "rows (train / valid)": f"{training.get('rows_train')} / {training.get('rows_valid')}",
             ("class weights of the decision" if self.task.kind == "multiclass" else "decision threshold"): self.threshold,
+            **({"differential privacy": "ε = {epsilon:.3f} spent (δ = {delta:.1e}, {accountant} accountant)".format(
+                **self.manifest["privacy"]["dp"])} if self.manifest.get("privacy", {}).get("dp") else {}),
+            **({"fairness mitigation": f"per-group thresholds by {', '.join(self.mitigation['columns'])} "
+                f"({self.mitigation['constraint']})"} if self.mitigation else {}),
             "takeoff": self.manifest.get("takeoff_version"),
             "libraries": ", ".join(f"{k} {v}" for k, v in self.manifest.get("libraries", {}).items()),
         }

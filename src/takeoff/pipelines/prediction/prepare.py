@@ -48,6 +48,8 @@ class Prepared:
     pii: list[Any] = field(default_factory=list)  # PiiFinding of the personal data found
     redactor: Any = None  # the fitted Redactor when personal data is redacted
     profile: dict[str, Any] | None = None  # the training rows' profile, for drift monitoring
+    # the sensitive columns' values (fairness.sensitive) of the train rows, then the valid rows
+    sensitive: pd.DataFrame | None = None
 
 
 
@@ -74,12 +76,25 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
     missing = df[target].isna()
     if missing.all() and not label_columns and config.task != "multilabel":
         raise TargetError(f"target '{target}' is empty in {source}: every row is missing. Fix: choose another target column.", target)
-    schema = infer_schema(df, target, list(config.drop) + label_columns)
+    fairness = config.fairness
+    if fairness.enabled:
+        from takeoff.evaluation.fairness import check_sensitive
+
+        check_sensitive(df, fairness, target, source)
+    audit_only = [] if fairness.keep_as_features else [c for c in fairness.sensitive if c not in config.drop]
+    if audit_only:
+        log.info("sensitive column(s) %s: used for the fairness audit only, not as features "
+                 "(fairness.keep_as_features: true keeps them)", ", ".join(audit_only))
+    schema = infer_schema(df, target, list(config.drop) + label_columns + audit_only)
     task = infer_task(df[target], target, "multilabel" if label_columns else config.task, config.positive_label)
     if task.is_multilabel:
         missing = pd.Series(False, index=df.index)  # a row without a label has the empty label set
         task.columns = label_columns
         task = _enough_per_label(df[target], task, config)
+    if fairness.mitigate != "none":
+        from takeoff.evaluation.fairness import check_mitigation
+
+        check_mitigation(fairness, task)
     log.info(
         "task: %s on '%s'%s; %d feature columns",
         task.kind, target, f" ({'labels' if task.is_multilabel else 'classes'} {preview(task.classes)})"
@@ -151,6 +166,8 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         valid=Dataset(features.take(valid_idx), y[valid_idx]),
         findings=findings,
         rows_dropped=int(len(df) - len(rows)) + len(unreadable),
+        sensitive=(rows[list(fairness.sensitive)].iloc[np.concatenate([train_idx, valid_idx])].reset_index(drop=True)
+                   if fairness.enabled else None),
         pii=pii,
         redactor=redactor,
         profile=profile,

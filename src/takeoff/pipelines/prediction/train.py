@@ -17,6 +17,7 @@ from takeoff.pipelines.prediction import automl
 from takeoff.pipelines.prediction.model import Model
 from takeoff.pipelines.prediction.prepare import prepare
 from takeoff.pipelines.run_dir import new_output_dir, read_data, remove_unfinished, rereadable
+from takeoff.training.distributed import is_main_process, lost_peers
 
 
 def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str | None = None,
@@ -50,7 +51,8 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
 
     run_dir = Path(out) if out is not None else None
     created = False
-    if run_dir is not None and not resume:
+    writes = is_main_process()  # under torch.distributed (--devices) only rank 0 writes the run directory
+    if run_dir is not None and not resume and writes:
         new_output_dir(run_dir)
         created = True
         state = {
@@ -66,8 +68,11 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         outcome = automl.fit(prep, cfg, run_dir, deadline, state)
         outcome.info["time"] = {"reading and checking the data": round(prepared, 2), **outcome.info.get("time", {})}
         model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
+        fairness = _fairness(outcome, cfg)
+        if fairness is not None:
+            model.manifest["fairness"] = fairness
         _trust(model, outcome, cfg)
-        if run_dir is not None:
+        if run_dir is not None and writes:
             report = run_dir / "report.html"
             write_report(
                 report, title=f"{prep.task.target} — validation report", task=prep.task,
@@ -75,17 +80,21 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
                 threshold=outcome.threshold, importance=outcome.importance, history=outcome.history,
                 findings=[f.to_json() for f in prep.findings], model_info=model.model_info(),
                 data_name=f"{name} ({_scored_rows(outcome)})", images=next(iter(outcome.valid_X.images.values()), None),
+                fairness=fairness, privacy=model.manifest.get("privacy", {}).get("dp"),
                 card=model.card(),
             )
             model.attach("report.html", report)
             model.save(run_dir)
     except KeyboardInterrupt:
-        if run_dir is not None and run_dir.exists():
+        if run_dir is not None and run_dir.exists() and writes:
             state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
             bundle.write_json(run_dir / bundle.RUN_STATE, state)
         raise
-    except BaseException:
-        if created:
+    except BaseException as error:
+        if created and lost_peers(error):  # another rank died: keep the checkpoints for --resume
+            state.update(status="interrupted", elapsed=state.get("elapsed", 0.0) + time.monotonic() - started)
+            bundle.write_json(run_dir / bundle.RUN_STATE, state)
+        elif created:
             remove_unfinished(run_dir)
         raise
     return model
@@ -122,7 +131,33 @@ def model_of(outcome: automl.Outcome, cfg, source: str, seconds: float) -> Model
         "config": cfg.model_dump(mode="json"),
         "libraries": bundle.library_versions(),
     }
+    if outcome.info.get("dp") is not None:  # the ε spent, from Opacus's accountant
+        manifest.setdefault("privacy", {})["dp"] = outcome.info["dp"]
     return Model(manifest, prep.schema, prep.task, prep.pipeline, outcome.blend)
+
+
+def _fairness(outcome: automl.Outcome, cfg) -> dict[str, Any] | None:
+    """The fairness audit of the scored rows (and the threshold mitigation), or None."""
+    import logging
+
+    from takeoff.evaluation.fairness import audit_run
+
+    prep = outcome.prepared
+    if prep.sensitive is None or outcome.scored_rows is None or prep.task.is_multilabel:
+        return None
+    sensitive = prep.sensitive.iloc[outcome.scored_rows].reset_index(drop=True)
+    result = audit_run(prep.task, outcome.valid_y, outcome.valid_pred, outcome.threshold, sensitive, cfg.fairness,
+                       outcome.info.get("metric"), cfg.seed)
+    log = logging.getLogger("takeoff")
+    for warning in result["warnings"]:
+        log.warning("fairness: %s", warning)
+    if "mitigation" in result:
+        cost = result["mitigation"]["cost"]
+        log.info("fairness: threshold mitigation (%s): balanced accuracy %.4f → %.4f, demographic parity ratio "
+                 "%.2f → %.2f", cfg.fairness.constraint, cost["before"]["balanced_accuracy"],
+                 cost["after"]["balanced_accuracy"], cost["before"]["demographic_parity_ratio"] or 0,
+                 cost["after"]["demographic_parity_ratio"] or 0)
+    return result
 
 
 def _scored_rows(outcome: automl.Outcome) -> str:

@@ -8,10 +8,12 @@ from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import Path as PathParam
+from starlette.requests import Request
 from starlette.responses import Response
 
 from takeoff.serving.entries import kind_of
 from takeoff.serving.errors import ApiError
+from takeoff.serving.limits import RETURN_MEMORY_BYTES, DeadlinePassed, reset_deadline, schedule_return_memory, start_deadline
 from takeoff.serving.settings import ServeSettings
 from takeoff.serving.store import ModelStore
 
@@ -59,13 +61,24 @@ class RouteContext:
         return ApiError(404, f"there is no default {what}; POST to /v1/models/{{name}}/{route} with one of: "
                         f"{', '.join(wanted) or 'none'}", code="no_default_model", extra={"models": wanted})
 
-    async def within_deadline(self, work: Awaitable[Response], what: str, fix: str) -> Response:
-        """``work`` awaited under the request timeout; after it, 504 "the ``what`` took longer ... Fix: ``fix``"."""
+    async def within_deadline(self, work: Awaitable[Response], what: str, fix: str, request: Request | None = None) -> Response:
+        """``work`` awaited under the request timeout; after it, 504 "the ``what`` took longer ... Fix: ``fix``".
+
+        The deadline is also set for the work itself (:mod:`~takeoff.serving.limits`): the worker
+        thread stops at its next check instead of running on after the 504. After a large body
+        (``request``'s Content-Length), freed memory is handed back to the system.
+        """
         timeout = self.settings.timeout_s
+        token = start_deadline(timeout)  # copied into the task below, and from it into worker threads
         try:
             return await asyncio.wait_for(work, timeout=timeout)
-        except asyncio.TimeoutError:
+        except (asyncio.TimeoutError, DeadlinePassed):
             raise ApiError(504, f"the {what} took longer than {timeout:g}s. Fix: {fix}", code="timeout") from None
+        finally:
+            reset_deadline(token)
+            declared = request.headers.get("content-length", "") if request is not None else ""
+            if declared.isdigit() and int(declared) >= RETURN_MEMORY_BYTES:
+                schedule_return_memory()
 
 
 def wrong_task(entry, route: str | None = None) -> ApiError:

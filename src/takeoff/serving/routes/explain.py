@@ -60,4 +60,4 @@ async def _explain(request: Request, entry, ctx: RouteContext) -> Response:
         body = await read_body(request, ctx.settings.max_body_bytes)
         return await asyncio.to_thread(explain_body, entry, body, ctx.settings.strict)  # not event-loop work
 
-    return await ctx.within_deadline(work(), "explanation", "raise --timeout")
+    return await ctx.within_deadline(work(), "explanation", "raise --timeout", request)

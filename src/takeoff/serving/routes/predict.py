@@ -96,4 +96,4 @@ async def _predict(request: Request, entry: PredictEntry, ctx: RouteContext) -> 
         outputs = await entry.batcher.predict(features)
         return await run(entry.respond, outputs, parsed.warnings + notes)
 
-    return await ctx.within_deadline(work(), "prediction", "send fewer records per request, or raise --timeout")
+    return await ctx.within_deadline(work(), "prediction", "send fewer records per request, or raise --timeout", request)

@@ -59,4 +59,4 @@ async def _recommend(request: Request, entry, ctx: RouteContext, action: str) ->
         body = await read_body(request, ctx.settings.max_body_bytes)
         return await asyncio.to_thread(answer, body)  # scoring a catalogue is not event-loop work
 
-    return await ctx.within_deadline(work(), "request", "ask for fewer users per request, or raise --timeout")
+    return await ctx.within_deadline(work(), "request", "ask for fewer users per request, or raise --timeout", request)

@@ -48,4 +48,4 @@ async def _search(request: Request, entry, ctx: RouteContext) -> Response:
         body = await read_body(request, ctx.settings.max_body_bytes)
         return await asyncio.to_thread(entry.search, body)  # embedding the queries is not event-loop work
 
-    return await ctx.within_deadline(work(), "search", "send fewer queries per request, or raise --timeout")
+    return await ctx.within_deadline(work(), "search", "send fewer queries per request, or raise --timeout", request)
