@@ -33,6 +33,9 @@ def _find_datasets() -> Path:
 
 
 DATASETS = _find_datasets()
+# The commands track runs to MLflow (./mlruns) by default: not while the suite runs them; the
+# tracking tests name their store with --tracking-uri.
+os.environ.setdefault("TAKEOFF_TRACK", "0")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

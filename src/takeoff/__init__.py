@@ -2,12 +2,12 @@
 
 from takeoff._version import __version__
 
-__all__ = ["Model", "__version__", "inspect", "load", "train"]
+__all__ = ["Model", "__version__", "inspect", "load", "train", "tune"]
 
 
 def __getattr__(name: str):
     # The façade imports pandas and the layers; keep `import takeoff` itself instant.
-    if name in ("Model", "inspect", "load", "train"):
+    if name in ("Model", "inspect", "load", "train", "tune"):
         from takeoff import api
 
         return getattr(api, name)

@@ -19,7 +19,7 @@ from takeoff.errors import ConfigError
 from takeoff.pipelines import Predictor, dispatch
 from takeoff.pipelines.prediction.model import Model
 
-__all__ = ["Model", "inspect", "load", "monitor", "train"]
+__all__ = ["Model", "inspect", "load", "monitor", "train", "tune"]
 
 
 def train(
@@ -53,6 +53,8 @@ def train(
     redact_pii: str | list[str] | None = None,
     intended_use: str | None = None,
     devices: int | None = None,
+    track: bool = False,
+    tracking_uri: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
 ) -> Model:
@@ -88,6 +90,9 @@ def train(
         devices: processes that train one torch family data-parallel (config key ``devices``,
             default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
             Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
+        track, tracking_uri: log the finished run to MLflow (``tracking_uri``, else
+            ``$MLFLOW_TRACKING_URI``, else ``./mlruns``). Off by default in Python (the CLI
+            tracks unless ``--no-track``); a tracking failure is a warning, never an error.
 
     Returns:
         The trained :class:`Model` (a
@@ -136,17 +141,94 @@ def train(
                               "Fix: drop --devices", path="devices")
         from takeoff.pipelines.recommendation import train as recommendation
 
-        return recommendation.train(data, cfg, out, table, sql, encoding)
-    from takeoff.pipelines.prediction import train as prediction
-    from takeoff.training.distributed import launched_world
+        model = recommendation.train(data, cfg, out, table, sql, encoding)
+    else:
+        from takeoff.pipelines.prediction import train as prediction
+        from takeoff.training.distributed import launched_world
 
-    if cfg.devices > 1 or launched_world() > 1:  # several processes: docs/distributed.md
-        from takeoff.pipelines.prediction import distributed
+        if cfg.devices > 1 or launched_world() > 1:  # several processes: docs/distributed.md
+            from takeoff.pipelines.prediction import distributed
 
-        if distributed.wanted(cfg):
-            return distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
-        return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
-    return prediction.train(data, cfg, out, table, sql, encoding, state, sep=sep, decimal=decimal)
+            if distributed.wanted(cfg):
+                model = distributed.launch(data, cfg, out, table, sql, encoding, resume is not None)
+            else:
+                # a rank under torchrun: ranks do not track (one run is not one per rank)
+                return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
+        else:
+            model = prediction.train(data, cfg, out, table, sql, encoding, state, sep=sep, decimal=decimal)
+    if track or tracking_uri:
+        from takeoff.tracking import log_train
+
+        log_train(model, uri=tracking_uri)
+    return model
+
+
+def tune(
+    data,
+    target: str | None = None,
+    *,
+    trials: int = 20,
+    time_budget: float | None = None,
+    family: str | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    resume_study: bool = False,
+    out: str | Path | None = None,
+    refit: bool = True,
+    config=None,
+    seed: int | None = None,
+    metric: str | None = None,
+    drop: list[str] | None = None,
+    table: str | None = None,
+    sql: str | None = None,
+    encoding: str | None = None,
+    track: bool = False,
+    tracking_uri: str | None = None,
+):
+    """Search a family's hyperparameters with Optuna (TPE, pruning) and refit the best as a
+    bundle in ``out/model``; see docs/tuning.md.
+
+    Args:
+        data, target, time_budget, config, seed, metric, drop, table, sql, encoding: as for
+            :func:`train` (``time_budget`` covers the search and the refit).
+        trials: trials the study should have in all (every worker sharing it counted).
+        family: the family to tune (``takeoff config show --space F`` shows its space);
+            default "auto": every family that declares a space, the family itself searched.
+        storage: an SQLAlchemy URL several workers share (``postgresql://...``); default an
+            SQLite file ``study.db`` in ``out``.
+        study: the study's name (default the run folder's name); workers with the same name
+            and storage share its trials.
+        resume_study: carry on with a study started on other data or another target.
+        out: the run folder (default ``takeoff-runs/<time>-<name>-tune``).
+        refit: train the best params as a bundle (``out/model``) at the end.
+        track, tracking_uri: log the run to MLflow (off by default in Python; see
+            docs/tracking.md).
+
+    Returns:
+        ``(model, study)``: the refitted :class:`Model` (None without ``refit``) and the
+        ``optuna.Study``.
+
+    Raises:
+        ConfigError: ``trials`` below 1, a family without a search space, a study of other
+            data or another target (without ``resume_study``).
+        DataSourceError: the storage cannot be reached (the URL shown without its password).
+    """
+    _require_training()
+    from takeoff.tuning.search import tune as run_tune
+
+    cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, family=family, metric=metric)
+    if out is None:
+        from datetime import datetime
+
+        stem = Path(table or (str(data).rsplit("/", 1)[-1] if isinstance(data, (str, Path)) else "table")).stem
+        out = Path("takeoff-runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{stem}-tune"
+    result = run_tune(data, cfg, Path(out), trials=trials, storage=storage, study_name=study, resume_study=resume_study,
+                      refit=refit, table=table, sql=sql, encoding=encoding)
+    if track or tracking_uri:
+        from takeoff.tracking import log_tune
+
+        log_tune(result, cfg, uri=tracking_uri)
+    return result.model, result.study
 
 
 def _trust_options(cfg, dp_epsilon, dp_delta, sensitive, mitigate):

@@ -24,6 +24,8 @@ from takeoff.cli import monitor
 from takeoff.cli import keygen, sign, verify
 from takeoff.cli.options import CHOICES
 from takeoff.cli.output import err, out, settings
+from takeoff.cli import tune as tune_cli
+from takeoff.cli.runs import runs_app
 
 __all__ = ["app"]
 
@@ -70,6 +72,8 @@ for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, c
 app.command()(monitor.monitor)
 for verb in (sign.sign, verify.verify, keygen.keygen):  # bundle signing (docs/security.md)
     app.command()(verb)
+app.command()(tune_cli.tune)
+app.add_typer(runs_app, name="runs")
 
 
 def _setup_logging(level: int) -> None:

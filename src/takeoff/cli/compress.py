@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import refuse_search_index
-from takeoff.cli.options import EncodingOpt
+from takeoff.cli.options import EncodingOpt, NoTrackOpt, TrackingUriOpt, tracking_on
 from takeoff.cli.output import emit_json, out, run, stdout_to_stderr
 
 
@@ -31,6 +31,8 @@ def compress(
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as one JSON object to stdout; logs stay on stderr.")] = False,
     encoding: EncodingOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    no_track: NoTrackOpt = False,
 ) -> None:
     """A smaller or faster bundle, measured against the original on the same rows (size,
     latency at batch 1 and 64, metrics); see docs/compression.md."""
@@ -42,6 +44,11 @@ def compress(
         result = run(run_compress, bundle, data, out_dir, onnx=onnx, quantize=quantize, prune=prune, structured=structured,
                      distill=distill, unlabeled=unlabeled, eval_data=eval_data, time_budget=time_budget, seed=seed,
                      encoding=encoding)
+    if tracking_on(no_track, tracking_uri):
+        from takeoff.tracking import log_compress
+
+        log_compress(result, bundle, {"onnx": onnx, "quantize": quantize, "prune": prune, "structured": structured,
+                                      "distill": distill, "time_budget": time_budget, "seed": seed}, uri=tracking_uri)
     if json_output:
         emit_json(result.to_json())
         return

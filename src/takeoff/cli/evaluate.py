@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
+from takeoff.cli.options import (Data, DecimalOpt, EncodingOpt, NoTrackOpt, SepOpt, SqlOpt, TableOpt, TrackingUriOpt,
+                                 tracking_on)
 from takeoff.cli.output import emit_json, metrics_table, out, per_class_table, run, stdout_to_stderr
 
 
@@ -20,6 +21,8 @@ def evaluate(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    no_track: NoTrackOpt = False,
     sep: SepOpt = None,
     decimal: DecimalOpt = None,
 ) -> None:
@@ -30,6 +33,10 @@ def evaluate(
     refuse_search_index(bundle, "evaluate")
     with stdout_to_stderr(as_json):
         model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding, sep, decimal)
+        if tracking_on(no_track, tracking_uri):
+            from takeoff.tracking import log_evaluate
+
+            log_evaluate(bundle, data, metrics, report, uri=tracking_uri)
     if as_json:
         emit_json({"task": model.task.kind, "metrics": metrics})
         return

@@ -85,3 +85,13 @@ TaskChoice = LazyChoice("task", task_choices)
 MetricChoice = LazyChoice("metric", metric_choices)
 # parameter name → its choices, for the commands whose parameters carry these names
 CHOICES = {"family": FamilyChoice, "task": TaskChoice, "metric": MetricChoice}
+TrackingUriOpt = Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else ./mlruns).")]
+NoTrackOpt = Annotated[bool, typer.Option("--no-track", help="Do not log this run to MLflow.")]
+
+
+def tracking_on(no_track: bool, tracking_uri: str | None) -> bool:
+    """Whether a command logs its run to MLflow: unless ``--no-track``, or ``TAKEOFF_TRACK=0`` in
+    the environment without an explicit ``--tracking-uri`` (a test suite, a CI job)."""
+    import os
+
+    return not no_track and (tracking_uri is not None or os.environ.get("TAKEOFF_TRACK", "1") != "0")

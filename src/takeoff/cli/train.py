@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import is_recommender
-from takeoff.cli.options import DecimalOpt, EncodingOpt, FamilyChoice, MetricChoice, SepOpt, SqlOpt, TableOpt, TaskChoice, default_run_dir
+from takeoff.cli.options import (DecimalOpt, EncodingOpt, FamilyChoice, MetricChoice, NoTrackOpt, SepOpt, SqlOpt, TableOpt,
+                                 TaskChoice, TrackingUriOpt, default_run_dir, tracking_on)
 from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_to_stderr
 
 
@@ -44,6 +45,8 @@ def train(
     encoding: EncodingOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object (metrics, members, bundle) to stdout; logs stay on stderr.")] = False,
     devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo); several machines: torchrun. See docs/distributed.md.")] = None,
+    tracking_uri: TrackingUriOpt = None,
+    no_track: NoTrackOpt = False,
     sep: SepOpt = None,
     decimal: DecimalOpt = None,
 ) -> None:
@@ -63,7 +66,8 @@ def train(
                 drop=drops, task=task, family=family, metric=metric, table=table, sql=sql, encoding=encoding, resume=resume,
                 strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
                 users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
-                dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate, sep=sep, decimal=decimal,
+                dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate,
+                track=tracking_on(no_track, tracking_uri), tracking_uri=tracking_uri, sep=sep, decimal=decimal,
             )
     except KeyboardInterrupt:
         where = resume or out_dir

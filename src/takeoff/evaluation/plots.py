@@ -422,6 +422,28 @@ def learning_curve_svg(history: Mapping[str, Mapping[str, Sequence[float]]]) -> 
     return to_svg(fig, "Learning curves")
 
 
+@_styled
+def optimization_history_svg(values: Sequence[float | None], metric: str) -> str:
+    """A hyperparameter search's history: each finished trial's score (pruned trials, None,
+    are left out) and the best so far, in trial order.
+
+    Raises:
+        DataError: no trial has a score.
+    """
+    pairs = [(i, float(v)) for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+    if not pairs:
+        raise DataError("optimisation history: no trial finished with a score.")
+    x = np.array([i for i, _ in pairs], dtype=np.float64)
+    v = np.array([s for _, s in pairs])
+    fig, ax = _figure((8.8, 3.0))
+    ax.plot(x, v, "o", color=SECONDARY, ms=4, label="trial")
+    ax.step(x, np.maximum.accumulate(v), where="post", color=PRIMARY, label="best so far")
+    ax.set_xlabel("Trial")
+    ax.set_ylabel(_label(metric, 24))
+    ax.legend(loc="lower right")
+    return to_svg(fig, "Optimisation history")
+
+
 # --- internals ------------------------------------------------------------------------------
 
 

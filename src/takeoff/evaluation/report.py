@@ -78,6 +78,7 @@ def write_report(
     fairness: Mapping[str, Any] | None = None,
     privacy: Mapping[str, Any] | None = None,
     card: str | None = None,
+    sections: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write the evaluation report as one self-contained HTML file.
 
@@ -114,6 +115,8 @@ def write_report(
             chart per sensitive column, parity differences and ratios, the mitigation's cost.
         privacy: the DP-SGD accounting (the manifest's ``privacy.dp``).
         card: the model card (Markdown), shown as the last section.
+        sections: more sections, before the model details: dicts with ``anchor``, ``title``
+            and ``html`` (trusted markup made by takeoff, e.g. a search's trials).
 
     Returns:
         The path written.
@@ -164,6 +167,7 @@ def write_report(
     if model_info:
         context["model_tables"] = info_tables(model_info)
     context["card"] = _card_html(card) if card else None
+    context["sections"] = [{**s, "html": markup(s["html"])} for s in sections]
     return write_page(path, render("evaluation.html", **context))
 
 

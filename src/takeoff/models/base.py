@@ -95,6 +95,10 @@ class Family(ABC):
     # user's (``{}``: the params as configured). Portfolio entry i of every family is tried before
     # entry i + 1 of any, so a tight budget still gets each family's first choice.
     portfolio: ClassVar[tuple[dict[str, Any], ...]] = ({},)
+    # what ``takeoff tune`` searches: param name -> {"low": a, "high": b} (int or float as the
+    # Params field is; "log": True samples on a log scale) or {"choices": [...]}; every name a
+    # field of ``Params``, every value within the field's bounds. Empty: the family is not tuned.
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {}
     # ``auto`` may fit it once per cross-validation fold (False for families whose one fit takes
     # most of a CPU budget: with one of those among the candidates, ``auto`` uses one holdout)
     cross_validates: ClassVar[bool] = True

@@ -65,6 +65,17 @@ class LightGBMFamily(Family):
         {"num_leaves": 24, "min_child_samples": 3, "cat_smooth": 2.0, "min_data_per_group": 20, "feature_fraction": 0.8,
          "bagging_fraction": 0.9},
     )
+    search_space = {
+        "learning_rate": {"low": 0.01, "high": 0.3, "log": True},
+        "num_leaves": {"low": 4, "high": 256, "log": True},
+        "min_child_samples": {"low": 2, "high": 100, "log": True},
+        "feature_fraction": {"low": 0.4, "high": 1.0},
+        "bagging_fraction": {"low": 0.5, "high": 1.0},
+        "lambda_l2": {"low": 1e-3, "high": 30.0, "log": True},
+        "extra_trees": {"choices": [False, True]},
+        "min_data_per_group": {"low": 5, "high": 200, "log": True},
+        "cat_smooth": {"low": 1.0, "high": 50.0, "log": True},
+    }
     exports_onnx = True
     explains_trees = True
     serves_in_batches = False  # a row costs microseconds: batching requests would only add waiting
@@ -345,6 +356,8 @@ class _Watcher:
                 raise lgb.callback.EarlyStopException(self.best_iter, self.best_result)
         else:
             self.best_iter, self.best_result = env.iteration, env.evaluation_result_list
+        if valid and self.ctx.report is not None:  # e.g. a search pruning this trial
+            self.ctx.report(env.iteration, float(valid[0][2]))
         if self.ctx.expired():
             self.stopped_by = "time_budget"
             raise lgb.callback.EarlyStopException(self.best_iter, self.best_result)

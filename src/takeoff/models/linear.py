@@ -83,6 +83,11 @@ class LinearFamily(Family):
     # can take longer than the trees, which every run must have first
     auto_order: ClassVar[int | None] = 15
     fast_params: ClassVar[dict[str, Any]] = {"max_iter": 200}
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {
+        "C": {"low": 1e-3, "high": 100.0, "log": True},
+        "class_weight": {"choices": ["none", "balanced"]},
+        "max_one_hot": {"low": 10, "high": 1000, "log": True},
+    }
     exports_onnx: ClassVar[bool] = True
     serves_in_batches: ClassVar[bool] = False  # a row costs a dot product
 

@@ -150,6 +150,14 @@ class MLPFamily(TorchFamily):
     trains_private: ClassVar[bool] = True
     tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass", "multilabel", "regression")
     Params: ClassVar[type[Params]] = MLPParams
+    search_space: ClassVar[dict[str, dict[str, Any]]] = {
+        "hidden_sizes": {"choices": [[128], [256, 128], [512, 256], [256, 256, 128]]},
+        "dropout": {"low": 0.0, "high": 0.4},
+        "learning_rate": {"low": 3e-4, "high": 1e-2, "log": True},
+        "weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
+        "batch_size": {"choices": [128, 256, 512]},
+        "norm": {"choices": ["batch", "layer", "none"]},
+    }
     weights_file: ClassVar[str] = WEIGHTS_FILE
     spec_file: ClassVar[str] = SPEC_FILE
     format: ClassVar[str] = FORMAT

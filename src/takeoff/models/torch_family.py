@@ -359,6 +359,10 @@ class TorchFamily(Family):
         if scored:
             callbacks.append(ChanceWarning())
         callbacks += self._extra_callbacks(net, epochs)
+        if valid_set is not None and ctx.report is not None:  # e.g. a search pruning this trial
+            from takeoff.training.callbacks import ReportValidation
+
+            callbacks.append(ReportValidation())
         if ctx.checkpoint_dir is not None and self._private is None:
             callbacks.append(Checkpoint(ctx.checkpoint_dir))
         trainer = Trainer(

@@ -177,6 +177,15 @@ class TimeBudget(Callback):
         self._check(trainer)
 
 
+class ReportValidation(Callback):
+    """Hand each epoch's validation loss to ``trainer.ctx.report`` (a hyperparameter search
+    listening for pruning). Rank 0 only: every rank holds the same all-reduced loss."""
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        if trainer.ctx.report is not None and "valid_loss" in logs and trainer.rank == 0:
+            trainer.ctx.report(epoch, float(logs["valid_loss"]))
+
+
 class TerminateOnNaN(Callback):
     """Stop with reason "diverged" when the epoch's training loss is nan or infinite (one
     check per epoch, so the GPU is not synchronised every batch)."""

@@ -24,6 +24,9 @@ class FitContext:
         device: "auto", "cpu" or "cuda[:N]".
         dp: differential privacy of the fit (:class:`~takeoff.training.privacy.DPParams` with
             ``epsilon`` set), or None; families that cannot train with it refuse.
+        report: called after each epoch / boosting round with ``(step, validation loss)``
+            (lower is better) by families that validate as they go; it may raise to end the
+            fit (a hyperparameter search prunes a bad trial this way). None: nobody listens.
     """
 
     deadline: float | None = None
@@ -33,6 +36,7 @@ class FitContext:
     warn: Callable[[str], None] = field(default=lambda message: None)
     device: str = "auto"
     dp: Any = None
+    report: Callable[[int, float], None] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the deadline (infinity when there is none)."""
@@ -52,4 +56,5 @@ class FitContext:
             warn=self.warn,
             device=self.device,
             dp=self.dp,
+            report=self.report,
         )

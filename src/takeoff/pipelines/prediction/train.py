@@ -21,12 +21,15 @@ from takeoff.training.distributed import is_main_process, lost_peers
 
 
 def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str | None = None,
-          encoding: str | None = None, state: dict[str, Any] | None = None, sep: str | None = None,
-          decimal: str | None = None) -> Model:
+          encoding: str | None = None, state: dict[str, Any] | None = None,
+          report_sections: list[dict[str, Any]] | None = None, info: dict[str, Any] | None = None,
+          sep: str | None = None, decimal: str | None = None) -> Model:
     """Train the prediction model of ``cfg`` on ``data``; write it as a bundle to ``out``.
 
     ``state`` is the saved state of an interrupted run being resumed (``out`` is then its
-    directory), else None.
+    directory), else None. ``report_sections`` are added to the report (see
+    :func:`~takeoff.evaluation.report.write_report`) and ``info`` to the manifest's
+    ``training`` (e.g. a hyperparameter search's summary).
 
     Raises:
         DataSourceError, DataError, ConfigError, BudgetError: nothing is written then.
@@ -67,6 +70,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         prepared = time.monotonic() - started
         outcome = automl.fit(prep, cfg, run_dir, deadline, state)
         outcome.info["time"] = {"reading and checking the data": round(prepared, 2), **outcome.info.get("time", {})}
+        outcome.info.update(info or {})
         model = model_of(outcome, cfg, name, time.monotonic() - started + state.get("elapsed", 0.0))
         fairness = _fairness(outcome, cfg)
         if fairness is not None:
@@ -82,6 +86,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
                 data_name=f"{name} ({_scored_rows(outcome)})", images=next(iter(outcome.valid_X.images.values()), None),
                 fairness=fairness, privacy=model.manifest.get("privacy", {}).get("dp"),
                 card=model.card(),
+                sections=report_sections or (),
             )
             model.attach("report.html", report)
             model.save(run_dir)
