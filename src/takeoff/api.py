@@ -55,6 +55,8 @@ def train(
     devices: int | None = None,
     track: bool = False,
     tracking_uri: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -70,6 +72,9 @@ def train(
             the run is judged by (e.g. "macro_f1", "mae"): it chooses the models, their blend and
             the decision rule.
         resume: an interrupted run directory to finish (``data`` and options are taken from it).
+        table, sql, encoding, sep, decimal: how the data is read: a database table or query; a
+            CSV file's text encoding (default UTF-8), delimiter and decimal mark (default:
+            detected from its first lines; see docs/guide.md, "Reading CSV files").
         user, item, rating, time_column, items, users: recommendation (``task="recommend"``,
             also inferred from ``user`` + ``item``): the interaction log's columns and optional
             item and user feature tables (paths); see :mod:`takeoff.pipelines.recommendation`.
@@ -106,6 +111,7 @@ def train(
         cfg = _config(state["config"])
         src = state["source"]
         data, table, sql, encoding = src["data"], src.get("table"), src.get("sql"), src.get("encoding")
+        sep, decimal = src.get("sep"), src.get("decimal")
     else:
         cfg = _config(config, target=target, time_budget=time_budget, seed=seed, drop=drop, task=task, family=family, metric=metric,
                       strict=strict, devices=devices)
@@ -149,7 +155,7 @@ def train(
                 # a rank under torchrun: ranks do not track (one run is not one per rank)
                 return distributed.train_in_group(data, cfg, out, table, sql, encoding, state)
         else:
-            model = prediction.train(data, cfg, out, table, sql, encoding, state)
+            model = prediction.train(data, cfg, out, table, sql, encoding, state, sep=sep, decimal=decimal)
     if track or tracking_uri:
         from takeoff.tracking import log_train
 
@@ -269,13 +275,14 @@ def load(path: str | Path) -> Predictor:
     return dispatch.load(path)
 
 
-def inspect(data, target: str | list[str] | None = None, *, table=None, sql=None, encoding=None, config=None) -> dict[str, Any]:
+def inspect(data, target: str | list[str] | None = None, *, table=None, sql=None, encoding=None, config=None,
+            sep=None, decimal=None) -> dict[str, Any]:
     """The inferred schema, task and data findings of a table, as a JSON-ready dict."""
     from takeoff.pipelines.prediction.prepare import inspect_table
     from takeoff.pipelines.run_dir import read_data
 
     cfg = _config(config, target=target)
-    df, name = read_data(data, table, sql, encoding)
+    df, name = read_data(data, table, sql, encoding, sep, decimal)
     return inspect_table(df, cfg, name)
 
 

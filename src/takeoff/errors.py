@@ -80,11 +80,20 @@ class ColumnNotFoundError(DataError, KeyError):
 class SchemaMismatchError(DataError):
     """Data given to a trained model lacks columns it was trained with."""
 
-    def __init__(self, missing: Sequence[str], expected: Sequence[str], where: str):
+    def __init__(self, missing: Sequence[str], expected: Sequence[str], where: str,
+                 available: Sequence[str] = ()):
         self.missing, self.expected = list(missing), list(expected)
+        # the data's columns the model does not know: a missing one was probably renamed to one of them
+        unused = [str(a) for a in available if a not in set(self.expected)]
+        self.suggestions = {m: guess for m in self.missing if (guess := closest(m, unused)) is not None}
+        hint = ""
+        if self.suggestions:
+            hint = " Did you mean " + ", ".join(f"'{g}' for '{m}'" for m, g in self.suggestions.items()) + "?"
+        fix = ("rename " + ", ".join(f"'{g}' to '{m}'" for m, g in self.suggestions.items()) + ", and add any other "
+               "missing column" if self.suggestions else "add the missing column(s)")
         message = (
             f"column(s) {preview([repr(m) for m in missing])} missing in {where}; the model was "
-            f"trained with: {preview(expected, 40)}. Fix: add the missing column(s) "
+            f"trained with: {preview(expected, 40)}.{hint} Fix: {fix} "
             "(empty values are allowed and are imputed)."
         )
         super().__init__(message, column=missing[0] if missing else None)
@@ -140,6 +149,14 @@ class BundleError(TakeoffError, ValueError):
 
 class BudgetError(TakeoffError, RuntimeError):
     """The time budget was too small to fit any model."""
+
+
+class TrainingError(TakeoffError, RuntimeError):
+    """No model of a run could be trained; ``failures`` holds each candidate's reason."""
+
+    def __init__(self, message: str, failures: Sequence[dict] = ()):
+        self.failures = list(failures)
+        super().__init__(message)
 
 
 class ExportError(TakeoffError, ValueError):

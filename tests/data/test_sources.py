@@ -392,9 +392,16 @@ def test_writer_mismatched_chunks_fail_cleanly(tmp_path):
     assert read_table(tmp_path / "p.parquet")["a"].tolist() == [1.0, 2.0, 3.0, 4.0]
 
 
-def test_writer_rejects_unknown_extension_and_missing_folder(tmp_path):
+def test_writer_rejects_unknown_extension_and_a_file_as_folder(tmp_path):
     with pytest.raises(DataSourceError, match=r"'\.xlsx'; supported: \.csv, \.tsv, \.parquet, \.pq"):
         TableWriter(tmp_path / "out.xlsx")
-    with pytest.raises(DataSourceError, match="does not exist"):
-        with TableWriter(tmp_path / "nope" / "out.csv"):
+    (tmp_path / "plain").write_text("a file")
+    with pytest.raises(DataSourceError, match="'.*plain' is a file, not a folder"):
+        with TableWriter(tmp_path / "plain" / "out.csv"):
             pass
+
+
+def test_writer_creates_a_missing_folder(tmp_path):
+    with TableWriter(tmp_path / "new" / "deeper" / "out.csv") as out:
+        out.write(pd.DataFrame({"a": [1, 2]}))
+    assert read_table(tmp_path / "new" / "deeper" / "out.csv")["a"].tolist() == [1, 2]

@@ -16,8 +16,9 @@ from takeoff.cli.output import emit_json, out, run, stdout_to_stderr
 def compress(
     bundle: Annotated[Path, typer.Argument(help="Model bundle directory to compress.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Directory of the new bundle.")],
-    data: Annotated[str, typer.Option("--data", help="Labelled rows (with the target): the training table, whose "
-                                      "validation split is then used for measuring, or any labelled table.")],
+    data: Annotated[Optional[str], typer.Option("--data", help="Labelled rows (with the target): the training table, whose "
+                                                "validation split is then used for measuring, or any labelled table. "
+                                                "Not needed for --onnx and --quantize: rows are then drawn from the bundle.")] = None,
     eval_data: Annotated[Optional[str], typer.Option("--eval", help="A held-out labelled table to measure on "
                                                      "(--data is then used whole for fitting).")] = None,
     onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole pipeline to one ONNX graph (runtime: onnx).")] = False,

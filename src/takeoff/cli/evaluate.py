@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, NoTrackOpt, SqlOpt, TableOpt, TrackingUriOpt, tracking_on
+from takeoff.cli.options import (Data, DecimalOpt, EncodingOpt, NoTrackOpt, SepOpt, SqlOpt, TableOpt, TrackingUriOpt,
+                                 tracking_on)
 from takeoff.cli.output import emit_json, metrics_table, out, per_class_table, run, stdout_to_stderr
 
 
@@ -22,6 +23,8 @@ def evaluate(
     encoding: EncodingOpt = None,
     tracking_uri: TrackingUriOpt = None,
     no_track: NoTrackOpt = False,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Metrics of a bundle on DATA (which holds the target column; for a recommender, the
     user and item columns of held-out interactions: ranking metrics)."""
@@ -29,7 +32,7 @@ def evaluate(
 
     refuse_search_index(bundle, "evaluate")
     with stdout_to_stderr(as_json):
-        model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding)
+        model, metrics = _evaluate(api, bundle, data, report, table, sql, encoding, sep, decimal)
         if tracking_on(no_track, tracking_uri):
             from takeoff.tracking import log_evaluate
 
@@ -45,16 +48,17 @@ def evaluate(
         out.print(f"report: {report}")
 
 
-def _evaluate(api, bundle, data, report, table, sql, encoding):
+def _evaluate(api, bundle, data, report, table, sql, encoding, sep=None, decimal=None):
     model = run(api.load, bundle)
     if is_recommender(model):
-        if table or sql or encoding:
+        if table or sql or encoding or sep or decimal:
             from takeoff.data.sources import read_table
 
-            data_in = run(read_table, data, table=table, sql=sql, encoding=encoding)
+            data_in = run(read_table, data, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
         else:
             data_in = data
         metrics = run(model.evaluate, data_in, report=report)
     else:
-        metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report)
+        metrics = run(model.evaluate, data, table=table, sql=sql, encoding=encoding, report=report, sep=sep,
+                      decimal=decimal)
     return model, metrics

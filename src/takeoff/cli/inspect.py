@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
 from takeoff.cli.output import EXIT_DATA, emit_json, out, run, stdout_to_stderr
 
 COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -25,6 +25,8 @@ def inspect(
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Show the schema takeoff infers and the data findings (with --assess: is the prediction worth pursuing?)."""
     from takeoff import api
@@ -34,7 +36,7 @@ def inspect(
         return
 
     with stdout_to_stderr(as_json):
-        result = run(api.inspect, data, target, table=table, sql=sql, encoding=encoding)
+        result = run(api.inspect, data, target, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
     failed = strict and any(f["severity"] == "error" for f in result["findings"])
     if as_json:
         emit_json(result)

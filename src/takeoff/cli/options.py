@@ -13,6 +13,8 @@ Data = Annotated[str, typer.Argument(help="CSV, TSV, Parquet, JSON lines or Exce
 TableOpt = Annotated[Optional[str], typer.Option("--table", help="Database table (with a SQLAlchemy URL).")]
 SqlOpt = Annotated[Optional[str], typer.Option("--sql", help="SQL query (with a SQLAlchemy URL).")]
 EncodingOpt = Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of CSV/TSV files (default UTF-8).")]
+SepOpt = Annotated[Optional[str], typer.Option("--sep", help="CSV delimiter: one character, or tab (default: detected, one of , ; tab |).")]
+DecimalOpt = Annotated[Optional[str], typer.Option("--decimal", help="Decimal mark of CSV numbers: . or , (default: detected).")]
 
 
 def default_run_dir(data: str, table: str | None, fallback: str, suffix: str = "") -> Path:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from takeoff.cli.guards import is_recommender, refuse_search_index
-from takeoff.cli.options import Data, EncodingOpt, SqlOpt, TableOpt
+from takeoff.cli.options import Data, DecimalOpt, EncodingOpt, SepOpt, SqlOpt, TableOpt
 from takeoff.cli.output import emit_json, err, fail, out, run, stdout_to_stderr
 
 
@@ -22,6 +22,8 @@ def predict(
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary (rows, output, notes) as one JSON object to stdout.")] = False,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Predict every row of DATA (streamed in chunks) into OUTPUT."""
     from takeoff import api
@@ -34,7 +36,7 @@ def predict(
              f"Fix: use `takeoff recommend {bundle} --user ID` (or --item ID for similar items).")
     with stdout_to_stderr(as_json):
         result = run(predict_file, model, data, output, id_column=id_column, table=table, sql=sql, encoding=encoding,
-                     strict=strict)
+                     strict=strict, sep=sep, decimal=decimal)
     if as_json:
         emit_json({"output": str(output), **result})
         return

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from takeoff.cli.guards import is_recommender
-from takeoff.cli.options import (EncodingOpt, FamilyChoice, MetricChoice, NoTrackOpt, SqlOpt, TableOpt, TaskChoice,
-                                 TrackingUriOpt, default_run_dir, tracking_on)
+from takeoff.cli.options import (DecimalOpt, EncodingOpt, FamilyChoice, MetricChoice, NoTrackOpt, SepOpt, SqlOpt, TableOpt,
+                                 TaskChoice, TrackingUriOpt, default_run_dir, tracking_on)
 from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_to_stderr
 
 
@@ -47,6 +47,8 @@ def train(
     devices: Annotated[Optional[int], typer.Option("--devices", help="Processes training a torch family data-parallel: one per GPU (NCCL) or CPU core (gloo); several machines: torchrun. See docs/distributed.md.")] = None,
     tracking_uri: TrackingUriOpt = None,
     no_track: NoTrackOpt = False,
+    sep: SepOpt = None,
+    decimal: DecimalOpt = None,
 ) -> None:
     """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
@@ -65,7 +67,7 @@ def train(
                 strict=strict, user=user, item=item, rating=rating, time_column=time_column, items=items,
                 users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
                 dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate,
-                track=tracking_on(no_track, tracking_uri), tracking_uri=tracking_uri,
+                track=tracking_on(no_track, tracking_uri), tracking_uri=tracking_uri, sep=sep, decimal=decimal,
             )
     except KeyboardInterrupt:
         where = resume or out_dir

@@ -9,6 +9,10 @@ Which rows: when ``data`` is the table the bundle was trained on (same row count
 target filter), its validation split is re-created from the bundle's seed and used for
 measuring, and its training split for fitting (distillation, the fine-tune after pruning).
 Any other labelled table is measured whole; steps that fit split it 80/20 first.
+
+Without ``data``, ONNX export and quantization (which fit nothing) run on rows drawn from what
+the bundle keeps of its training data (each number's range, each category's vocabulary): the
+parity check and the latencies are measured on them, the metrics are not compared.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class Rows:
     fit: pd.DataFrame
     fit_y: np.ndarray
     measure: pd.DataFrame
-    measure_y: np.ndarray
+    measure_y: np.ndarray | None  # None: rows drawn from the bundle, without labels
     how: str
 
 
@@ -138,7 +142,8 @@ def compress(
 
     Args:
         bundle: a bundle path or a loaded :class:`~takeoff.api.Model`.
-        data: labelled rows (a path, URL or DataFrame holding the target column).
+        data: labelled rows (a path, URL or DataFrame holding the target column); None for an
+            ONNX export or quantization alone: rows are then drawn from the bundle (see above).
         onnx: export the whole pipeline to one ONNX graph (``runtime: onnx``).
         quantize: ``"int8"``: dynamic int8 weights for the network members (implies ``onnx``).
         prune: share of weights (networks) or of trailing trees (LightGBM) to remove, in (0, 1).
@@ -185,9 +190,14 @@ def compress(
         raise ConfigError(f"output directory {out} already exists and is not empty. Fix: choose another --out, or remove it.")
     _check_methods(model, onnx=onnx, quantize=quantize, prune=prune, structured=structured, distill=distill)
 
-    df, name = read_data(data, table, sql, encoding)
-    held_out = read_data(eval_data, encoding=encoding) if eval_data is not None else None
-    rows = split_rows(model, df, name, needs_fit=bool(prune or distill), seed=seed, held_out=held_out)
+    if data is None and eval_data is None:
+        if prune or distill:
+            raise ConfigError("--prune and --distill fit on labelled rows: pass the training table with --data")
+        rows = drawn_rows(model, seed)
+    else:
+        df, name = read_data(data if data is not None else eval_data, table, sql, encoding)
+        held_out = read_data(eval_data, encoding=encoding) if eval_data is not None and data is not None else None
+        rows = split_rows(model, df, name, needs_fit=bool(prune or distill), seed=seed, held_out=held_out)
     extra = None
     if unlabeled is not None:
         extra, _ = read_data(unlabeled)
@@ -303,6 +313,48 @@ def split_rows(model, df: pd.DataFrame, name: str, *, needs_fit: bool, seed: int
                 df.iloc[valid_idx].reset_index(drop=True), y[valid_idx], how)
 
 
+DRAWN_ROWS = 256
+
+
+def drawn_rows(model, seed: int, n: int = DRAWN_ROWS) -> Rows:
+    """Unlabelled rows drawn from what the bundle keeps of its training data: numbers uniform
+    over their training range (or around their mean and spread, for bundles that predate the
+    range), categories from their vocabulary, a few missing values; for the parity check and
+    the latencies of an export that fits nothing.
+
+    Raises:
+        ConfigError: the inputs include text, images or dates, which the bundle keeps no
+            sample of (pass ``data``).
+    """
+    from takeoff.data.schema import Kind
+
+    kept = {Kind.NUMERIC, Kind.BOOLEAN, Kind.CATEGORICAL}
+    others = [c.name for c in model.schema.features if c.kind not in kept]
+    if others:
+        raise ConfigError(f"without --data, compress draws rows from the bundle's numbers and categories; column(s) "
+                          f"{', '.join(others[:5])} hold text, images or dates. Fix: pass rows with --data.")
+    rng = np.random.default_rng(seed)
+    pipeline, columns = model.pipeline, {}
+    for column in model.schema.features:
+        stats = pipeline.numeric.get(column.name, {})
+        if column.kind == Kind.CATEGORICAL:
+            vocabulary = pipeline.categories.get(column.name) or ["a"]
+            values = rng.choice(np.asarray(vocabulary, dtype=object), n).astype(object)
+        elif column.kind == Kind.BOOLEAN:
+            values = rng.integers(0, 2, n).astype(np.float64)
+        elif "max" in stats:
+            values = rng.uniform(stats["min"], stats["max"], n)
+        else:
+            values = rng.normal(stats.get("mean", 0.0), stats.get("std", 1.0), n)
+        values = pd.Series(values, dtype=object if column.kind == Kind.CATEGORICAL else np.float64)
+        values[rng.random(n) < 0.05] = None  # missing values take their own path through the graph
+        columns[column.name] = values
+    frame = pd.DataFrame(columns)
+    how = (f"{n} rows drawn from the bundle's training ranges and categories (no --data: metrics not compared; "
+           "pass --data to compare them)")
+    return Rows(frame.iloc[:0], np.zeros(0), frame, None, how)
+
+
 def _labelled(model, df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows with a target value the model knows, and their encoded target."""
     from takeoff.data.schema import require_columns
@@ -342,5 +394,6 @@ def _finish(stage: Path, out: Path, result: CompressionResult, source: Path) -> 
     manifest = {k: v for k, v in copy.deepcopy(manifest).items() if k not in ("format", "format_version", "files")}
     manifest["compression"] = {"steps": result.steps, "ratios": result.ratios(), "metric_deltas": result.deltas(),
                                "rows": result.rows, "original_bundle": str(source)}
-    manifest["metrics"] = result.compressed.metrics
+    if result.compressed.metrics:  # measured on labelled rows (else the bundle's own metrics stay)
+        manifest["metrics"] = result.compressed.metrics
     bundle.write(out, manifest, add)

@@ -33,6 +33,9 @@ class ConformNotes:
 
     extra_columns: list[str] = field(default_factory=list)
     coerced: dict[str, int] = field(default_factory=dict)  # column -> values set to missing
+    # values unlike the training rows: column -> {value: rows} (a few kept) / rows far out of range
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+    far: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # column -> (rows, min, max)
 
     def messages(self) -> list[str]:
         out = []
@@ -40,7 +43,26 @@ class ConformNotes:
             out.append(f"ignored column(s) the model does not use: {preview(self.extra_columns)}")
         for column, count in self.coerced.items():
             out.append(f"column '{column}': {count} value(s) could not be parsed and were treated as missing")
+        for column, values in self.unseen.items():
+            shown = preview([repr(v) for v in values], 3)
+            out.append(f"column '{column}': {sum(values.values())} value(s) not seen in training (or too rare in it: "
+                       f"{shown}); predicted as an unknown category")
+        for column, (count, low, high) in self.far.items():
+            out.append(f"column '{column}': {count} value(s) far outside the training range {low:.4g} to {high:.4g} "
+                       "(beyond it by more than its width); the prediction extrapolates there")
         return out
+
+    def add_unseen(self, column: str, values: np.ndarray) -> None:
+        """Count the rows of ``values`` (categories the model does not know); a few kept by name."""
+        seen = self.unseen.setdefault(column, {})
+        names, counts = np.unique(values.astype(str), return_counts=True)
+        for name, count in zip(names.tolist(), counts.tolist()):
+            if name in seen or len(seen) < 20:
+                seen[name] = seen.get(name, 0) + int(count)
+
+    def add_far(self, column: str, rows: int, low: float, high: float) -> None:
+        before = self.far.get(column, (0, low, high))[0]
+        self.far[column] = (before + rows, low, high)
 
 
 def conform(
@@ -74,7 +96,7 @@ def conform(
     expected = schema.names()
     missing = [c for c in expected if c not in df.columns]
     if missing:
-        raise SchemaMismatchError(missing, expected, where)
+        raise SchemaMismatchError(missing, expected, where, available=[str(c) for c in df.columns])
     known = {c.name for c in schema.columns} | _names(target)
     for extra in df.columns:
         if str(extra) not in known and str(extra) not in notes.extra_columns:

@@ -416,6 +416,42 @@ def _n_unique(series: pd.Series) -> int:
         return int(series.notna().sum())
 
 
+MAX_NON_NUMBERS = 10  # distinct non-numeric values a numeric target may hold (?, n/a, -, unknown, ...)
+
+
+def numbers_with_placeholders(y: pd.Series) -> tuple[pd.Series, dict[str, int]] | None:
+    """A text target that is numbers but for a few placeholder cells (``?``, ``-``,
+    ``unknown``): (the numbers, with those cells missing; each placeholder and its count), or
+    None when ``y`` is not such a column (already numeric, mostly text, or no placeholder).
+
+    Example:
+        >>> numbers_with_placeholders(pd.Series(["1.5", "?", "2.25", "3"] * 10))[1]
+        {'?': 10}
+    """
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return None
+    values = y.dropna()
+    if len(values) == 0:
+        return None
+    text = values.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce")
+    bad = numbers.isna() | np.isinf(numbers.fillna(0))
+    if not bad.any() or bad.mean() > 1 - NUMERIC_PARSE_SHARE:
+        return None
+    seen = text[bad].value_counts()
+    if len(seen) > MAX_NON_NUMBERS:
+        return None
+    out = pd.Series(np.nan, index=y.index, dtype="float64")
+    out[values.index] = numbers.where(~bad).astype("float64")
+    return out, {str(k): int(v) for k, v in seen.items()}
+
+
+def looks_like_id(y: pd.Series) -> bool:
+    """A column whose value differs on every row (at least 20) and that is not a measurement:
+    text labels, or whole numbers counting up (1, 2, 3, ...)."""
+    return infer_kind(y, len(y))[0] is Kind.IDENTIFIER
+
+
 def infer_task(
     y: pd.Series, target: str, override: str | None = None, positive_label: Any = None
 ) -> Task:

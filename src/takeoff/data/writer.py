@@ -1,9 +1,13 @@
 """Writing tables chunk by chunk (CSV, TSV, Parquet), atomically: the output appears only
-when complete."""
+when complete. A writer killed half-way leaves a hidden ``.NAME.<pid>-<hash>.tmp``; the next
+write of the same file removes it once its process is gone."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,22 +16,27 @@ import pandas as pd
 
 from takeoff.errors import DataError, DataSourceError, preview
 
+log = logging.getLogger("takeoff")
+
 WRITE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+STALE_SECONDS = 24 * 3600  # a temporary without a process id (older takeoff) is stale after this
 
 
 class TableWriter:
     """Write a table chunk by chunk to CSV, TSV or Parquet, atomically.
 
-    Rows go to a temporary file in the same folder, renamed over ``path`` only when the
-    ``with`` block ends without an exception; otherwise the temporary file is removed and any
-    existing file at ``path`` is left as it was. The first chunk fixes the columns and types;
+    Rows go to a temporary file in the same folder (created when missing), renamed over
+    ``path`` only when the ``with`` block ends without an exception; otherwise the temporary
+    file is removed and any existing file at ``path`` is left as it was. Temporaries of
+    ``path`` left by a killed writer (whose process is gone) are removed first. The first chunk fixes the columns and types;
     later chunks must have the same columns (types are cast to the first chunk's).
 
     Args:
         path: the output file; its extension picks the format (.csv, .tsv, .parquet, .pq).
 
     Raises:
-        DataSourceError: unsupported extension, missing folder, or ``path`` is a directory.
+        DataSourceError: unsupported extension, a folder that cannot be created, or ``path``
+            is a directory.
         DataError: a later chunk has other columns, or types that do not convert.
 
     Example:
@@ -54,15 +63,18 @@ class TableWriter:
 
     def __enter__(self) -> TableWriter:
         folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise DataSourceError(
-                str(self.path),
-                f"the folder '{folder}' does not exist",
-                fix="create the folder first, or choose another output path",
-            )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise DataSourceError(str(self.path), f"'{folder}' is a file, not a folder",
+                                  fix="choose another output path") from None
+        except PermissionError:
+            raise DataSourceError(str(self.path), f"cannot create the folder '{folder}' (permission denied)",
+                                  fix="choose an output path you can write to") from None
         if self.path.is_dir():
             raise DataSourceError(str(self.path), "is a directory", fix="give a file name, e.g. predictions.csv")
-        self._tmp = folder / f".{self.path.name}.{uuid.uuid4().hex[:12]}.tmp"
+        remove_stale_temporaries(self.path)
+        self._tmp = folder / f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
         # created here (not by mkstemp) so the final file gets the usual umask permissions
         os.close(os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         return self
@@ -148,3 +160,50 @@ class TableWriter:
             if tmp is not None and tmp.exists():
                 tmp.unlink()
         return False
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of ``path`` whose writer was killed: those naming a process that
+    no longer runs (without a process id, or on Windows: those older than
+    :data:`STALE_SECONDS`); the ones removed. A writer still running keeps its file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?:(\d+)-)?[0-9a-f]+\.tmp")
+    removed = []
+    for candidate in folder.glob(f".{glob_escape(path.name)}.*.tmp"):
+        found = pattern.fullmatch(candidate.name)
+        if found is None:
+            continue
+        try:
+            if found.group(1) is not None and os.name != "nt":
+                stale = not _running(int(found.group(1)))
+            else:  # no process id to ask (or Windows, where os.kill(pid, 0) would signal it): its age
+                stale = time.time() - candidate.stat().st_mtime > STALE_SECONDS
+            if stale:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:  # gone already, or not ours to remove
+            continue
+    if removed:
+        log.info("removed %d unfinished temporary file(s) of %s left by an interrupted write: %s", len(removed),
+                 path.name, preview([p.name for p in removed], 3))
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    import glob
+
+    return glob.escape(name)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return True
+    return True

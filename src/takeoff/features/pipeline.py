@@ -364,6 +364,9 @@ def _numeric_stats(series: pd.Series) -> dict[str, float]:
         "mean": float(filled.mean()),
         "std": std if std > 1e-12 else 1.0,
         "indicator": bool(missing.any()),
+        # the training range, for the warning on numbers far outside it (bundles before it lack these)
+        "min": float(values[~missing].min()),
+        "max": float(values[~missing].max()),
     }
 
 

@@ -38,6 +38,7 @@ import io
 import json
 import logging
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from takeoff.errors import BundleError, MissingDependencyError, TakeoffError
+from takeoff.errors import BudgetError, BundleError, MissingDependencyError, TakeoffError
 
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 # Python packages that ship a model folder: name -> (module, function returning the folder)
@@ -232,8 +233,15 @@ class TextEncoder:
     def name(self) -> str:
         return self.folder.name
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """float32 (len(texts), dim) L2-normalised mean-pooled vectors."""
+    def embed(self, texts: Sequence[str], deadline: float | None = None) -> np.ndarray:
+        """float32 (len(texts), dim) L2-normalised mean-pooled vectors.
+
+        Args:
+            deadline: a ``time.monotonic()`` value, checked between batches.
+
+        Raises:
+            BudgetError: the deadline passed before every text was embedded.
+        """
         texts = ["" if t is None else str(t) for t in texts]
         unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
         ids = self.tokenizer(list(unique), truncation=True, max_length=self.max_length)["input_ids"]
@@ -243,8 +251,17 @@ class TextEncoder:
             self._choose_path()
         run = self._run_onnx if self.runtime == "onnx" else self._run_torch
         out = np.zeros((len(unique), self.dim), dtype=np.float32)
+        done, last, started = 0, 0.0, time.monotonic()  # texts embedded; seconds of the last batch
         for index, batch, mask in self._batches(ids, lengths):
+            began = time.monotonic()
+            # a batch that would end past the deadline is not started (batches grow longer:
+            # texts come sorted by length)
+            if deadline is not None and began + last > deadline:
+                pace = f" (all of them would take ~{len(unique) * (began - started) / done:,.0f}s at this pace)" if done else ""
+                raise BudgetError(f"the time budget ran out after embedding {done:,} of {len(unique):,} distinct "
+                                  f"texts{pace}. Fix: raise --time-budget, or lower max_length.")
             out[index] = run(batch, mask)
+            done, last = done + len(index), time.monotonic() - began
         return out[inverse.reshape(-1)]
 
     def _batches(self, ids: list[list[int]], lengths: np.ndarray):

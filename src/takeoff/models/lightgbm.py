@@ -104,6 +104,10 @@ class LightGBMFamily(Family):
             free_raw_data=True,
         )
 
+    @classmethod
+    def warm_up(cls) -> None:
+        import lightgbm  # noqa: F401 - with scikit-learn and scipy, seconds on a cold start
+
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         import lightgbm as lgb
 

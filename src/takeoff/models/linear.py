@@ -97,6 +97,11 @@ class LinearFamily(Family):
         self.arrays: dict[str, np.ndarray] = {}  # the names in _ARRAYS
 
     # ------------------------------------------------------------------ fit
+    @classmethod
+    def warm_up(cls) -> None:
+        import scipy.sparse  # noqa: F401 - seconds on a cold start
+        import sklearn.linear_model  # noqa: F401
+
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         """Fix the layout on ``train``, then fit for each C of the grid (see the module docstring).
 

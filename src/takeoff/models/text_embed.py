@@ -105,15 +105,16 @@ class TextEmbedFamily(Family):
             _ENCODERS[key] = TextEncoder(self.folder, max_length=self.params.max_length, precision=self.params.precision)
         return _ENCODERS[key]
 
-    def _vectors(self, X: Features) -> np.ndarray:
-        """The sentence vectors of every text column, side by side (each distinct text once)."""
+    def _vectors(self, X: Features, deadline: float | None = None) -> np.ndarray:
+        """The sentence vectors of every text column, side by side (each distinct text once);
+        ``deadline`` is checked between the encoder's batches (BudgetError past it)."""
         encoder = self._encoder()
         key = f"{encoder.folder.as_posix()}|{self.params.precision}"
         blocks = []
         for column in sorted(X.text):
             texts = [str(t) for t in X.text[column]]
             todo = sorted({t for t in texts if (key, t) not in _CACHE})
-            fresh = dict(zip(todo, encoder.embed(todo))) if todo else {}
+            fresh = dict(zip(todo, encoder.embed(todo, deadline=deadline))) if todo else {}
             for text, vector in fresh.items():
                 if len(_CACHE) < _CACHE_MAX:
                     _CACHE[(key, text)] = vector
@@ -142,6 +143,27 @@ class TextEmbedFamily(Family):
         return np.hstack(parts).astype(np.float64)
 
     # ------------------------------------------------------------------ fit
+    @classmethod
+    def warm_up(cls) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("transformers") is None:  # a missing extra is said by fit
+            return
+        import sklearn.linear_model  # noqa: F401 - seconds on a cold start
+
+        # Loading the encoder (transformers imports its model code on first use) and checking
+        # its fast path cost seconds that no deadline check can cut short: the default encoder is
+        # made ready here, before a fit's clock starts (another encoder loads in fit).
+        try:
+            defaults = TextEmbedParams()
+            folder = resolve_encoder(defaults.encoder)
+            key = (str(folder), defaults.max_length, defaults.precision)
+            if key not in _ENCODERS:
+                _ENCODERS[key] = TextEncoder(folder, max_length=defaults.max_length, precision=defaults.precision)
+            _ENCODERS[key].embed(["warm up"])
+        except Exception:  # noqa: BLE001 (fit says what is wrong with the encoder)
+            return
+
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         started = time.monotonic()
         if ctx.expired():
@@ -150,8 +172,12 @@ class TextEmbedFamily(Family):
             from takeoff.errors import ConfigError
 
             raise ConfigError("family 'text-embed' needs a free-text column; this table has none")
-        v_train = self._vectors(train.X)
-        v_valid = self._vectors(valid.X) if valid is not None else None
+        # the encoder checks the deadline between its batches: embedding is most of the fit's time
+        v_train = self._vectors(train.X, ctx.deadline)
+        v_valid = self._vectors(valid.X, ctx.deadline) if valid is not None else None
+        if ctx.expired():
+            raise BudgetError("model family 'text-embed': the time budget ran out once the texts were embedded, "
+                              "before a head was fitted. Fix: raise --time-budget.")
         heads = ["linear", "lightgbm"] if self.params.head == "auto" else [self.params.head]
         if self.params.head == "auto" and valid is None:
             heads = [self.head or "linear"]

@@ -88,6 +88,30 @@ class TfidfParams(Params):
     max_iter: int = Field(1000, ge=1, description="Most solver iterations per fit.")
 
 
+SAMPLE_TEXTS = 400  # texts a vectorizer is timed on before it is fitted with a deadline
+
+
+def _check_vectorizing_time(vectorizer, texts, kind: str, ctx: FitContext) -> None:
+    """Raise BudgetError when the deadline has passed, or when vectorizing ``texts`` (timed on
+    :data:`SAMPLE_TEXTS` of them, scaled linearly, with a 20% margin) would run past it."""
+    from sklearn.base import clone
+
+    if ctx.expired():
+        raise BudgetError(f"model family 'tfidf': the time budget ran out before the {kind} n-grams were made. "
+                          "Fix: give a larger time budget.")
+    if ctx.deadline is None or len(texts) <= 2 * SAMPLE_TEXTS:
+        return
+    began = time.monotonic()
+    try:
+        clone(vectorizer).fit_transform(texts[:SAMPLE_TEXTS])
+    except ValueError:  # no term in the sample: the full fit decides
+        return
+    needed = (time.monotonic() - began) * len(texts) / SAMPLE_TEXTS * 1.2
+    if needed > ctx.remaining():
+        raise BudgetError(f"model family 'tfidf': the {kind} n-grams of {len(texts):,} texts would take ~{needed:.1f}s, "
+                          f"{max(ctx.remaining(), 0):.1f}s are left. Fix: give a larger time budget, or set analyzers: word.")
+
+
 class TfidfFamily(Family):
     """TF-IDF word and character n-grams of each text column, with the other columns, into a
     linear model.
@@ -118,6 +142,11 @@ class TfidfFamily(Family):
         self.classes: np.ndarray | None = None  # class codes the coefficients are for (classification)
 
     # ------------------------------------------------------------------ fit
+    @classmethod
+    def warm_up(cls) -> None:
+        import sklearn.feature_extraction.text  # noqa: F401 - seconds on a cold start
+        import sklearn.linear_model  # noqa: F401
+
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         """Vectorize, then fit the linear model for each grid point (see the module docstring).
 
@@ -133,7 +162,7 @@ class TfidfFamily(Family):
             raise BudgetError("model family 'tfidf': no time left to vectorize the texts. Fix: give a larger time budget.")
         if valid is not None and len(valid) == 0:
             valid = None
-        text_blocks = self._fit_layout(train.X)
+        text_blocks = self._fit_layout(train.X, ctx)
         M_train = self._matrix(train.X, text_blocks)
         M_valid = None if valid is None else self._matrix(valid.X)
         if M_train.shape[1] == 0:
@@ -186,10 +215,13 @@ class TfidfFamily(Family):
         )
         return self.report
 
-    def _fit_layout(self, X: Features) -> list[Any]:
+    def _fit_layout(self, X: Features, ctx: FitContext | None = None) -> list[Any]:
         """Fit the vectorizers and fix which numeric columns and one-hot widths join them.
 
         Returns the training rows' TF-IDF blocks (one per vectorizer), so they are not made twice.
+        With a deadline in ``ctx``, each vectorizer is timed on a sample of the texts first: one
+        that would not finish in the time left is not started (BudgetError), since scikit-learn
+        cannot stop it half-way.
         """
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -199,6 +231,8 @@ class TfidfFamily(Family):
         for column in sorted(X.text):
             for kind in kinds:
                 vectorizer = TfidfVectorizer(**_vectorizer_args(kind, p.min_df, p.max_features))
+                if ctx is not None:
+                    _check_vectorizing_time(vectorizer, X.text[column], kind, ctx)
                 try:
                     blocks.append(vectorizer.fit_transform(X.text[column]))
                 except ValueError:  # no term left (empty texts, or all rarer than min_df)

@@ -224,7 +224,10 @@ class TorchFamily(Family):
     # ------------------------------------------------------------------ fit
     @classmethod
     def warm_up(cls) -> None:
-        import torch  # noqa: F401 - seconds on a cold start
+        import torch  # seconds on a cold start
+
+        # the first optimizer imports torch._dynamo (seconds more): not on a fit's clock
+        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
     def fit(self, train: Dataset, valid: Dataset | None, ctx: FitContext) -> FitReport:
         """Train on ``train``, early-stopping on ``valid`` (see the module docstring).

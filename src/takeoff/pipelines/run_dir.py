@@ -16,11 +16,12 @@ from takeoff.errors import BundleError, ConfigError
 
 
 def read_data(data, table: str | None = None, sql: str | None = None,
-              encoding: str | None = None) -> tuple[pd.DataFrame, str]:
+              encoding: str | None = None, sep: str | None = None, decimal: str | None = None) -> tuple[pd.DataFrame, str]:
     """A table (path, SQLAlchemy URL or DataFrame) read whole, and its name in messages."""
     from takeoff.data.sources import read_table, source_name
 
-    return read_table(data, table=table, sql=sql, encoding=encoding), source_name(data, table=table, sql=sql)
+    table_read = read_table(data, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
+    return table_read, source_name(data, table=table, sql=sql)
 
 
 def new_output_dir(run_dir: Path) -> Path:

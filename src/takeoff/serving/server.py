@@ -48,6 +48,7 @@ def serve(source: Path | str | dict, settings: ServeSettings | None = None, *,
     import uvicorn
 
     settings = settings or ServeSettings()
+    check_port(settings.host, settings.port)  # a port in use is said before anything is loaded or printed
     url = f"http://{settings.host}:{settings.port}"
     graceful = settings.timeout_s + SHUTDOWN_MARGIN_S
     if settings.workers > 1:
@@ -101,6 +102,52 @@ def _run_workers(config) -> None:
     sock.set_inheritable(True)
     extra = {"target": uvicorn.Server(config).run} if "target" in inspect.signature(Multiprocess).parameters else {}
     Multiprocess(config, sockets=[sock], **extra).run()
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise ConfigError, naming the port and a free one, when ``host:port`` cannot be bound
+    (another server holds it); port 0 (any free port) is not checked.
+
+    Raises:
+        ConfigError: the port is in use, or needs privileges (below 1024).
+    """
+    import errno
+
+    if port == 0:
+        return
+    try:
+        _bind(host, port)
+    except PermissionError:
+        raise ConfigError(f"port {port} on {host} needs administrator rights (ports below 1024 do). "
+                          f"Fix: pass --port {_free_port(host, 8000) or 8000}.") from None
+    except OSError as error:
+        if error.errno not in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1), 10048):
+            raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}. Fix: check --host "
+                              "(127.0.0.1 for this machine, 0.0.0.0 for all interfaces) and --port.") from None
+        free = _free_port(host, port + 1)
+        fix = f"pass --port {free}" if free else "pass another --port"
+        raise ConfigError(f"port {port} on {host} is already in use (another server, perhaps an earlier "
+                          f"`takeoff serve`, is listening there). Fix: {fix}, or stop the other server.") from None
+
+
+def _bind(host: str, port: int) -> None:
+    """Bind and release ``host:port`` as uvicorn binds it (SO_REUSEADDR: a port in TIME_WAIT is free)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+
+
+def _free_port(host: str, start: int) -> int | None:
+    """The first port from ``start`` (of ten) that ``host`` can bind, or None."""
+    for candidate in range(start, min(start + 10, 65536)):
+        try:
+            _bind(host, candidate)
+        except OSError:
+            continue
+        return candidate
+    return None
 
 
 def app_from_env():

@@ -24,6 +24,8 @@ def iter_chunks(
     sql: str | None = None,
     encoding: str | None = None,
     chunk_rows: int = 100_000,
+    sep: str | None = None,
+    decimal: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream a table in chunks of ``chunk_rows`` rows with flat memory.
 
@@ -33,7 +35,7 @@ def iter_chunks(
     found while reading (bad bytes, no rows at all) raise from the iteration.
 
     Args:
-        source, table, sql, encoding: as for :func:`read_table`.
+        source, table, sql, encoding, sep, decimal: as for :func:`read_table`.
         chunk_rows: rows per chunk (the last may be shorter); at least 1.
 
     Raises:
@@ -48,7 +50,7 @@ def iter_chunks(
             f"chunk_rows must be a positive integer, got {chunk_rows!r}",
             fix="pass chunk_rows=100000 or another count of at least 1",
         )
-    src = resolve(source, table, sql, encoding)
+    src = resolve(source, table, sql, encoding, sep, decimal)
     return chunks(src, chunk_rows)
 
 

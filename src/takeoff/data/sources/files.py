@@ -82,8 +82,10 @@ def not_found(path: Path, listed: Any = None) -> SourceNotFoundError:
 
 
 def csv_options(src: Source) -> dict[str, Any]:
+    from takeoff.data.sources.sniff import options
+
     return {
-        "sep": "\t" if src.fmt == "tsv" else ",",
+        **options(src),  # delimiter, decimal mark, quotes: given or sniffed
         "encoding": src.encoding or "utf-8",
         "compression": src.compression,
         "low_memory": False,  # one dtype per column over the whole file, no DtypeWarning

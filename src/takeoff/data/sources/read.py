@@ -10,9 +10,10 @@ from typing import Any
 import pandas as pd
 
 from takeoff.data.sources.failures import reading
-from takeoff.data.sources.files import file_format, known, not_found, read_file
+from takeoff.data.sources.files import file_format, known, not_found, open_binary, read_file
 from takeoff.data.sources.finish import finish
 from takeoff.data.sources.folders import read_image_folder
+from takeoff.data.sources.sniff import SAMPLE_BYTES, check_sep, sniff
 from takeoff.data.sources.source import Source, is_url, source_name
 from takeoff.data.sources.sql import read_sql, resolve_sql
 from takeoff.errors import DataSourceError, preview
@@ -24,6 +25,8 @@ def read_table(
     table: str | None = None,
     sql: str | None = None,
     encoding: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
 ) -> pd.DataFrame:
     """Read a whole table from a file, a database or a DataFrame.
 
@@ -33,6 +36,10 @@ def read_table(
         table: with a URL, the table to read (``schema.table`` is allowed).
         sql: with a URL, the query to run instead of ``table``.
         encoding: text encoding of CSV/TSV/JSON files; default UTF-8.
+        sep: CSV delimiter (one character, or "tab"); default: detected from the first lines
+            (``,``, ``;``, tab or ``|``).
+        decimal: decimal mark of CSV numbers, "." or ","; default: detected (``,`` when the
+            numbers are written ``1,5`` in a file not separated by commas).
 
     Returns:
         The rows, with unique string column names and a ``RangeIndex`` from 0.
@@ -48,7 +55,7 @@ def read_table(
         >>> df.shape
         (4454, 14)
     """
-    src = resolve(source, table, sql, encoding)
+    src = resolve(source, table, sql, encoding, sep, decimal)
     if src.frame is not None:
         df = src.frame.copy()
         df.columns = [str(c) for c in df.columns]
@@ -70,9 +77,12 @@ def read_table(
     return finish(df, src, header_only=len(df.columns) > 0)
 
 
-def resolve(source: Any, table: str | None, sql: str | None, encoding: str | None) -> Source:
-    """Check the source exists and is of a known kind, before reading anything."""
+def resolve(source: Any, table: str | None, sql: str | None, encoding: str | None,
+            sep: str | None = None, decimal: str | None = None) -> Source:
+    """Check the source exists and is of a known kind, before reading anything; a CSV file's
+    delimiter, quotes and decimal mark are settled here (given, else sniffed)."""
     name = source_name(source, table, sql)
+    sep, decimal = check_sep(sep, decimal, name)
     if isinstance(source, pd.DataFrame):
         no_query_args(name, table, sql, "a DataFrame")
         return Source(name=name, frame=source)
@@ -101,7 +111,11 @@ def resolve(source: Any, table: str | None, sql: str | None, encoding: str | Non
         raise DataSourceError(
             name, "is empty (0 bytes)", fix="check that the file was fully written or exported"
         )
-    return Source(name=name, path=path, fmt=fmt, compression=compression, encoding=encoding)
+    src = Source(name=name, path=path, fmt=fmt, compression=compression, encoding=encoding, sep=sep, decimal=decimal)
+    if fmt in ("csv", "tsv"):
+        with reading(src), open_binary(src) as handle:
+            sniff(src, handle.read(SAMPLE_BYTES))
+    return src
 
 
 def no_query_args(name: str, table: str | None, sql: str | None, what: str) -> None:

@@ -92,6 +92,11 @@ class Source:
     table: str | None = None
     schema: str | None = None  # the database schema of ``table``
     sql: str | None = None
+    # CSV/TSV layout: given, else sniffed from the first lines (see sniff.py)
+    sep: str | None = None
+    decimal: str | None = None
+    quotechar: str | None = None
+    thousands: str | None = None
 
     @property
     def format_name(self) -> str:

@@ -10,6 +10,10 @@
 4. the kept candidates are refitted on all rows with the rounds/epochs the folds found, when
    time allows (else the first fold's model serves).
 
+A candidate that raises (out of memory included), runs out of time or predicts non-finite
+values is recorded in ``info["failed"]`` (its reason and the seconds it took) and the run goes
+on with the others; it fails only when no candidate finished, naming every reason.
+
 Progress is kept in the run directory (``run.json``, each finished candidate's first-fold
 model and out-of-fold predictions, per-epoch checkpoints) so that an interrupted run resumes.
 """
@@ -17,6 +21,7 @@ model and out-of-fold predictions, per-epoch checkpoints) so that an interrupted
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -28,7 +33,7 @@ import numpy as np
 from takeoff import registry
 from takeoff.bundle import RUN_STATE, write_json
 from takeoff.data.schema import Kind, Task
-from takeoff.errors import BudgetError, ConfigError, DataError, UnknownNameError
+from takeoff.errors import BudgetError, ConfigError, TakeoffError, TrainingError, UnknownNameError
 from takeoff.evaluation.importance import validation_importance
 from takeoff.features.block import Features
 from takeoff.models.base import Dataset, Family
@@ -47,6 +52,7 @@ FIRST_SHARE = 0.6  # ...but the first, which every run must have, up to 60%
 STALL = 2  # extra seeds stop after this many in a row that do not improve the blend...
 GAIN = 1e-4  # ...by at least this share of its score
 MAX_RESEEDS = 12
+MIN_FIRST_SECONDS = 2.0  # the first candidate gets at least this long: a run returns a model
 CV_SHARE = 0.3  # cross-validation gives way to one holdout fold when the first candidate's other folds would take more of the time left
 IMPORTANCE_SHARE = 0.05
 
@@ -138,11 +144,10 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         log.info("judging %d candidate(s) by %s on %d-fold cross-validation of %d rows", len(pool), metric, len(folds), len(y_all))
     else:
         log.info("judging %d candidate(s) by %s on %d validation rows", len(pool), metric, len(prep.valid))
-    for name in names:
-        registry.get(name).warm_up()
+    _say_minimum(config, deadline, reserve)
     # the importance of each column, measured after choosing, gets a share of the time too
     importance_seconds = max(1.0, IMPORTANCE_SHARE * total)
-    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline - importance_seconds)
+    fitter = _Fitter(prep, config, run_dir, state, folds, X_all, select_deadline - importance_seconds, pool)
 
     def judge(pred: np.ndarray) -> float:
         return decided_score(task, fitter.scored_y, pred, metric)
@@ -155,8 +160,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         if result is not None:
             fitted[cand.id] = result
     if not fitted:
-        raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
-                          "Fix: raise --time-budget.")
+        _none_finished(fitter.failures, fitter.errors, config)
     scores = {cid: f.score for cid, f in fitted.items()}
     weights, blend_score = _select(fitted, scores, judge, config.blend)
     if config.blend and config.family == "auto":
@@ -181,7 +185,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
     refitted = []
     refit_started = time.monotonic()
     if config.refit:
-        refitted = _refit(fitted, kept, prep, config, deadline - reserve)
+        refitted = _refit(fitted, kept, prep, config, deadline - reserve, fitter.failures)
     fit_seconds = {c: round(f.seconds, 2) for c, f in fitted.items()}
     dropped = fitter.spent - sum(f.seconds for f in fitted.values())
     final = Blend([fitted[c].model for c in kept], [weights[c] for c in kept])
@@ -203,6 +207,7 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
             "weights": {c: weights[c] for c in kept},
             "refitted": refitted,
             "fit_seconds": fit_seconds,
+            "failed": fitter.failures,
             "time": {
                 "fitting candidates": round(fitter.spent, 2),
                 "of which dropped candidates": round(dropped, 2),
@@ -216,6 +221,65 @@ def fit(prep: Prepared, config, run_dir: Path | None, deadline: float, state: di
         valid_X=fitter.scored_X,
         scored_rows=np.arange(len(scored_y)) if fitter.cv else folds[0][1],
     )
+
+
+def _say_minimum(config, deadline: float, reserve: float) -> None:
+    """Warn, naming the least budget this run needs, when the time left cannot fit one model:
+    the first candidate still gets its few seconds (a run returns a model), so the run ends
+    past the budget."""
+    now = time.monotonic()
+    spent = config.time_budget - (deadline - now)  # reading, checking and preparing the data
+    if deadline - reserve - now >= MIN_FIRST_SECONDS:
+        return
+    needed = int(np.ceil(spent + MIN_FIRST_SECONDS + max(2.0, reserve)))
+    log.warning("the time budget (%gs) is below the least this run needs, about %ds (%.1fs went to reading and "
+                "checking the data, and the first model needs about %gs); the run will end past it. Fix: "
+                "--time-budget %d or more", config.time_budget, needed, spent, MIN_FIRST_SECONDS, needed)
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """MemoryError, or the RuntimeError torch raises when an allocation fails (CPU or GPU)."""
+    text = str(error)
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and (
+        "can't allocate memory" in text or "out of memory" in text.lower()))
+
+
+def _reason(error: BaseException) -> str:
+    """One line saying why a candidate failed."""
+    if _out_of_memory(error):
+        if not isinstance(error, MemoryError):  # torch's message: the allocation's size is the part worth saying
+            found = re.search(r"allocate (\d+) bytes", str(error))
+            return "ran out of memory" + (f" (it tried to allocate {int(found.group(1)) / 2**30:,.1f} GiB)" if found else "")
+        return "ran out of memory" + (f" ({error})" if str(error) else "")
+    text = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else ""
+    if isinstance(error, BudgetError):
+        fold = getattr(error, "fold", None)
+        return "ran out of time" + (f" in fold {fold[0]} of {fold[1]}" if fold else "") + (f": {text}" if text else "")
+    kind = "" if isinstance(error, TakeoffError) else f"{type(error).__name__}: "
+    return (kind + text) or type(error).__name__
+
+
+def _none_finished(failures: list[dict[str, Any]], errors: list[BaseException], config) -> None:
+    """Raise the error of a run where no candidate finished: the one failure's own error, or
+    every candidate's reason in one message."""
+    if not failures:
+        raise BudgetError(f"the time budget ({config.time_budget:g}s) ended before any model was fitted. "
+                          "Fix: raise --time-budget.")
+    if len(errors) == 1 and isinstance(errors[0], TakeoffError):  # its own message names the fix
+        raise errors[0]
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}  # a family's candidates that failed alike, once
+    for f in failures:
+        grouped.setdefault((f["family"], f["reason"]), []).append(f)
+    reasons = "; ".join(
+        f"{group[0]['candidate'] if len(group) == 1 else f'{family} ({len(group)} candidates)'} {reason} "
+        f"(after {sum(f['seconds'] for f in group):.2g}s)" for (family, reason), group in grouped.items())
+    if all(f["kind"] == "time" for f in failures):
+        raise BudgetError(f"no model finished within the time budget ({config.time_budget:g}s): {reasons}. "
+                          "Fix: raise --time-budget, or name a faster family with --family.")
+    fix = ("give the family smaller settings (hidden_sizes, batch_size, max_length) in the config, or choose "
+           "another family with --family" if all(f["kind"] == "memory" for f in failures)
+           else "address the first reason, or choose another family with --family")
+    raise TrainingError(f"no model could be trained: {reasons}. Fix: {fix}.", failures=failures)
 
 
 def _shown(value: float, metric: str) -> float:
@@ -266,11 +330,48 @@ def _reseed(fitter: _Fitter, fitted, scores, weights, blend_score, judge):
     return weights, blend_score
 
 
+class _WarmUp:
+    """Each family's ``warm_up`` (imports: seconds each for torch, transformers, scikit-learn),
+    run in order on a background thread while the first candidates fit, so that a family's
+    imports are not on its candidates' clock nor spent before the first model."""
+
+    def __init__(self, names: list[str], report: bool = False):
+        import threading
+
+        self.done = {n: threading.Event() for n in names}
+        self.thread = threading.Thread(target=self._run, args=(names, report), name="takeoff-warm-up", daemon=True)
+        self.thread.start()
+
+    def _run(self, names: list[str], report: bool) -> None:
+        for name in names:
+            try:
+                registry.get(name).warm_up()
+            except Exception as error:  # noqa: BLE001 (the family's fit says what is wrong)
+                log.debug("%s: warm-up failed: %s", name, error)
+            finally:
+                self.done[name].set()
+        if report:  # the report's charts: matplotlib takes seconds to import, after the budget otherwise
+            try:
+                import matplotlib.backends.backend_svg  # noqa: F401
+                import matplotlib.figure  # noqa: F401
+            except ImportError:
+                pass
+
+    def ready(self, name: str, timeout: float | None = None) -> bool:
+        """Wait at most ``timeout`` seconds for ``name``'s warm-up (run it here when it was not
+        planned); whether it is done."""
+        if name not in self.done:
+            registry.get(name).warm_up()
+            return True
+        return self.done[name].wait(timeout)
+
+
 class _Fitter:
     """Fits one candidate on every fold of the plan, within its share of the selection time,
     saving it in the run directory for a resume."""
 
-    def __init__(self, prep: Prepared, config, run_dir: Path | None, state: dict[str, Any], folds, X_all, deadline: float):
+    def __init__(self, prep: Prepared, config, run_dir: Path | None, state: dict[str, Any], folds, X_all, deadline: float,
+                 pool: list[Candidate] = ()):
         self.prep, self.config, self.run_dir, self.state = prep, config, run_dir, state
         self.folds, self.deadline = folds, deadline
         self.done = state.setdefault("members", {})
@@ -280,6 +381,11 @@ class _Fitter:
         self.span = max(deadline - time.monotonic(), 0.0)
         self.spent = 0.0  # seconds in candidate fits, the dropped ones included
         self.judge = None  # scores out-of-fold predictions (set by fit)
+        # candidates that raised, ran out of time or memory: {candidate, family, reason, kind, seconds}
+        self.failures: list[dict[str, Any]] = []
+        self.errors: list[BaseException] = []  # their exceptions, in the same order
+        self.warming = _WarmUp(list(dict.fromkeys(c.family for c in pool)), report=run_dir is not None)
+        self.cand_started: float | None = None  # when the candidate being fitted started (after its warm-up)
         self.y_all, self.X_all = np.concatenate([prep.train.y, prep.valid.y]), X_all
         if state.get("folds") == 1 and len(folds) > 1:  # the interrupted run had given way to one fold
             self.folds = folds = folds[:1]
@@ -327,11 +433,30 @@ class _Fitter:
         return min(1.3 * needed + 1.0, 0.25 * self.span)
 
     def run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
+        """The fitted candidate, or None when it was skipped or failed (recorded in
+        :attr:`failures`: one candidate's failure never discards the others' results)."""
         started = time.monotonic()
+        self.cand_started = None
         try:
             return self._run(cand, share, first)
+        except Exception as error:  # noqa: BLE001 (any family, any library: MemoryError included)
+            self.failed(cand, error, time.monotonic() - (self.cand_started or started))
+            return None
         finally:
             self.spent += time.monotonic() - started
+
+    def failed(self, cand: Candidate, error: BaseException, seconds: float) -> None:
+        """Record why ``cand`` did not finish (the error itself is re-raised when it is the
+        run's only failure)."""
+        kind = "time" if isinstance(error, BudgetError) else "memory" if _out_of_memory(error) else "error"
+        entry = {"candidate": cand.id, "family": cand.family, "reason": _reason(error), "kind": kind,
+                 "seconds": round(seconds, 2)}
+        log.warning("%s: failed after %.1fs, %s; the run goes on with the other candidates", cand.id, seconds,
+                    entry["reason"])
+        if kind == "error" and not isinstance(error, TakeoffError):
+            log.debug("%s: the failure's traceback", cand.id, exc_info=error)
+        self.failures.append(entry)
+        self.errors.append(error)
 
     def _run(self, cand: Candidate, share: float, first: bool) -> _Fitted | None:
         task = self.prep.task
@@ -344,17 +469,24 @@ class _Fitter:
                              info["fold_rows"], self.judge(oof))
             self.fitted.append(result)
             return result
-        if not first:
+        # until a model is fitted, one candidate of each family gets its few seconds even past the
+        # budget (a run returns a model when any family can make one); the rest wait for the time left
+        failed_family = any(f["family"] == cand.family for f in self.failures)
+        if not first or failed_family:
             expected = self.measured.get(cand.family)
             # agree(): under torch.distributed (--devices) every rank follows rank 0's clock
             if agree(self.time_left() <= 0 or (expected is not None and 1.2 * expected > self.time_left())):
                 log.info("%s: skipped, %s", cand.id, "the time budget is spent" if self.time_left() <= 0 else
                          f"it needs ~{expected:.0f}s and {max(self.time_left(), 0):.0f}s are left")
                 return None
-        started = time.monotonic()
+        # its imports, done beside the candidates before it: waited for while time is left
+        if not self.warming.ready(cand.family, None if first else max(self.time_left(), 0.0)):
+            log.info("%s: skipped, its libraries were still loading when the time budget was spent", cand.id)
+            return None
+        started = self.cand_started = time.monotonic()
         cand_deadline = started + max(self.time_left(), 0.0) * share
-        if first:  # something must come back: the first candidate gets at least a few seconds
-            cand_deadline = max(cand_deadline, started + 2.0)
+        if first and not failed_family:  # something must come back: the first candidate gets at least a few seconds
+            cand_deadline = max(cand_deadline, started + MIN_FIRST_SECONDS)
         first_model, preds, iterations = None, [], []
         j = 0
         while j < len(self.folds):
@@ -372,20 +504,16 @@ class _Fitter:
             model = cand.create(task)
             try:
                 model.fit(train, valid, ctx)
-            except BudgetError:
-                if first and j == 0:
-                    raise
-                log.warning("%s: dropped, fold %d did not fit in its time", cand.id, j + 1)
+            except BudgetError as error:
                 # what all folds would have needed, so the family's next candidates are not started in vain
                 self.measured[cand.family] = (time.monotonic() - started) * k / (j + 1) * 2
-                return None
+                if k > 1:
+                    error.fold = (j + 1, k)  # said in the reason
+                raise
             pred = np.asarray(model.predict(valid.X), dtype=np.float64)
             if not np.isfinite(pred).all():
-                if first and j == 0:
-                    raise DataError(f"{cand.id} predicts NaN or infinite values. Fix: check the data for extreme values, "
-                                    "or choose another family with --family.")
-                log.warning("%s: dropped, it predicts NaN or infinite values", cand.id)
-                return None
+                raise TrainingError(f"{cand.id} predicts NaN or infinite values. Fix: check the data for extreme "
+                                    "values, or choose another family with --family.")
             first_model = first_model or model
             preds.append(pred)
             iterations.append(model.report.best_iteration)
@@ -417,9 +545,11 @@ class _Fitter:
         return result
 
 
-def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, deadline: float) -> list[str]:
+def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, deadline: float,
+           failures: list[dict[str, Any]]) -> list[str]:
     """Refit the kept candidates on all rows with the rounds/epochs the folds found, while
-    time allows; a candidate not refitted keeps its first fold's model."""
+    time allows; a candidate not refitted (out of time, or its refit failed: recorded in
+    ``failures``) keeps its first fold's model."""
     full = Dataset(Features.concat([prep.train.X, prep.valid.X]), np.concatenate([prep.train.y, prep.valid.y]))
     refitted = []
     for cid in kept:
@@ -439,7 +569,16 @@ def _refit(fitted: dict[str, _Fitted], kept: list[str], prep: Prepared, config, 
         model = Candidate(cid, cand.family, params, cand.transform, cand.seed_offset).create(prep.task)
         ctx = FitContext(deadline=deadline, seed=config.seed + cand.seed_offset, warn=log.warning, device=config.device)
         log.info("%s: refitting on all %d rows", cid, len(full))
-        report = model.fit(full, None, ctx)
+        began = time.monotonic()
+        try:
+            report = model.fit(full, None, ctx)
+        except Exception as error:  # noqa: BLE001 (the validated first-fold model still serves)
+            reason = _reason(error)
+            log.warning("%s: the refit on all rows failed after %.1fs, %s; keeping the validated model", cid,
+                        time.monotonic() - began, reason)
+            failures.append({"candidate": cid, "family": cand.family, "reason": f"refit on all rows {reason}",
+                             "kind": "refit", "seconds": round(time.monotonic() - began, 2)})
+            continue
         if report.stopped_by == "time_budget":
             log.info("%s: refit cut by the time budget; keeping the validated model", cid)
             continue

@@ -23,6 +23,8 @@ def predict_file(
     sql: str | None = None,
     encoding: str | None = None,
     strict: bool = False,
+    sep: str | None = None,
+    decimal: str | None = None,
     chunk_rows: int = 200_000,
 ) -> dict[str, Any]:
     """Predict every row of ``data`` into ``out`` (CSV or Parquet by extension).
@@ -31,6 +33,7 @@ def predict_file(
         model: a :class:`~takeoff.pipelines.prediction.model.Model` (``takeoff.Model``).
         id_column: a column of ``data`` copied first into the output, to join results back.
         strict: fail on values that do not parse instead of treating them as missing.
+        table, sql, encoding, sep, decimal: how ``data`` is read, as for :func:`takeoff.train`.
         chunk_rows: rows per chunk.
 
     Returns:
@@ -43,7 +46,8 @@ def predict_file(
     notes = ConformNotes()
     started, rows = time.perf_counter(), 0
     with TableWriter(out) as writer:
-        for chunk in iter_chunks(data, table=table, sql=sql, encoding=encoding, chunk_rows=chunk_rows):
+        for chunk in iter_chunks(data, table=table, sql=sql, encoding=encoding, chunk_rows=chunk_rows, sep=sep,
+                                 decimal=decimal):
             frame, notes = model.predict_frame(chunk, strict=strict, where=name, notes=notes, row_offset=rows)
             if id_column is not None:
                 require_columns(chunk, [id_column], name, role="id column")

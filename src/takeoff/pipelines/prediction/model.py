@@ -21,8 +21,8 @@ import pandas as pd
 from takeoff import bundle, registry
 from takeoff._version import __version__
 from takeoff.data.conform import SMALL_FRAME, ConformNotes, conform, conform_records
-from takeoff.data.schema import Schema, Task, require_columns
-from takeoff.errors import BundleError, DataError
+from takeoff.data.schema import Kind, Schema, Task, require_columns
+from takeoff.errors import BundleError, DataError, preview
 from takeoff.features.block import Features
 from takeoff.features.pipeline import FeaturePipeline
 from takeoff.models.blend import Blend
@@ -112,11 +112,16 @@ class Model(Predictor):
         if not isinstance(data, pd.DataFrame):
             columns = conform_records(data, self.schema, self._target_names) if len(data) <= SMALL_FRAME else None
             if columns is not None:
-                return self._transform(self._observed(columns)), notes or ConformNotes()
+                notes = notes or ConformNotes()
+                columns = self._observed(columns)
+                self._note_surprises(columns, notes)
+                return self._transform(columns), notes
             data = pd.DataFrame.from_records(data)
         frame, notes = conform(data, self.schema, where=where, strict=strict, notes=notes,
                                row_offset=row_offset, target=self._target_names)
-        return self._transform(self._observed(frame)), notes
+        frame = self._observed(frame)
+        self._note_surprises(frame, notes)
+        return self._transform(frame), notes
 
     def _observed(self, columns):
         """Conformed rows, redacted the way the training rows were, shown to the monitor."""
@@ -125,6 +130,46 @@ class Model(Predictor):
         if self.monitor is not None:
             self.monitor(columns)
         return columns
+
+    def _note_surprises(self, columns, notes: ConformNotes) -> None:
+        """Note categories the model never learned and numbers far outside the training range
+        (the response's ``warnings``, ``takeoff predict``'s notes): plain Python over the few
+        values of a request, array operations over a chunk."""
+        for name, known, low, high in self._surprise_checks:
+            values = columns[name]
+            if known is not None:
+                if len(values) <= SMALL_FRAME:
+                    unknown = [v for v in values if v is not None and v == v and v not in known]
+                else:
+                    present = pd.Series(values, dtype=object).dropna()
+                    unknown = present[~present.isin(known)].tolist()
+                if unknown:
+                    notes.add_unseen(name, np.asarray(unknown, dtype=object))
+                continue
+            # "far": beyond the training range by more than the range's own width
+            width = max(high - low, 1e-12)
+            if len(values) <= SMALL_FRAME:
+                far = sum(1 for v in values if v < low - width or v > high + width)  # NaN compares False
+            else:
+                array = np.asarray(values, dtype=np.float64)
+                far = int(((array < low - width) | (array > high + width)).sum())
+            if far:
+                notes.add_far(name, far, low, high)
+
+    @functools.cached_property
+    def _surprise_checks(self) -> list[tuple[str, set[str] | None, float, float]]:
+        """(column, its vocabulary, or None and its training range) per feature column to check;
+        numbers only where the bundle knows the range (features.json from this version on)."""
+        pipeline, checks = self.pipeline, []
+        if pipeline is None or not hasattr(pipeline, "categories"):
+            return checks
+        for column in self.schema.features:
+            if column.kind == Kind.CATEGORICAL and column.name in pipeline.categories:
+                checks.append((column.name, set(pipeline.categories[column.name]), 0.0, 0.0))
+            elif column.kind == Kind.NUMERIC and "max" in pipeline.numeric.get(column.name, {}):
+                stats = pipeline.numeric[column.name]
+                checks.append((column.name, None, float(stats["min"]), float(stats["max"])))
+        return checks
 
     @functools.cached_property
     def _target_names(self) -> list[str]:
@@ -239,12 +284,14 @@ class Model(Predictor):
             log.info("%s", message)
         return outputs, index
 
-    def evaluate(self, data, *, table=None, sql=None, encoding=None, report: str | Path | None = None) -> dict[str, Any]:
-        """Metrics on ``data``, which must hold the target column; optionally an HTML report."""
+    def evaluate(self, data, *, table=None, sql=None, encoding=None, report: str | Path | None = None,
+                 sep=None, decimal=None) -> dict[str, Any]:
+        """Metrics on ``data``, which must hold the target column; optionally an HTML report
+        (``table`` ... ``decimal``: how ``data`` is read, as for :func:`takeoff.train`)."""
         from takeoff.evaluation.metrics import compute_metrics
         from takeoff.evaluation.report import write_report
 
-        df, name = self._frame(data, table=table, sql=sql, encoding=encoding)
+        df, name = self._frame(data, table=table, sql=sql, encoding=encoding, sep=sep, decimal=decimal)
         target = self.task.target
         require_columns(df, self.task.target_columns, name, role="target column")
         if not self.task.is_multilabel:  # a multilabel row without labels has the empty set
@@ -252,6 +299,14 @@ class Model(Predictor):
         if df.empty:
             raise DataError(f"{name} has no rows with a value in target '{target}'", column=target)
         y = self.task.encode(self.task.target_values(df))
+        if self.task.kind == "regression" and not np.isfinite(y).all():  # placeholders such as '?', as in training
+            keep = np.isfinite(y)
+            seen = preview(sorted({str(v) for v in df[target][~keep]}), 5)
+            log.warning("target '%s': %d row(s) of %s hold a value that is not a number (%s); they are left out",
+                        target, int((~keep).sum()), name, seen)
+            df, y = df[keep], y[keep]
+            if df.empty:
+                raise DataError(f"{name} has no rows with a number in target '{target}'", column=target)
         outputs, _ = self.predict_outputs(df, where=name)
         metrics = compute_metrics(self.task, y, outputs, self.threshold)
         if report is not None:
@@ -347,6 +402,8 @@ class Model(Predictor):
             "refitted on all rows": ", ".join(training.get("refitted", [])) or "none",
             "training seconds": training.get("seconds"),
             "where the time went (s)": ", ".join(f"{k} {v}" for k, v in training.get("time", {}).items()) or None,
+            "failed candidates": [{"candidate": f["candidate"], "reason": f["reason"], "seconds": f["seconds"]}
+                                  for f in training.get("failed", [])] or "none",
             "rows (train / valid)": f"{training.get('rows_train')} / {training.get('rows_valid')}",
             ("class weights of the decision" if self.task.kind == "multiclass" else "decision threshold"): self.threshold,
             **({"differential privacy": "ε = {epsilon:.3f} spent (δ = {delta:.1e}, {accountant} accountant)".format(

@@ -20,6 +20,8 @@ from takeoff.data.schema import (
     infer_schema,
     infer_task,
     label_sets,
+    looks_like_id,
+    numbers_with_placeholders,
     require_columns,
     split_target,
 )
@@ -69,6 +71,8 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
             raise TargetError(f"several target columns ({', '.join(label_columns)}) make a multilabel task, not "
                               f"'{config.task}'. Fix: pass one target column, or drop task: {config.task}.", target)
         df = df.assign(**{target: combine_label_columns(df, label_columns, target)})
+    if not label_columns:
+        df = _target_as_people_write_it(df, target, config.task, source)
     missing = df[target].isna()
     if missing.all() and not label_columns and config.task != "multilabel":
         raise TargetError(f"target '{target}' is empty in {source}: every row is missing. Fix: choose another target column.", target)
@@ -168,6 +172,26 @@ def prepare(df: pd.DataFrame, config, source: str) -> Prepared:
         redactor=redactor,
         profile=profile,
     )
+
+
+def _target_as_people_write_it(df: pd.DataFrame, target: str, task: str | None, source: str) -> pd.DataFrame:
+    """The target column as the run learns it: numbers with a few placeholder cells (``?``,
+    ``-``) are numbers with those cells missing (the rows are dropped: counted and said);
+    an ID-like target (a different value on every row) is refused in one sentence."""
+    y = df[target]
+    if task in (None, "regression"):
+        found = numbers_with_placeholders(y)
+        if found is not None:
+            numbers, seen = found
+            if task == "regression" or infer_task(numbers, target).kind == "regression":
+                shown = ", ".join(f"{value!r} ({count} row{'s' if count > 1 else ''})" for value, count in seen.items())
+                log.warning("target '%s': %d row(s) hold a value that is not a number: %s; they are treated as "
+                            "missing and dropped", target, sum(seen.values()), shown)
+                return df.assign(**{target: numbers})
+    if task is None and y.notna().sum() >= 20 and looks_like_id(y.dropna()):
+        raise TargetError(f"target '{target}' in {source} looks like an ID (a different value on every row), so "
+                          "there is nothing to learn. Fix: pass the column to predict with --target.", column=target)
+    return df
 
 
 def _personal_data(df: pd.DataFrame, schema: Schema, target: list[str], config) -> tuple[list, Any, pd.DataFrame]:

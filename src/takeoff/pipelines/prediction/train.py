@@ -22,7 +22,8 @@ from takeoff.training.distributed import is_main_process, lost_peers
 
 def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str | None = None,
           encoding: str | None = None, state: dict[str, Any] | None = None,
-          report_sections: list[dict[str, Any]] | None = None, info: dict[str, Any] | None = None) -> Model:
+          report_sections: list[dict[str, Any]] | None = None, info: dict[str, Any] | None = None,
+          sep: str | None = None, decimal: str | None = None) -> Model:
     """Train the prediction model of ``cfg`` on ``data``; write it as a bundle to ``out``.
 
     ``state`` is the saved state of an interrupted run being resumed (``out`` is then its
@@ -46,7 +47,7 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
                           "for recommendations, pass --user COLUMN --item COLUMN.")
     started = time.monotonic()
     deadline = started + cfg.time_budget - state.get("elapsed", 0.0)
-    df, name = read_data(data, table, sql, encoding)
+    df, name = read_data(data, table, sql, encoding, sep, decimal)
     prep = prepare(df, cfg, name)
     del df
     automl.run_metric(cfg, prep.task)  # a metric that does not apply fails before anything is written
@@ -59,7 +60,8 @@ def train(data, cfg, out: str | Path | None, table: str | None = None, sql: str 
         created = True
         state = {
             "status": "running",
-            "source": {"data": rereadable(data), "table": table, "sql": sql, "encoding": encoding},
+            "source": {"data": rereadable(data), "table": table, "sql": sql, "encoding": encoding, "sep": sep,
+                       "decimal": decimal},
             "config": cfg.model_dump(mode="json"),
             "elapsed": 0.0,
         }
