@@ -8,8 +8,13 @@ import pytest
 import yaml
 
 from takeoff import bundle
+from takeoff.bundle_manifest import digest
 from takeoff.config import default_config, json_schema, load_config, to_yaml
 from takeoff.errors import BundleError, ConfigError
+
+
+# the smallest manifest read_manifest accepts (every bundle names its task and that kind's fields)
+BASE = {"task": {"kind": "search"}, "encoder": {}, "search": {}}
 
 
 def test_write_is_atomic_and_hashes_everything(tmp_path):
@@ -18,7 +23,7 @@ def test_write_is_atomic_and_hashes_everything(tmp_path):
         (d / "sub").mkdir()
         (d / "sub" / "w.bin").write_bytes(b"\x00\x01")
 
-    path = bundle.write(tmp_path / "b", {"hello": 1}, fill)
+    path = bundle.write(tmp_path / "b", {**BASE, "hello": 1}, fill)
     manifest = bundle.read_manifest(path)
     assert set(manifest["files"]) == {"a.json", "sub/w.bin"} and manifest["hello"] == 1
 
@@ -27,18 +32,19 @@ def test_write_is_atomic_and_hashes_everything(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        bundle.write(tmp_path / "b", {"hello": 2}, broken)
+        bundle.write(tmp_path / "b", {**BASE, "hello": 2}, broken)
     assert bundle.read_manifest(path)["hello"] == 1  # the old bundle is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temp dirs left
 
 
 def test_missing_file_and_path_escape_are_refused(tmp_path):
-    path = bundle.write(tmp_path / "b", {}, lambda d: (d / "x.json").write_text("1"))
+    path = bundle.write(tmp_path / "b", dict(BASE), lambda d: (d / "x.json").write_text("1"))
     (path / "x.json").unlink()
     with pytest.raises(BundleError, match="x.json is missing"):
         bundle.read_manifest(path)
     manifest = json.loads((path / "takeoff.json").read_text())
     manifest["files"] = {"../etc/passwd": "0" * 64}
+    manifest["digest"] = digest(manifest)  # as a forger would: the path itself must be refused
     (path / "takeoff.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="outside the bundle"):
         bundle.read_manifest(path)
