@@ -41,7 +41,7 @@ from takeoff.models.blend import Blend, greedy_weights
 from takeoff.pipelines.prediction.candidates import Candidate, candidates, family_names, fold_plan, private_families
 from takeoff.pipelines.prediction.prepare import Prepared
 from takeoff.training.context import FitContext
-from takeoff.training.distributed import agree, is_main_process
+from takeoff.training.distributed import agree, is_main_process, rank_and_world
 
 log = logging.getLogger("takeoff")
 
@@ -440,6 +440,8 @@ class _Fitter:
         try:
             return self._run(cand, share, first)
         except Exception as error:  # noqa: BLE001 (any family, any library: MemoryError included)
+            if rank_and_world()[1] > 1:  # under --devices a rank's failure ends the run: the ranks must agree
+                raise
             self.failed(cand, error, time.monotonic() - (self.cand_started or started))
             return None
         finally:
