@@ -62,5 +62,13 @@ def credit_small(credit) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
+def credit_csv(credit_small, tmp_path_factory) -> Path:
+    """``credit_small`` as a CSV file (for the CLI and subprocess tests)."""
+    path = tmp_path_factory.mktemp("data") / "credit.csv"
+    credit_small.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
 def fixtures() -> Path:
     return FIXTURES

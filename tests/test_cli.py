@@ -27,13 +27,6 @@ def run(*args: str):
 
 
 @pytest.fixture(scope="module")
-def credit_csv(credit_small, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "credit.csv"
-    credit_small.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def bundle(credit_csv, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "credit"
     result = run("train", str(credit_csv), "--target", "Status", "--out", str(out), "--time-budget", "20",

@@ -31,13 +31,6 @@ def takeoff_cmd(*args, env=None):
 
 
 @pytest.fixture(scope="module")
-def credit_csv(credit_small, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("conventions") / "credit.csv"
-    credit_small.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def trained(credit_csv, tmp_path_factory):
     """`takeoff train --json -q` (the flag after the command): the JSON document and stderr."""
     out = tmp_path_factory.mktemp("runs") / "credit"

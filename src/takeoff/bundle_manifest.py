@@ -231,16 +231,20 @@ def explain(error: ValidationError, limit: int = 3) -> str:
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
+def _checked(model: type[BaseModel], path: Path, document: Any, file: str, fix: str):
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        raise BundleError(str(path), f"{file} is malformed: {explain(error)}", fix) from None
+
+
 def validate(path: Path, document: Any, file: str = "takeoff.json") -> Manifest:
     """``document`` (the parsed ``takeoff.json`` of the bundle at ``path``) as a :class:`Manifest`.
 
     Raises:
         BundleError: a field is missing or of the wrong shape; the message names it.
     """
-    try:
-        return Manifest.model_validate(document)
-    except ValidationError as error:
-        raise BundleError(str(path), f"{file} is malformed: {explain(error)}", "re-create the bundle (`takeoff train --out`)") from None
+    return _checked(Manifest, path, document, file, "re-create the bundle (`takeoff train --out`)")
 
 
 def validate_run_state(path: Path, document: Any, file: str = "run.json") -> RunState:
@@ -249,10 +253,7 @@ def validate_run_state(path: Path, document: Any, file: str = "run.json") -> Run
     Raises:
         BundleError: a field is missing or of the wrong shape; the message names it.
     """
-    try:
-        return RunState.model_validate(document)
-    except ValidationError as error:
-        raise BundleError(str(path), f"{file} is malformed: {explain(error)}", "train again into a new --out directory") from None
+    return _checked(RunState, path, document, file, "train again into a new --out directory")
 
 
 def confined(root: Path, relative: str, field: str) -> Path:

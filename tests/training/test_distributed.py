@@ -33,13 +33,6 @@ MLP = {"models": {"mlp": {"max_epochs": 12, "patience": 12, "hidden_sizes": [64,
 
 
 @pytest.fixture(scope="module")
-def credit_csv(credit_small, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("data") / "credit.csv"
-    credit_small.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def config_file(tmp_path_factory) -> Path:
     import yaml
 
