@@ -57,6 +57,9 @@ def train(
     tracking_uri: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
+    prompt: str | None = None,
+    base_model: str | None = None,
+    accept_terms: bool = False,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -87,6 +90,10 @@ def train(
             email, phone, card, iban, ip, ssn) in every text and category column, before training
             and at prediction time (the step is saved in the bundle); see :mod:`takeoff.data.pii`.
         intended_use: the model card's intended use (what the model is for, and what not).
+        prompt, base_model, accept_terms: text generation (``task="generate"``): the prompt column
+            (the answer is ``target``; chat JSON lines with a ``messages`` column need neither), the
+            base causal language model (default SmolLM2-135M-Instruct; see docs/generate.md) and
+            acceptance of its terms where it has some (Gemma).
         devices: processes that train one torch family data-parallel (config key ``devices``,
             default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
             Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
@@ -133,7 +140,19 @@ def train(
                 if params is not None and "embed_encoder" in type(params).model_fields:
                     params.embed_encoder = embed_encoder
         cfg = _trust_options(cfg, dp_epsilon, dp_delta, sensitive, mitigate)
-    if cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
+        if prompt is not None:
+            cfg.generate.prompt = str(prompt)
+        if base_model is not None:
+            cfg.generate.base_model = str(base_model)
+    if cfg.task == "generate":
+        if cfg.devices > 1:
+            raise ConfigError("--devices trains prediction models; a generate run trains in one process. "
+                              "Fix: drop --devices", path="devices")
+        from takeoff.pipelines.generation import train as generation
+
+        model = generation.train(data, cfg, out, table, sql, encoding, state, sep=sep, decimal=decimal,
+                                 accept_terms=accept_terms)
+    elif cfg.task == "recommend" or (cfg.task is None and cfg.target is None and cfg.recommend.user and cfg.recommend.item):
         if resume is not None:
             raise ConfigError("recommendation runs cannot be resumed; train again")
         if cfg.devices > 1:

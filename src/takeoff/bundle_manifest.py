@@ -137,6 +137,9 @@ class Manifest(_Open):
     # search bundles
     encoder: EncoderField | None = None
     search: dict[str, Any] | None = None
+    # generative bundles (a causal language model) and grounded answerers (an index and a generator)
+    generate: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _fields_of_the_kind(self) -> Manifest:
@@ -145,12 +148,14 @@ class Manifest(_Open):
             required = ("family", "params", "recommend")
         elif kind == "search":
             required = ("encoder", "search")
+        elif kind in ("generate", "answer"):
+            required = (kind,)
         else:
             required = ("schema_", "members")
         for name in required:
             if getattr(self, name) is None:
                 raise ValueError(f"'{name.rstrip('_')}' is required in a {kind} bundle")
-        if kind in ("recommend", "search"):
+        if kind in ("recommend", "search", "generate", "answer"):
             return self
         if not self.members:
             raise ValueError("'members' is empty: a model needs at least one member")

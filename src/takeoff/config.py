@@ -67,6 +67,12 @@ def _fairness_params():
     from takeoff.evaluation.fairness import FairnessParams
 
     return FairnessParams
+def _generate_params():
+    from takeoff.pipelines.generation.params import GenerateParams
+
+    return GenerateParams
+
+
 def _pii_params():
     from takeoff.data.pii import PiiParams
 
@@ -93,8 +99,9 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         target: str | list[str] | None = Field(
             None, description="Column to predict; for a multilabel task, one column of '|'-joined labels or a list of 0/1 label columns."
         )
-        task: Literal["binary", "multiclass", "multilabel", "regression", "recommend"] | None = Field(
-            None, description="Learning task; inferred from the target (or 'recommend' from recommend.user and recommend.item) when not set."
+        task: Literal["binary", "multiclass", "multilabel", "regression", "recommend", "generate", "answer"] | None = Field(
+            None, description="Learning task; inferred from the target (or 'recommend' from recommend.user and recommend.item) when not set. "
+            "'generate': fine-tune a causal language model on prompt -> answer pairs; 'answer': grounded answers from a folder of documents."
         )
         positive_label: str | int | bool | None = Field(
             None, description="Binary tasks: the label counted as positive (default: a 'yes'-like label, else the minority class)."
@@ -145,6 +152,7 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         recommenders: RecommendersSection = Field(default_factory=RecommendersSection)
         dp: _dp_params() = Field(default_factory=_dp_params())
         fairness: _fairness_params() = Field(default_factory=_fairness_params())
+        generate: _generate_params() = Field(default_factory=_generate_params())
 
     return Config
 

@@ -415,3 +415,44 @@ def _card_html(card: str) -> Any:
     from markdown_it import MarkdownIt
 
     return markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(card))
+
+
+_GENERATION_MEANINGS = {
+    "perplexity": "exp(mean loss per answer token) on the validation pairs",
+    "rouge_l": "longest common word subsequence with the reference (F-measure)",
+    "token_f1": "words shared with the reference (F1, SQuAD's rule)",
+    "exact_match": "answers equal to the reference after normalising",
+}
+
+
+def write_generate_report(path: str | os.PathLike[str], *, title: str, data_name: str, base: Mapping[str, Any],
+                          tuned: Mapping[str, Any], prompts: Sequence[str], references: Sequence[str],
+                          history: Mapping[str, Sequence[float]], info: Mapping[str, Any], notes: Sequence[str],
+                          method: str) -> Path:
+    """A self-contained HTML report of a fine-tuned language model: its validation metrics
+    beside the base model's, sample answers side by side, the learning curve.
+
+    ``base`` and ``tuned`` are ``{"metrics": {...}, "samples": [answers]}``; ``prompts`` and
+    ``references`` are the validation pairs the samples answer."""
+    chips = [("Task", "Text generation"), ("Data", data_name), ("Method", method), ("Generated", generated())]
+    cards = []
+    for name, meaning in _GENERATION_MEANINGS.items():
+        after, before = tuned["metrics"].get(name), base["metrics"].get(name)
+        if not is_number(after):
+            continue
+        value = f"{float(after):.4f}" + (f" (base {float(before):.4f})" if is_number(before) and method != "none" else "")
+        cards.append({"label": name.replace("_", "-").upper() if name != "perplexity" else "Perplexity", "value": value,
+                      "primary": name == "rouge_l", "hint": meaning, "higher": name != "perplexity"})
+    n = min(len(prompts), len(references), len(tuned.get("samples", [])))
+    samples = [{"prompt": prompts[i], "reference": references[i], "tuned": tuned["samples"][i],
+                "base": base["samples"][i] if i < len(base.get("samples", [])) else ""} for i in range(n)]
+    curve = None
+    if history and any(len(v) > 1 for v in history.values()):
+        curve = markup(plots.learning_curve_svg({"fine-tuning": history}))
+    comparison = {name: {"base model": base["metrics"].get(name, "—"), "fine-tuned": tuned["metrics"].get(name, "—")}
+                  for name in dict.fromkeys([*base["metrics"], *tuned["metrics"]])}
+    return write_page(path, render("generate.html", title=title, kind="report", chips=chips, cards=cards,
+                                   samples=samples, tuned_label="fine-tuned" if method != "none" else "model",
+                                   show_base=method != "none", curve=curve, notes=list(notes),
+                                   comparison=info_tables({"validation metrics": comparison}),
+                                   model_tables=info_tables(info)))

@@ -15,6 +15,7 @@ from takeoff.pipelines.base import Predictor
 PREDICTORS = {
     "recommend": "takeoff.pipelines.recommendation.model:RecommenderModel",
     "search": "takeoff.pipelines.search.index:SearchIndex",
+    "generate": "takeoff.pipelines.generation.model:GenerativeModel",
 }
 PREDICTION = "takeoff.pipelines.prediction.model:Model"
 
