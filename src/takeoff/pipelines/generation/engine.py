@@ -199,8 +199,10 @@ class Engine:
             same = False
         if same:
             self.precision = "int4" if packed else "fp32"
-            log.info("generating with %d of %d linear layers packed into 4 bits%s", packed, linears,
-                     " and the exact-argmax int8 head" if head else "")
+            parts = [f"{packed} of {linears} linear layers packed into 4 bits (their weights lie on a 4-bit grid)"
+                     ] if packed else []
+            parts += ["the vocabulary projection in int8 with float32's argmax"] if head else []
+            log.info("generating with %s", " and ".join(parts))
             return
         log.info("the packed 4-bit weights changed the greedy tokens on the probe prompt: generating in float32")
         for name, module in list(self.model.named_modules()):  # put the float32 modules back
@@ -230,8 +232,10 @@ class Engine:
     def _probe(self) -> list[int]:
         import torch
 
+        from takeoff.pipelines.generation.quantized import decoding
+
         ids = self.tokenizer(PROBE_PROMPT, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), decoding(self.model):
             out = self.model.generate(**ids, max_new_tokens=PROBE_TOKENS, do_sample=False,
                                       pad_token_id=self.tokenizer.pad_token_id)
         return out[0, ids["input_ids"].shape[1]:].tolist()
@@ -299,6 +303,8 @@ class Engine:
         from transformers import StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
+        from takeoff.pipelines.generation.quantized import decoding
+
         pad = self.tokenizer.pad_token_id
         longest = max(len(r.ids) for r in batch)
         ids = torch.full((len(batch), longest), pad, dtype=torch.long)
@@ -339,7 +345,7 @@ class Engine:
             options.update(temperature=None, top_p=None, top_k=None)
         if first.seed is not None:
             torch.manual_seed(first.seed)
-        with torch.inference_mode():
+        with torch.inference_mode(), decoding(self.model):
             self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                 max_new_tokens=max(r.max_new_tokens for r in batch), pad_token_id=pad,
                                 eos_token_id=sorted(self.eos_ids) or None, streamer=Rows(),

@@ -24,7 +24,10 @@ float32.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -34,9 +37,11 @@ log = logging.getLogger("takeoff")
 
 GROUP = 32  # weights per 4-bit group (GGUF's block size)
 ACT = torch.bfloat16  # the kernels' activation type
-# Above this many rows (a prompt being read, a perplexity batch) the matrix products are compute
-# bound, not bound by reading the weights: the head then simply runs in float32.
-HEAD_MAX_ROWS = 16
+# The int4 and int8 kernels cost about one weight pass per row of activations (they are built for
+# one token at a time), while float32's matrix product reads the weights once for all rows: above
+# this many rows (a prompt being read, a perplexity batch) the layers use their float32 weights.
+# Batched decoding (up to 8 streams) stays below it.
+KERNEL_MAX_ROWS = 8
 
 
 def kernels_available() -> bool:
@@ -58,21 +63,24 @@ def grid_4bit(weight: torch.Tensor, group: int = GROUP, tolerance: float = 2.0 *
     if in_f % group or out_f % 16:
         return None
     w = weight.detach().float().reshape(out_f, in_f // group, group)  # [out, groups, group]
-    low = w.amin(-1)
-    scale = (w.amax(-1) - low) / 15
-    q = torch.round((w - low[..., None]) / scale.clamp(min=1e-30)[..., None]).clamp(0, 15)
-    error = (q * scale[..., None] + low[..., None] - w).abs().amax()
+    low = w.amin(-1, keepdim=True)
+    scale = (w.amax(-1, keepdim=True) - low) / 15
+    q = (w - low).mul_(1 / scale.clamp(min=1e-30)).round_().clamp_(0, 15)
+    error = torch.addcmul(low, q, scale).sub_(w).abs_().amax()
     if not bool(error <= tolerance * w.abs().amax().clamp(min=1e-30)):
         return None
-    return q.reshape(out_f, in_f).to(torch.int32), scale, low
+    return q.reshape(out_f, in_f).to(torch.int32), scale.squeeze(-1), low.squeeze(-1)
 
 
 class Int4Linear(nn.Module):
     """A bias-free linear layer whose weights lie on a 4-bit grid (see :func:`grid_4bit`),
-    packed for the CPU int4 kernel."""
+    packed for the CPU int4 kernel (up to :data:`KERNEL_MAX_ROWS` rows; its float32 weights
+    above)."""
 
-    def __init__(self, q: torch.Tensor, scale: torch.Tensor, low: torch.Tensor, group: int = GROUP):
+    def __init__(self, weight: torch.Tensor, q: torch.Tensor, scale: torch.Tensor, low: torch.Tensor,
+                 group: int = GROUP):
         super().__init__()
+        self.weight = weight
         self.out_features, self.in_features = q.shape
         self.group = group
         self.register_buffer("packed", torch.ops.aten._convert_weight_to_int4pack_for_cpu(q.contiguous(), 1))
@@ -81,8 +89,10 @@ class Int4Linear(nn.Module):
         self.register_buffer("scales_zeros", torch.stack([scale, zeros], -1).transpose(0, 1).contiguous().to(ACT))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features).to(ACT)
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows, self.packed, self.group, self.scales_zeros)
+        rows = x.reshape(-1, self.in_features)
+        if rows.shape[0] > KERNEL_MAX_ROWS or x.dtype != torch.float32:
+            return nn.functional.linear(x, self.weight)
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(rows.to(ACT), self.packed, self.group, self.scales_zeros)
         return y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
 
@@ -90,24 +100,28 @@ class Int4Linear(nn.Module):
 def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 weights with one float32 scale per row: (q [out, in] int8, scale [out])."""
     w = weight.detach().float()
-    scale = w.abs().amax(1).clamp(min=1e-12) / 127
-    return torch.round(w / scale[:, None]).clamp(-127, 127).to(torch.int8).contiguous(), scale
+    scale = w.abs().amax(1, keepdim=True).clamp(min=1e-12) / 127
+    return w.mul(1 / scale).round_().clamp_(-127, 127).to(torch.int8), scale.squeeze(1)
 
 
 class Int8Linear(nn.Module):
-    """Weight-only int8 linear layer (one scale per output row); bias kept in float32."""
+    """Weight-only int8 linear layer (one scale per output row) up to :data:`KERNEL_MAX_ROWS`
+    rows, its float32 weights above; bias kept in float32."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()
+        self.weight = weight
         self.out_features, self.in_features = weight.shape
         q, scale = int8_rows(weight)
         self.register_buffer("weight_int8", q)
         self.register_buffer("scale", scale.to(ACT))
-        self.bias = None if bias is None else nn.Parameter(bias.detach().float(), requires_grad=False)
+        self.bias = bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features).to(ACT)
-        y = torch.ops.aten._weight_int8pack_mm(rows, self.weight_int8, self.scale).to(x.dtype)
+        rows = x.reshape(-1, self.in_features)
+        if rows.shape[0] > KERNEL_MAX_ROWS or x.dtype != torch.float32:
+            return nn.functional.linear(x, self.weight, self.bias)
+        y = torch.ops.aten._weight_int8pack_mm(rows.to(ACT), self.weight_int8, self.scale).to(x.dtype)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*x.shape[:-1], self.out_features)
@@ -116,6 +130,9 @@ class Int8Linear(nn.Module):
 class ExactArgmaxHead(nn.Module):
     """The vocabulary projection: int8 logits, with every row that could hold the largest logit
     recomputed in float32 (so the argmax is float32's).
+
+    Only while decoding (inside :func:`decoding`, on that thread) are the logits approximate;
+    elsewhere (perplexity, training-style calls) the head is a plain float32 projection.
 
     The bound on a row's int8 error, for input ``x`` and its bf16 rounding ``x~``:
     ``|x|·|W_i - W~_i| + |x - x~|·|W~_i|`` (Cauchy-Schwarz, with the per-row norms kept from
@@ -137,10 +154,11 @@ class ExactArgmaxHead(nn.Module):
         self.register_buffer("approx_norm", approx.norm(dim=1))
         self.accumulation = 2.0 * self.in_features * 2.0 ** -24
         self.recomputed = Recomputed()
+        self.local = threading.local()  # .decoding: whether this thread is decoding (argmax/sampling only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
-        if rows.shape[0] > HEAD_MAX_ROWS or rows.dtype != torch.float32:
+        if not getattr(self.local, "decoding", False) or rows.shape[0] > KERNEL_MAX_ROWS or rows.dtype != torch.float32:
             return nn.functional.linear(x, self.weight)
         low = rows.to(ACT)
         logits = torch.ops.aten._weight_int8pack_mm(low, self.weight_int8, self.scale).float()  # [rows, vocab]
@@ -188,7 +206,7 @@ def pack_4bit_grids(model: nn.Module) -> tuple[int, int]:
         seen += 1
         found = grid_4bit(linear.weight) if linear.bias is None else None
         if found is not None:
-            setattr(parent, name, Int4Linear(*found))
+            setattr(parent, name, Int4Linear(linear.weight, *found))
             replaced += 1
     return replaced, seen
 
@@ -201,6 +219,22 @@ def quantize_int8(model: nn.Module) -> int:
         setattr(parent, name, Int8Linear(linear.weight, linear.bias))
         n += 1
     return n
+
+
+@contextlib.contextmanager
+def decoding(model: nn.Module) -> Iterator[None]:
+    """Within this block, on this thread, an :class:`ExactArgmaxHead` of ``model`` gives the
+    decoding logits (exact argmax, the rest int8-accurate); elsewhere exact float32 logits."""
+    head = model.get_output_embeddings()
+    if not isinstance(head, ExactArgmaxHead):
+        yield
+        return
+    before = getattr(head.local, "decoding", False)
+    head.local.decoding = True
+    try:
+        yield
+    finally:
+        head.local.decoding = before
 
 
 def exact_argmax_head(model: nn.Module) -> bool:
