@@ -145,6 +145,11 @@ def test_int8_is_opt_in_and_still_generates(tiny_lm):
     assert sum(isinstance(m, quantized.Int8Linear) for m in model.engine.model.modules()) == 14
     done = model.chat([{"role": "user", "content": "hi"}], max_new_tokens=6)
     assert done.completion_tokens >= 1 and done.finish_reason in ("stop", "length")
+    # perplexity batches go through the int8 weights too (not float32 copies): it moves, a little
+    answers = ["Open the settings page and choose reset password.", "Track it from the orders page."]
+    fp32 = GenerativeModel.from_folder(tiny_lm, precision="fp32").perplexity(PROMPTS[:2], answers)
+    int8 = model.perplexity(PROMPTS[:2], answers)
+    assert int8 != fp32 and int8 == pytest.approx(fp32, rel=0.05)
 
 
 @pytest.mark.parametrize("bad", ["fp16", "INT8", "", None])

@@ -19,7 +19,11 @@ float32 model:
 The kernels (``torch.ops.aten._weight_int4pack_mm_for_cpu`` and ``_weight_int8pack_mm``, the
 ones torchao uses on CPU) take their activations in bf16; inputs are rounded to bf16 on the way
 in and the outputs turned back to float32, so norms, attention and the residual stream stay in
-float32.
+float32. They cost about one pass over the weights per row of activations, so they serve up to
+:data:`KERNEL_MAX_ROWS` rows (decoding, up to 8 streams at once); a prompt being read or a
+perplexity batch goes through a float32 product: with the float32 weights an :class:`Int4Linear`
+keeps (the same weights; its packed copy adds an eighth to the model's memory), with the int8
+weights turned into float32 for :class:`Int8Linear` (which keeps no float32 copy).
 """
 
 from __future__ import annotations
@@ -105,12 +109,13 @@ def int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Int8Linear(nn.Module):
-    """Weight-only int8 linear layer (one scale per output row) up to :data:`KERNEL_MAX_ROWS`
-    rows, its float32 weights above; bias kept in float32."""
+    """Weight-only int8 linear layer (one scale per output row; bias kept in float32). Up to
+    :data:`KERNEL_MAX_ROWS` rows through the int8 kernel; above, the int8 weights are turned
+    into float32 for the one product, so a prompt or a perplexity batch sees the same weights
+    as decoding (the float32 originals are not kept)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
         super().__init__()
-        self.weight = weight
         self.out_features, self.in_features = weight.shape
         q, scale = int8_rows(weight)
         self.register_buffer("weight_int8", q)
@@ -120,7 +125,8 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, self.in_features)
         if rows.shape[0] > KERNEL_MAX_ROWS or x.dtype != torch.float32:
-            return nn.functional.linear(x, self.weight, self.bias)
+            weight = self.weight_int8.to(x.dtype) * self.scale.to(x.dtype)[:, None]
+            return nn.functional.linear(x, weight, self.bias)
         y = torch.ops.aten._weight_int8pack_mm(rows.to(ACT), self.weight_int8, self.scale).to(x.dtype)
         if self.bias is not None:
             y = y + self.bias
