@@ -78,6 +78,7 @@ class GenerateCompression:
         return [
             ("size on disk", f"{o.bytes / 1e6:.2f} MB", f"{c.bytes / 1e6:.2f} MB",
              f"{o.bytes / max(c.bytes, 1):.2f}× smaller (int8 made at load)"),
+            ("precision", str(o.metrics["precision"]), str(c.metrics["precision"]), ""),
             ("tokens/s, 1 stream", f"{speed_o:.1f}", f"{speed_c:.1f}", f"{speed_c / max(speed_o, 1e-9):.2f}× faster"),
             ("held-out perplexity", f"{o.metrics['perplexity']:.4f}", f"{c.metrics['perplexity']:.4f}",
              f"{self.perplexity_change() * 100:+.2f} %"),
