@@ -18,6 +18,7 @@ Standard library only, so any interpreter that runs a baseline can import it.
 from __future__ import annotations
 
 import argparse
+import functools
 import html.parser
 import json
 import os
@@ -197,17 +198,19 @@ def sections(faq_dir: Path = FAQ_DIR) -> list[Section]:
     return [section for page in chapter_files(faq_dir) for section in parse_page(page)]
 
 
-def find(file: str, heading: str, faq_dir: Path = FAQ_DIR, _cache: dict = {}) -> Section:
+@functools.lru_cache(maxsize=4)
+def _index(faq_dir: Path) -> dict[tuple[str, str], Section]:
+    return {(s.file, s.heading): s for s in sections(faq_dir)}
+
+
+def find(file: str, heading: str, faq_dir: Path = FAQ_DIR) -> Section:
     """The section of ``file`` whose plain heading is ``heading``; KeyError naming the choices if none."""
-    key = str(faq_dir)
-    if key not in _cache:
-        _cache[key] = {(s.file, s.heading): s for s in sections(faq_dir)}
-    try:
-        return _cache[key][(file, heading)]
-    except KeyError:
-        known = sorted(h for f, h in _cache[key] if f == file)
-        where = f"the headings of {file} are: {known}" if known else f"no chapter page is named {file!r}"
-        raise KeyError(f"no section {heading!r} in {file}; {where}") from None
+    index = _index(faq_dir)
+    if (file, heading) in index:
+        return index[(file, heading)]
+    known = sorted(h for f, h in index if f == file)
+    where = f"the headings of {file} are: {known}" if known else f"no chapter page is named {file!r}"
+    raise KeyError(f"no section {heading!r} in {file}; {where}")
 
 
 def _read_jsonl(path: Path, fields: set[str]) -> list[dict]:
