@@ -73,6 +73,12 @@ def _generate_params():
     return GenerateParams
 
 
+def _answer_params():
+    from takeoff.pipelines.answers.params import AnswerParams
+
+    return AnswerParams
+
+
 def _pii_params():
     from takeoff.data.pii import PiiParams
 
@@ -153,6 +159,7 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         dp: _dp_params() = Field(default_factory=_dp_params())
         fairness: _fairness_params() = Field(default_factory=_fairness_params())
         generate: _generate_params() = Field(default_factory=_generate_params())
+        answer: _answer_params() = Field(default_factory=_answer_params())
 
     return Config
 
