@@ -78,8 +78,9 @@ def evaluate_answers(model, questions: Sequence[str], expected_sources: Sequence
 
     Returns:
         ``{"metrics": {...}, "answerable": [rows], "unanswerable": [rows]}``; each row holds
-        the question, the best passage's score, its source and section, the rank of the right
-        passage (None when not retrieved) and whether the answer was refused.
+        the question, the best cosine of any passage (``score``: what refusal is decided on),
+        the first passage's source and section, the rank of the right passage (None when not
+        retrieved) and whether the answer was refused.
 
     Raises:
         DataError: the lists differ in length, or a question names neither source nor section.
@@ -98,13 +99,13 @@ def evaluate_answers(model, questions: Sequence[str], expected_sources: Sequence
     k = model.spec["k"] if k is None else k
     threshold = model.spec["min_score"] if min_score is None else float(min_score)
     unanswerable = list(unanswerable)
-    hits = model.search_batch(questions + unanswerable, k) if questions or unanswerable else []
+    ranked = model.rank_passages(questions + unanswerable, k) if questions or unanswerable else []
     answerable_rows = []
-    for i, found in enumerate(hits[:n]):
+    for i, (found, best) in enumerate(ranked[:n]):
         rank = next((r for r, c in enumerate(found, 1) if cites(c, sources[i], sections[i])), None)
-        answerable_rows.append(_row(questions[i], found, threshold) | {
+        answerable_rows.append(_row(questions[i], found, best, threshold) | {
             "expected": " — ".join(x for x in (sources[i], sections[i]) if x), "rank": rank})
-    refusal_rows = [_row(q, found, threshold) for q, found in zip(unanswerable, hits[n:])]
+    refusal_rows = [_row(q, found, best, threshold) for q, (found, best) in zip(unanswerable, ranked[n:])]
     metrics: dict[str, Any] = {"answerable": n, "unanswerable": len(unanswerable), "k": k, "min_score": threshold}
     if n:
         ranks = [r["rank"] for r in answerable_rows]
@@ -131,11 +132,10 @@ def evaluate_answers(model, questions: Sequence[str], expected_sources: Sequence
     return {"metrics": metrics, "answerable": answerable_rows, "unanswerable": refusal_rows}
 
 
-def _row(question: str, found: list, threshold: float) -> dict[str, Any]:
-    best = found[0] if found else None
-    return {"question": question, "score": round(best.score, 4) if best else None,
-            "source": best.source if best else None, "section": best.section if best else None,
-            "refused": best is None or best.score < threshold}
+def _row(question: str, found: list, best: float, threshold: float) -> dict[str, Any]:
+    first = found[0] if found else None
+    return {"question": question, "score": round(best, 4), "source": first.source if first else None,
+            "section": first.section if first else None, "refused": first is None or best < threshold}
 
 
 def choose_min_score(answerable_scores: Sequence[float], unanswerable_scores: Sequence[float]) -> float:

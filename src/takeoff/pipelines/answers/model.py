@@ -1,10 +1,12 @@
 """A grounded answerer as a bundle: a search index of passages and a causal language model
 that answers from the passages it retrieves, citing them, or refuses.
 
-:meth:`AnswerModel.answer` embeds the question, retrieves the ``k`` closest passages and, when
-the best is at least ``min_score`` (cosine) close, gives those at or above it to the generator,
-numbered [1]..[n] with their source and section, under an instruction to answer from them
-alone. Below ``min_score`` the answer is the refusal text and nothing is generated.
+:meth:`AnswerModel.answer` embeds the question and ranks the passages by meaning and shared
+keywords (:mod:`~takeoff.pipelines.answers.retrieval`). When some passage is at least
+``min_score`` close in meaning (cosine), the generator gets the best-ranked passage and the
+other retrieved ones at or above ``min_score`` (``k`` at most), numbered [1]..[n] with their
+source and section, under an instruction to answer from them alone; those are the answer's
+citations. Otherwise the answer is the refusal text and nothing is generated.
 
 The bundle holds ``index/`` (a :class:`~takeoff.pipelines.search.SearchIndex`'s files: vectors
 in safetensors, passages in JSON, the encoder) and ``generator/`` (a
@@ -110,7 +112,9 @@ class AnswerStream:
 
     def __iter__(self) -> Iterator[str]:
         if self._request is not None:
-            yield from self._request
+            if not self._given:  # a request's end marker is read once: iterate it once to its end
+                yield from self._request
+                self._given = True
         elif not self._given:
             self._given = True
             yield self._text
@@ -143,7 +147,9 @@ class AnswerModel(Predictor):
         super().__init__(manifest)
         self.index = index
         self._generator = generator
+        self._keywords = None
         self._lock = threading.Lock()
+        self._embed_lock = threading.Lock()
 
     # ------------------------------------------------------------------ facts
     @property
@@ -172,28 +178,57 @@ class AnswerModel(Predictor):
                 f"min_score={self.spec['min_score']}>")
 
     # ------------------------------------------------------------------ retrieval
+    @property
+    def keywords(self):
+        """The BM25 index of the passages (built on first use; see :mod:`.retrieval`)."""
+        from takeoff.pipelines.answers.retrieval import KeywordIndex
+
+        with self._lock:
+            if self._keywords is None:
+                self._keywords = KeywordIndex(self.index.texts)
+            return self._keywords
+
     def search(self, question: str, k: int | None = None) -> list[Citation]:
-        """The ``k`` passages closest to ``question`` (default the bundle's ``k``), best first,
-        whatever their score."""
+        """The ``k`` passages that best match ``question`` (default the bundle's ``k``), best
+        first, whatever their score; each citation's ``score`` is its cosine similarity (the
+        order also weighs shared keywords: ``answer.keyword_weight``)."""
         return self.search_batch([question], k)[0]
 
     def search_batch(self, questions: Sequence[str], k: int | None = None) -> list[list[Citation]]:
         """:meth:`search` for several questions (one embedding pass)."""
+        return [hits for hits, _ in self.rank_passages(questions, k)]
+
+    def rank_passages(self, questions: Sequence[str], k: int | None = None) -> list[tuple[list[Citation], float]]:
+        """For each question: the ``k`` best passages (as :meth:`search`) and the best cosine
+        of any passage (what refusal is decided on)."""
+        from takeoff.pipelines.answers.retrieval import hybrid_search
+
         k = check_k(self.spec["k"] if k is None else k)
         if isinstance(questions, str) or not all(isinstance(q, str) for q in questions):
             raise DataError(f"questions must be a list of texts, got {str(questions)[:80]!r}")
-        return [[Citation(h.get("source") or "", h.get("section") or "", h["answer"], float(h["score"])) for h in hits]
-                for hits in self.index.search_batch(list(questions), k)]
+        if not questions:
+            return []
+        weight = float(self.spec.get("keyword_weight", 0.0))
+        keywords = self.keywords if weight > 0 else None
+        with self._embed_lock:  # a fast tokenizer is not safe to call from two threads at once
+            queries = self.index.encoder.embed(list(questions))
+        found = hybrid_search(self.index.vectors, keywords, queries, list(questions), k, weight)
+        meta = self.index.metadata or [{}] * len(self.index)
+        return [([Citation(meta[i].get("source") or "", meta[i].get("section") or "", self.index.answers[i], score)
+                  for i, score in zip(rows, cosines)], best) for rows, cosines, best in found]
 
     def retrieve(self, question: str, k: int | None = None, min_score: float | None = None) -> tuple[list[Citation], bool]:
-        """``(citations, refused)``: the retrieved passages at or above ``min_score`` (default
-        the bundle's), and whether none is (then the answer is a refusal)."""
-        return self._ground(self.search(_question(question), k), min_score)
+        """``(citations, refused)``: refused when no passage is ``min_score`` (default the
+        bundle's) close in cosine; else the best passage and the others retrieved at or above
+        ``min_score``."""
+        hits, best = self.rank_passages([_question(question)], k)[0]
+        return self._ground(hits, best, min_score)
 
-    def _ground(self, hits: list[Citation], min_score: float | None) -> tuple[list[Citation], bool]:
+    def _ground(self, hits: list[Citation], best: float, min_score: float | None) -> tuple[list[Citation], bool]:
         threshold = self.spec["min_score"] if min_score is None else _number("min_score", min_score, -1.0, 1.0)
-        kept = [c for c in hits if c.score >= threshold]
-        return kept, not kept
+        if best < threshold or not hits:
+            return [], True
+        return [hits[0], *(c for c in hits[1:] if c.score >= threshold)], False
 
     # ------------------------------------------------------------------ answers
     def answer(self, question: str, *, k: int | None = None, min_score: float | None = None,
@@ -226,8 +261,8 @@ class AnswerModel(Predictor):
             raise DataError("questions must be a list of texts; for one question use answer()")
         questions = [_question(q) for q in questions]
         k, min_score = options.pop("k", None), options.pop("min_score", None)
-        streams = [self._stream([{"role": "user", "content": q}], q, hits, min_score, **options)
-                   for q, hits in zip(questions, self.search_batch(questions, k))]
+        streams = [self._stream([{"role": "user", "content": q}], q, found, min_score, **options)
+                   for q, found in zip(questions, self.rank_passages(questions, k))]
         return [Answer(s.result().text.strip(), s.citations, s.refused) for s in streams]
 
     def chat(self, messages: Sequence[dict[str, Any]], **options: Any) -> GroundedCompletion:
@@ -254,10 +289,12 @@ class AnswerModel(Predictor):
         if not users:
             raise DataError("messages hold no user message; the question is the last message with role 'user'")
         question = users[-1]["content"]
-        return self._stream(checked, question, self.search(question, k), min_score, max_new_tokens=max_new_tokens,
+        return self._stream(checked, question, self.rank_passages([question], k)[0], min_score,
+                            max_new_tokens=max_new_tokens,
                             temperature=temperature, top_p=top_p, stop=stop, seed=seed)
 
-    def _stream(self, messages: list[dict[str, str]], question: str, hits: list[Citation], min_score: float | None,
+    def _stream(self, messages: list[dict[str, str]], question: str, found: tuple[list[Citation], float],
+                min_score: float | None,
                 max_new_tokens: int | None = None, temperature: float = 0.0, top_p: float = 1.0,
                 stop: str | Sequence[str] | None = None, seed: int | None = None) -> AnswerStream:
         max_new_tokens = self.spec["max_new_tokens"] if max_new_tokens is None else max_new_tokens
@@ -266,7 +303,7 @@ class AnswerModel(Predictor):
                    "top_p": _number("top_p", top_p, 1e-6, 1.0), "stop": stop, "seed": seed}
         if stop is not None and not isinstance(stop, str) and not all(isinstance(s, str) for s in stop):
             raise DataError(f"stop must be text or a list of texts, got {stop!r}")
-        citations, refused = self._ground(hits, min_score)
+        citations, refused = self._ground(*found, min_score)
         if refused:
             return AnswerStream([], True, text=self.spec["refusal"])
         prompt = self.prompt_messages(messages, question, citations, options["max_new_tokens"])

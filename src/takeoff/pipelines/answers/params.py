@@ -33,9 +33,12 @@ class AnswerParams(BaseModel):
     embed_encoder: bool = Field(True, description="Copy the encoder into the bundle (default), or reference it.")
     k: int = Field(4, ge=1, le=50, description="Passages retrieved per question (those at or above min_score are "
                    "given to the generator and cited).")
+    keyword_weight: float = Field(
+        0.3, ge=0.0, le=10.0, description="Weight of shared keywords (BM25, scaled to 0-1 per question) added to the "
+        "cosine similarity when ranking passages; 0 ranks by meaning alone. Refusal uses the cosine only.")
     min_score: float = Field(
-        DEFAULT_MIN_SCORE, ge=-1.0, le=1.0, description="Cosine similarity below which the best passage is not close "
-        "enough: the answer is then the refusal text, and nothing is generated.")
+        DEFAULT_MIN_SCORE, ge=-1.0, le=1.0, description="Cosine similarity below which no passage is close enough: "
+        "the answer is then the refusal text, and nothing is generated.")
     refusal: str = Field(DEFAULT_REFUSAL, min_length=1, description="What the answerer says when the documents do "
                          "not answer the question.")
     max_new_tokens: int = Field(256, ge=1, le=8192, description="Most tokens of a generated answer.")
