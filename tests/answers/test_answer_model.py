@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pandas as pd
 import pytest
 
 import takeoff
@@ -156,3 +157,43 @@ def test_citation_matching_and_threshold_choice():
     assert not cites(cited, "kernel.en.html", "How do I list files?") and not cites(cited, None, "Tools")
     assert choose_min_score([0.6, 0.7, 0.8], [0.1, 0.2, 0.3]) == pytest.approx(0.45)
     assert choose_min_score([0.5, 0.6], [0.55, 0.1]) in (0.3, 0.575)  # two best thresholds, each the middle of its gap
+
+
+def test_build_with_evaluation_questions_reports_them(docs, tiny_lm, tmp_path):
+    questions = tmp_path / "questions.csv"
+    pd.DataFrame({"question": [REFUND, "My parcel never came, what now?", "Who won the 1966 football world cup?"],
+                  "source": ["billing.html", "shipping.txt", None],
+                  "section": ["Refunds", "Lost parcels", None]}).to_csv(questions, index=False)
+    out = tmp_path / "evaluated"
+    model = takeoff.train(docs, task="answer", generator=str(tiny_lm), out=out,
+                          config={"answer": {"questions": str(questions)}})
+    m = model.metrics
+    assert (m["answerable"], m["unanswerable"]) == (2, 1)
+    assert m["hit@1"] == 1.0 and m["citation_accuracy"] == 1.0 and m["refusal_rate"] == 1.0
+    report = (out / "report.html").read_text()
+    assert "Citation accuracy" in report and "My parcel never came" in report and "warranty.pdf" in report
+    assert takeoff.load(out).metrics == m
+
+
+def test_a_generate_bundle_as_generator_and_a_referenced_one(docs, tiny_lm, tmp_path):
+    import shutil
+
+    from takeoff.pipelines.generation import GenerativeModel
+
+    assistant = GenerativeModel.from_folder(tiny_lm, name="tiny", system="You answer support questions.")
+    assistant.save(tmp_path / "assistant")
+    built = takeoff.train(docs, task="answer", generator=str(tmp_path / "assistant"), out=tmp_path / "a")
+    generator = takeoff.load(tmp_path / "a").generator
+    assert generator.manifest["generate"]["system"] == "You answer support questions."
+    assert built.spec["generator"]["base_model"] == "tiny"
+
+    own = shutil.copytree(tiny_lm, tmp_path / "own-model")
+    takeoff.train(docs, task="answer", generator=str(own), out=tmp_path / "ref",
+                  config={"answer": {"embed_generator": False}})
+    manifest = json.loads((tmp_path / "ref" / "takeoff.json").read_text())
+    assert not any(name.startswith("generator/") for name in manifest["files"])
+    referenced = takeoff.load(tmp_path / "ref")
+    assert not referenced.answer(REFUND, max_new_tokens=2).refused
+    (own / "config.json").write_text((own / "config.json").read_text().replace("{", '{"edited": 1, ', 1))
+    with pytest.raises(BundleError, match="differs"):
+        takeoff.load(tmp_path / "ref").answer(REFUND, max_new_tokens=2)

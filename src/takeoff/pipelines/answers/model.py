@@ -430,7 +430,7 @@ def generator_folder(name: str) -> tuple[Path, dict[str, Any]]:
 
         model = dispatch.load(where)
         if model.kind != "generate":
-            raise BundleError(str(where), f"is a {model.task.kind} bundle, not a generator",
+            raise BundleError(str(where), f"is a bundle of kind '{model.kind}', not a generator",
                               "pass a bundle of `takeoff train --task generate`, or a base model such as 'smollm2'")
         return Path(model.folder), dict(model.manifest["generate"])
     folder = resolve_base(name)
