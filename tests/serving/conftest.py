@@ -136,3 +136,21 @@ def start_server():
 @pytest.fixture(scope="session")
 def server_url(start_server, model_dir) -> str:
     return start_server(model_dir, default_model="credit")
+
+
+# ----------------------------------------------------------------------------- generative models
+@pytest.fixture(scope="session")
+def tiny_lm(tmp_path_factory):
+    """A tiny random causal LM folder (ChatML template, 4,096-token context: room for long
+    streams); its generations are gibberish but take every real code path."""
+    from takeoff.testing.llm import tiny_causal_lm
+
+    return tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm") / "model", context=4096)
+
+
+@pytest.fixture(scope="session")
+def generate_bundle(tiny_lm, tmp_path_factory):
+    """A generate bundle (kind "generate") of the tiny model, saved as ``.../tiny-chat``."""
+    from takeoff.pipelines.generation import GenerativeModel
+
+    return GenerativeModel.from_folder(tiny_lm, name="tiny").save(tmp_path_factory.mktemp("gen") / "tiny-chat")

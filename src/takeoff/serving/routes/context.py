@@ -83,7 +83,11 @@ class RouteContext:
 
 def wrong_task(entry, route: str | None = None) -> ApiError:
     """409 for a route that ``entry``'s task does not answer, saying which routes it does."""
-    if kind_of(entry) == "search":
+    if kind_of(entry) in ("generate", "answer"):
+        message = (f"model '{entry.name}' is a generative model: it answers POST /v1/chat/completions"
+                   + (" and /v1/completions" if entry.completes_text else "")
+                   + f' with {{"model": "{entry.name}", "messages": [...]}}, not {route or "predict"}')
+    elif kind_of(entry) == "search":
         message = (f"model '{entry.name}' is a search index: it answers POST /v1/models/{entry.name}/search "
                    f'with {{"query": "...", "k": 5}}, not {route or "predict"}')
     elif route == "search":
