@@ -82,6 +82,7 @@ def test_models_list_speaks_both_shapes(client, gen_url):
     assert body["default"] == "tiny-chat"  # takeoff's own keys are still there
     summary = body["models"][0]
     assert summary["task"] == "generate" and summary["context_length"] == 4096 and summary["base_model"] == "tiny"
+    assert summary["default"] is True  # it answers the completions that name no model
     detail = get(f"{gen_url}/v1/models/tiny-chat").json()
     assert detail["routes"] == {"chat_completions": "/v1/chat/completions", "completions": "/v1/completions"}
     assert detail["max_tokens_limit"] == 2048

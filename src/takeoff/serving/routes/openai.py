@@ -31,8 +31,7 @@ ROUTES_OF = {"predict": "POST /v1/models/{n}/predict", "recommend": "POST /v1/mo
 
 
 def add_routes(app: FastAPI, ctx: RouteContext) -> None:
-    generative = [n for n, e in ctx.entries.items() if kind_of(e) in GENERATIVE]
-    default = ctx.store.default if ctx.store.default in generative else (generative[0] if len(generative) == 1 else None)
+    generative, default = ctx.generative_names(), ctx.defaults["generate"]
     listed = ", ".join(generative) or "none"
 
     def entry_for(name: str | None, route: str) -> GenerateEntry:
