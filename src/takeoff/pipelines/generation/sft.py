@@ -169,9 +169,10 @@ class FineTuned:
 
 
 def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params, ctx, pad: int,
-              meta: dict[str, Any]) -> FineTuned:
+              meta: dict[str, Any], precision: str = "auto") -> FineTuned:
     """Fine-tune ``lm`` (LoRA or full, per ``params``) under ``ctx`` (deadline, seed, checkpoints,
-    progress); returns the merged model and what happened."""
+    progress); returns the merged model and what happened. ``precision``: "auto" (bf16 autocast
+    where the device computes bf16 natively), "bf16" or "fp32"."""
     from takeoff.training.callbacks import Checkpoint, EarlyStopping, ProgressBar, TerminateOnNaN, TimeBudget
     from takeoff.training.device import native_bf16, resolve_device
     from takeoff.training.loop import Trainer
@@ -211,7 +212,8 @@ def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params,
                       max_epochs=params.epochs, callbacks=callbacks, ctx=ctx, device=device, grad_clip=1.0,
                       meta=meta, eval_batch_size=params.batch_size, collate=trim,
                       batch_order=bucketed([len(e.ids) for e in train], params.batch_size, ctx.seed),
-                      precision="auto", autocast_cpu=native_bf16(device))
+                      precision="fp32" if precision == "fp32" else "auto" if precision == "auto" else "bf16",
+                      autocast_cpu=precision == "bf16" or (precision == "auto" and native_bf16(device)))
     if ctx.checkpoint_dir is not None:
         trainer.resume(ctx.checkpoint_dir)
     result = trainer.fit()

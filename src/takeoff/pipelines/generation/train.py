@@ -53,6 +53,7 @@ def train(data, cfg, out=None, table=None, sql=None, encoding=None, state: dict[
     params = cfg.generate
     started = time.monotonic()
     budget = budget_of(cfg)
+    cfg = cfg.model_copy(update={"time_budget": budget})  # a resumed run reads the budget it had
     deadline = started + budget - state.get("elapsed", 0.0)
     df, name = read_data(data, table, sql, encoding, sep, decimal)
     pairs = read_pairs(df, name, params.prompt, cfg.target if isinstance(cfg.target, str) else None)
