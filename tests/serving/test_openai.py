@@ -266,6 +266,22 @@ def test_a_client_that_leaves_mid_stream_cancels_the_generation(mixed, caplog):
     assert not noisy, [r.getMessage() for r in noisy]
 
 
+def test_a_client_that_gives_up_on_a_whole_answer_cancels_it_too(mixed):
+    url, streams, _ = mixed
+    before = len(streams)
+    body = {"model": "tiny", "messages": HELLO, "max_tokens": 4000}  # not streamed: one answer at the end
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=httpx.Timeout(60.0, read=0.5))
+    assert len(streams) == before + 1
+    stream = streams[-1]
+    deadline = time.monotonic() + 10
+    while stream.completion is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stream.completion is not None and stream.completion.finish_reason == "cancelled"
+    assert stream.completion.completion_tokens < 4000
+
+
 def test_metrics_count_tokens_and_time_the_first_one(client, gen_url):
     before = get(f"{gen_url}/metrics").text
     reply = client.chat.completions.create(model="tiny-chat", messages=HELLO, max_tokens=7)
