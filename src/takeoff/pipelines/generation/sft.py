@@ -165,7 +165,8 @@ class FineTuned:
     seconds: float
     trainable: int
     total: int
-    samples: int
+    samples: int  # pairs trained on, a partial last epoch included
+    steps: int
 
 
 def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params, ctx, pad: int,
@@ -221,8 +222,9 @@ def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params,
         lm.gradient_checkpointing_disable()
     merged = lm.merge_and_unload() if lora else lm
     merged.config.use_cache = True
+    steps = trainer.global_step
     return FineTuned(merged.eval(), result.history, result.stop_reason, result.epochs, result.seconds, trainable, total,
-                     len(train) * result.epochs)
+                     min(steps * params.batch_size, len(train) * (result.epochs + 1)), steps)
 
 
 def lora_targets(lm: nn.Module, params) -> list[str]:
