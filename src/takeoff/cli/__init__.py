@@ -18,8 +18,8 @@ import typer
 from typer.core import TyperGroup
 
 from takeoff._version import __version__
-from takeoff.cli import (compress, config, demo, evaluate, explain, index, inspect, predict, recommend, search, serve,
-                         train)
+from takeoff.cli import (compress, config, demo, evaluate, explain, generate, index, inspect, predict, recommend, search,
+                         serve, train)
 from takeoff.cli import monitor
 from takeoff.cli import keygen, sign, verify
 from takeoff.cli.options import CHOICES
@@ -67,7 +67,7 @@ from takeoff.cli import info as _info  # noqa: E402 - `takeoff info`: a bundle's
 
 app.command(name="info")(_info.info)
 for verb in (train.train, evaluate.evaluate, predict.predict, explain.explain, compress.compress, recommend.recommend,
-             index.index, search.search, inspect.inspect, demo.demo, serve.serve):
+             index.index, search.search, generate.generate, inspect.inspect, demo.demo, serve.serve):
     app.command()(verb)
 app.command()(monitor.monitor)
 for verb in (sign.sign, verify.verify, keygen.keygen):  # bundle signing (docs/security.md)

@@ -11,10 +11,6 @@ def is_recommender(model) -> bool:
     return model.manifest.get("task", {}).get("kind") == "recommend"
 
 
-def is_answerer(model) -> bool:
-    return model.manifest.get("task", {}).get("kind") == "answer"
-
-
 def refuse_search_index(bundle: Path, command: str) -> None:
     """`evaluate` and `predict` on a search index: exit 2 pointing to `takeoff search` (read from
     the manifest alone, before loading the encoder)."""

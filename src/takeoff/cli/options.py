@@ -70,7 +70,7 @@ def family_choices() -> list[str]:
 def task_choices() -> list[str]:
     from takeoff.data.schema import TASKS
 
-    return [*TASKS, "recommend", "answer"]
+    return [*TASKS, "recommend", "generate", "answer"]
 
 
 def metric_choices() -> list[str]:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from takeoff.cli.guards import is_answerer, is_recommender
+from takeoff.cli.guards import is_recommender
 from takeoff.cli.options import (DecimalOpt, EncodingOpt, FamilyChoice, MetricChoice, NoTrackOpt, SepOpt, SqlOpt, TableOpt,
                                  TaskChoice, TrackingUriOpt, default_run_dir, tracking_on)
 from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_to_stderr
@@ -23,7 +23,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
-    task: Annotated[Optional[str], TaskChoice.option("--task", help="binary, multiclass, multilabel, regression, recommend or answer (default: inferred; recommend when --user and --item are given; answer: grounded answers from a folder of documents).")] = None,
+    task: Annotated[Optional[str], TaskChoice.option("--task", help="binary, multiclass, multilabel, regression, recommend, generate or answer (default: inferred; recommend when --user and --item are given; answer: grounded answers from a folder of documents).")] = None,
     family: Annotated[Optional[str], FamilyChoice.option("--family", help="Model family, or auto (default).")] = None,
     metric: Annotated[Optional[str], MetricChoice.option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
@@ -52,6 +52,9 @@ def train(
     no_track: NoTrackOpt = False,
     sep: SepOpt = None,
     decimal: DecimalOpt = None,
+    prompt: Annotated[Optional[str], typer.Option("--prompt", help="Generate: the column of prompts (the answers are --target); chat JSON lines with a 'messages' column need neither.")] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="Generate: the causal language model to fine-tune: smollm2 (default), gemma3-270m, a Hugging Face folder, a .gguf file or a cached org/name. See docs/generate.md.")] = None,
+    accept_terms: Annotated[bool, typer.Option("--accept-terms", help="Accept the terms of use of a base model that has them (Gemma); recorded once.")] = False,
 ) -> None:
     """Train a model and write it as a bundle directory (a recommender with --user and --item)."""
     from takeoff import api
@@ -71,7 +74,7 @@ def train(
                 users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
                 dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate,
                 track=tracking_on(no_track, tracking_uri), tracking_uri=tracking_uri, sep=sep, decimal=decimal,
-                generator=generator, text=text,
+                prompt=prompt, base_model=base_model, accept_terms=accept_terms, generator=generator, text=text,
             )
     except KeyboardInterrupt:
         where = resume or out_dir
@@ -86,7 +89,9 @@ def train(
         return
     if is_recommender(model):
         _print_recommender(model)
-    elif is_answerer(model):
+    elif model.kind == "generate":
+        _print_generative(model)
+    elif model.kind == "answer":
         _print_answerer(model)
     else:
         _print_model(model)
@@ -100,16 +105,17 @@ def train_summary(model) -> dict:
     summary = {"bundle": str(model.path) if model.path is not None else None, "task": task.get("kind"),
                "target": task.get("target"), "metric": training.get("metric"), "metrics": model.metrics,
                "seconds": training.get("seconds")}
+    if model.kind == "generate":
+        return {**summary, "base_metrics": m.get("base_metrics", {}), "generate": m.get("generate", {}),
+                "training": {k: v for k, v in training.items() if k != "notes"}, "notes": training.get("notes", [])}
     if is_recommender(model):
         return {**summary, "family": m.get("family"), "leaderboard": m.get("leaderboard", {}),
                 "interactions": training.get("interactions")}
     report = model.path / "report.html" if model.path is not None else None
-    report = str(report) if report is not None and report.exists() else None
-    if is_answerer(model):
+    if model.kind == "answer":
         return {**summary, "files": training.get("files"), "passages": training.get("passages"),
                 "skipped": m["answer"]["documents"]["skipped"], "generator": m["answer"]["generator"]["name"],
-                "report": report}
-    report = model.path / "report.html" if model.path is not None else None
+                "report": str(report) if report is not None and report.exists() else None}
     return {**summary, "rows_train": training.get("rows_train"), "rows_valid": training.get("rows_valid"),
             "members": [{"id": x.get("id", x["family"]), "family": x["family"], "weight": x["weight"]} for x in m["members"]],
             "leaderboard": model.leaderboard().to_dict(orient="records") if hasattr(model, "leaderboard") else None,
@@ -126,6 +132,29 @@ def _print_model(model) -> None:
     _print_trust(model.manifest)
     out.print(f"bundle: {model.path}")
     out.print(f"report: {model.path / 'report.html'}")
+
+
+def _print_generative(model) -> None:
+    m, training = model.manifest, model.manifest.get("training", {})
+    spec, base = m["generate"], m.get("base_metrics", {})
+    table = Table(title=f"validation metrics (generate, base model '{spec['base_model']}', {spec['method']})",
+                  title_justify="left")
+    for col in ("metric", "base model", "fine-tuned"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, value in model.metrics.items():
+        before = base.get(name)
+        table.add_row(name, "—" if before is None else f"{before:.4f}", f"{value:.4f}" if isinstance(value, float) else str(value))
+    out.print(table)
+    if "epochs" in training:
+        out.print(f"fine-tuned {training.get('trainable_parameters', 0):,} of {training.get('parameters', 0):,} weights "
+                  f"for {training['epochs']} epoch(s) ({training.get('stop_reason')}) on {training['train_pairs']} pairs "
+                  f"in {training['seconds']:.1f}s")
+    for note in training.get("notes", []):
+        err.print(f"[yellow]note:[/] {note}")
+    out.print(f"bundle: {model.path}")
+    if model.path is not None and (model.path / "report.html").exists():
+        out.print(f"report: {model.path / 'report.html'}")
+    out.print(f'next: takeoff generate {model.path} --prompt "..."  ·  takeoff serve {model.path}')
 
 
 def _print_trust(manifest: dict) -> None:
