@@ -169,6 +169,16 @@ class AnswerModel(Predictor):
                 self._generator = _referenced_generator(self.path, self.spec["generator"])
             return self._generator
 
+    @property
+    def engine(self):
+        """The generator's loaded model (a server touches it to load the weights at start)."""
+        return self.generator.engine
+
+    @property
+    def context_length(self) -> int:
+        """Most tokens of prompt + answer the generator reads."""
+        return self.generator.context_length
+
     def __len__(self) -> int:
         return len(self.index)
 

@@ -143,6 +143,7 @@ def _build(docs: Documents, params, generator, gen_spec: dict[str, Any], started
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "task": {"kind": "answer", "target": None, "classes": []},
         "answer": {
+            "method": "retrieval-augmented generation", "system": params.system,
             "k": params.k, "min_score": params.min_score, "keyword_weight": params.keyword_weight, "refusal": params.refusal,
             "max_new_tokens": params.max_new_tokens, "max_passage_chars": params.max_passage_chars,
             "chunk_chars": params.chunk_chars, "instructions": params.instructions,
