@@ -116,20 +116,29 @@ def resolve_encoder(name: str | os.PathLike[str] | None = None) -> Path:
             return folder
         except ImportError:
             looked.append(f"the Python package '{module.replace('_', '-')}' (not installed)")
-    cache = hub_cache()
-    if "/" in full:
-        snapshots = cache / f"models--{full.replace('/', '--')}" / "snapshots"
-        candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
-        for config in candidates:
-            try:
-                check_encoder_folder(config.parent)
-                return config.parent
-            except BundleError:
-                continue
-        looked.append(f"the Hugging Face cache at {snapshots} ({'incomplete' if candidates else 'none'})")
-    else:
-        looked.append(f"the Hugging Face cache at {cache} (a cache entry needs an 'org/name' model name)")
+    folder, where = cached_snapshot(full, check_encoder_folder)
+    if folder is not None:
+        return folder
+    looked.append(where)
     raise EncoderNotFoundError(name, looked)
+
+
+def cached_snapshot(name: str, check) -> tuple[Path | None, str]:
+    """The newest complete snapshot of model ``name`` ("org/name") in the Hugging Face cache,
+    or None with a line saying where it looked; ``check(folder)`` raises BundleError on an
+    incomplete folder (that snapshot is passed over)."""
+    cache = hub_cache()
+    if "/" not in name:
+        return None, f"the Hugging Face cache at {cache} (a cache entry needs an 'org/name' model name)"
+    snapshots = cache / f"models--{name.replace('/', '--')}" / "snapshots"
+    candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
+    for config in candidates:
+        try:
+            check(config.parent)
+            return config.parent, ""
+        except BundleError:
+            continue
+    return None, f"the Hugging Face cache at {snapshots} ({'incomplete' if candidates else 'none'})"
 
 
 def hub_cache() -> Path:
