@@ -17,7 +17,8 @@ machine without internet.
 It is faster than a fixed batch size: texts are tokenised once, grouped by length (rounded up
 to 8 tokens) and cut into batches of about ``max_tokens`` tokens (short texts in big batches,
 long ones in small), so almost no compute goes to padding, and a text's vector does not depend
-on the other texts of its call; each distinct text is embedded once.
+on the other texts of its call (to the bit in float32; in bf16 on a CPU with AMX, a batch's size
+changes the kernels' rounding by up to about 1e-3); each distinct text is embedded once.
 
 Two faster paths are checked against float32 PyTorch on a few texts at the first ``embed`` and
 used only when they agree; a path that fails logs a warning and the next one is used:
