@@ -51,7 +51,7 @@ def test_prompt_numbers_the_passages_and_fits_the_context(answerer):
     citations = answerer.search(REFUND)
     prompt = answerer.grounded_prompt(REFUND, citations)
     assert prompt.startswith("Answer the question using only the numbered passages")
-    assert "[1] (help/billing.html — Billing > Refunds)" in prompt and "[2] (" in prompt
+    assert "[1] (help/billing.html — Refunds)" in prompt and "[2] (" in prompt
     assert prompt.rstrip().endswith(f"Question: {REFUND}")
     long = [Citation("big.md", "Big", "word " * 3000, 0.9), Citation("big2.md", "Big 2", "other " * 3000, 0.8)]
     conversation = answerer.prompt_messages([{"role": "user", "content": REFUND}], REFUND, long, 64)
@@ -197,3 +197,20 @@ def test_a_generate_bundle_as_generator_and_a_referenced_one(docs, tiny_lm, tmp_
     (own / "config.json").write_text((own / "config.json").read_text().replace("{", '{"edited": 1, ', 1))
     with pytest.raises(BundleError, match="differs"):
         takeoff.load(tmp_path / "ref").answer(REFUND, max_new_tokens=2)
+
+
+def test_keywords_reorder_but_refusal_follows_meaning():
+    import numpy as np
+
+    from takeoff.pipelines.answers.retrieval import KeywordIndex, hybrid_search, words
+
+    assert words("How do I install the packages with dpkg-deb?") == ["install", "package", "dpkg", "deb"]
+    texts = ["upgrading the whole system safely", "dpkg-deb unpacks a package archive", "the weather today"]
+    keywords = KeywordIndex(texts)
+    assert keywords.scores("what does dpkg-deb do?").argmax() == 1
+    vectors = np.eye(3, dtype=np.float32)
+    query = np.array([[0.8, 0.6, 0.0]], dtype=np.float32)  # closest in meaning to row 0
+    by_meaning = hybrid_search(vectors, keywords, query, ["what does dpkg-deb do?"], 2, 0.0)[0]
+    with_keywords = hybrid_search(vectors, keywords, query, ["what does dpkg-deb do?"], 2, 0.5)[0]
+    assert by_meaning[0] == [0, 1] and with_keywords[0] == [1, 0]
+    assert with_keywords[1] == pytest.approx([0.6, 0.8]) and with_keywords[2] == pytest.approx(0.8)
