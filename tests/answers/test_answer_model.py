@@ -164,14 +164,20 @@ def test_build_with_evaluation_questions_reports_them(docs, tiny_lm, tmp_path):
     pd.DataFrame({"question": [REFUND, "My parcel never came, what now?", "Who won the 1966 football world cup?"],
                   "source": ["billing.html", "shipping.txt", None],
                   "section": ["Refunds", "Lost parcels", None]}).to_csv(questions, index=False)
+    import shutil
+
+    folder = shutil.copytree(docs, tmp_path / "docs")
+    (folder / "scan.pdf").write_bytes(b"%PDF-1.4\n%%EOF truncated")  # unreadable: skipped, listed
     out = tmp_path / "evaluated"
-    model = takeoff.train(docs, task="answer", generator=str(tiny_lm), out=out,
+    model = takeoff.train(folder, task="answer", generator=str(tiny_lm), out=out,
                           config={"answer": {"questions": str(questions)}})
+    assert model.spec["documents"]["skipped"][0]["file"] == "scan.pdf"
     m = model.metrics
     assert (m["answerable"], m["unanswerable"]) == (2, 1)
     assert m["hit@1"] == 1.0 and m["citation_accuracy"] == 1.0 and m["refusal_rate"] == 1.0
     report = (out / "report.html").read_text()
     assert "Citation accuracy" in report and "My parcel never came" in report and "warranty.pdf" in report
+    assert "Files skipped" in report and "scan.pdf" in report
     assert takeoff.load(out).metrics == m
 
 
