@@ -23,6 +23,13 @@ def test_train_a_folder_of_documents(docs, tiny_lm, tmp_path):
     assert "note: files of other types not read: 1 .png" in result.output
     reply = takeoff.load(out).answer("Where do I find my old invoices?", max_new_tokens=4)
     assert not reply.refused and reply.citations[0].section == "Billing > Invoices"
+    asked = run("generate", str(out), "--prompt", "Where do I find my old invoices?", "--max-new-tokens", "4", "--json")
+    assert asked.exit_code == 0, asked.output
+    answer = json.loads(asked.stdout)["answers"][0]
+    assert answer["question"] == "Where do I find my old invoices?" and not answer["refused"]
+    assert answer["citations"][0]["section"] == "Billing > Invoices"
+    shown = run("generate", str(out), "--prompt", "Where do I find my old invoices?", "--max-new-tokens", "4")
+    assert shown.exit_code == 0 and "Billing > Invoices" in shown.output
 
 
 def test_train_a_table_of_passages_as_json(tiny_lm, tmp_path):
