@@ -108,7 +108,7 @@ def main() -> int:
     print(f"\n## Grounded answers on the Debian FAQ (debian-faq {debian_faq.check()['sections']} sections; "
           f"{model.manifest['training']['passages']} passages from {model.manifest['training']['files']} pages, "
           f"built in {build_s:.1f} s)\n")
-    print(f"keyword weight chosen on the train split (hit@1): "
+    print("keyword weight chosen on the train split (hit@1): "
           + ", ".join(f"{w:g}: {sweep[w]['hit@1']:.3f}" for w in WEIGHTS) + f" → {weight:g}")
     print(f"min_score chosen on the train split + {len(tune_refusals)} unanswerable (tuning half): {min_score}\n")
     print(f"| questions | n | hit@1 | hit@{k} | citation accuracy | false refusals | unanswerable refused |")
@@ -116,7 +116,7 @@ def main() -> int:
     for name, m in (("train (choices made here)", on_train), ("**test (held out)**", on_test)):
         print(f"| {name} | {m['answerable']} + {m['unanswerable']} | {m['hit@1']:.3f} | {m[f'hit@{k}']:.3f} | "
               f"{m['citation_accuracy']:.3f} | {m['false_refusal_rate']:.3f} | {m['refusal_rate']:.3f} |")
-    print(f"\nheld-out unanswerable refused by kind: "
+    print("\nheld-out unanswerable refused by kind: "
           + ", ".join(f"{kind} {rate:.3f} (of {n})" for kind, (rate, n) in by_kind.items())
           + f"; all {len(tune_refusals) + len(held_refusals)} (tuning half included): {all_refusals:.3f}")
     print(f"retrieval: {per_question_ms:.1f} ms per question (batched, embedding included)")

@@ -51,7 +51,7 @@ def test_prompt_numbers_the_passages_and_fits_the_context(answerer):
     citations = answerer.search(REFUND)
     prompt = answerer.grounded_prompt(REFUND, citations)
     assert prompt.startswith("Answer the question using only the numbered passages")
-    assert "[1] (help/billing.html — Billing > Refunds)" in prompt and "[2] (" in prompt
+    assert "[1] (help/billing.html — Refunds)" in prompt and "[2] (" in prompt
     assert prompt.rstrip().endswith(f"Question: {REFUND}")
     long = [Citation("big.md", "Big", "word " * 3000, 0.9), Citation("big2.md", "Big 2", "other " * 3000, 0.8)]
     conversation = answerer.prompt_messages([{"role": "user", "content": REFUND}], REFUND, long, 64)
@@ -164,14 +164,20 @@ def test_build_with_evaluation_questions_reports_them(docs, tiny_lm, tmp_path):
     pd.DataFrame({"question": [REFUND, "My parcel never came, what now?", "Who won the 1966 football world cup?"],
                   "source": ["billing.html", "shipping.txt", None],
                   "section": ["Refunds", "Lost parcels", None]}).to_csv(questions, index=False)
+    import shutil
+
+    folder = shutil.copytree(docs, tmp_path / "docs")
+    (folder / "scan.pdf").write_bytes(b"%PDF-1.4\n%%EOF truncated")  # unreadable: skipped, listed
     out = tmp_path / "evaluated"
-    model = takeoff.train(docs, task="answer", generator=str(tiny_lm), out=out,
+    model = takeoff.train(folder, task="answer", generator=str(tiny_lm), out=out,
                           config={"answer": {"questions": str(questions)}})
+    assert model.spec["documents"]["skipped"][0]["file"] == "scan.pdf"
     m = model.metrics
     assert (m["answerable"], m["unanswerable"]) == (2, 1)
     assert m["hit@1"] == 1.0 and m["citation_accuracy"] == 1.0 and m["refusal_rate"] == 1.0
     report = (out / "report.html").read_text()
     assert "Citation accuracy" in report and "My parcel never came" in report and "warranty.pdf" in report
+    assert "Files skipped" in report and "scan.pdf" in report
     assert takeoff.load(out).metrics == m
 
 
@@ -197,3 +203,20 @@ def test_a_generate_bundle_as_generator_and_a_referenced_one(docs, tiny_lm, tmp_
     (own / "config.json").write_text((own / "config.json").read_text().replace("{", '{"edited": 1, ', 1))
     with pytest.raises(BundleError, match="differs"):
         takeoff.load(tmp_path / "ref").answer(REFUND, max_new_tokens=2)
+
+
+def test_keywords_reorder_but_refusal_follows_meaning():
+    import numpy as np
+
+    from takeoff.pipelines.answers.retrieval import KeywordIndex, hybrid_search, words
+
+    assert words("How do I install the packages with dpkg-deb?") == ["install", "package", "dpkg", "deb"]
+    texts = ["upgrading the whole system safely", "dpkg-deb unpacks a package archive", "the weather today"]
+    keywords = KeywordIndex(texts)
+    assert keywords.scores("what does dpkg-deb do?").argmax() == 1
+    vectors = np.eye(3, dtype=np.float32)
+    query = np.array([[0.8, 0.6, 0.0]], dtype=np.float32)  # closest in meaning to row 0
+    by_meaning = hybrid_search(vectors, keywords, query, ["what does dpkg-deb do?"], 2, 0.0)[0]
+    with_keywords = hybrid_search(vectors, keywords, query, ["what does dpkg-deb do?"], 2, 0.5)[0]
+    assert by_meaning[0] == [0, 1] and with_keywords[0] == [1, 0]
+    assert with_keywords[1] == pytest.approx([0.6, 0.8]) and with_keywords[2] == pytest.approx(0.8)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from takeoff.errors import BundleError, DataError
+from takeoff.pipelines.answers.documents import SECTION_SEP
 from takeoff.pipelines.base import Predictor, check_k
 from takeoff.pipelines.generation.engine import Completion
 from takeoff.pipelines.generation.template import check_messages
@@ -353,7 +354,7 @@ class AnswerModel(Predictor):
         instructions = self.spec["instructions"].replace("{refusal}", self.spec["refusal"])
         blocks = []
         for number, c in enumerate(citations, 1):
-            where = " — ".join(x for x in (c.source, c.section) if x)
+            where = " — ".join(x for x in (c.source, c.section.split(SECTION_SEP)[-1]) if x)  # the last heading
             text = c.text if len(c.text) <= limit else c.text[:limit].rsplit(" ", 1)[0] + " …"
             blocks.append(f"[{number}] ({where})\n{text}")
         return instructions + "\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question.strip()}"

@@ -4,7 +4,7 @@ A sentence encoder finds passages that say the same thing in other words; it mis
 names a question shares with one passage (``dpkg-deb``, ``/etc/apt/sources.list``, an error
 code). So passages are ranked by ``cosine + keyword_weight × bm25 / max_bm25`` (the BM25 score
 of the question against each passage, scaled so the best passage of that question scores 1).
-On the Debian FAQ's training questions a weight of 0.3 raised hit@1 from 0.688 (cosine alone)
+On the Debian FAQ's training questions a weight of 0.2 raised hit@1 from 0.688 (cosine alone)
 to 0.738 (docs/generate.md, "Grounded answers").
 
 Refusal does not depend on the keywords: an answerer refuses when no passage is at least
