@@ -81,6 +81,10 @@ class GenerateParams(BaseModel):
     eval_samples: int = Field(
         16, ge=0, le=10_000, description="Held-out pairs the report generates answers for (base vs fine-tuned).")
     max_new_tokens: int = Field(128, ge=1, le=32768, description="Tokens generated per answer in the evaluation.")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="How the bundle generates: 'auto' (the fastest form that keeps float32's greedy answers on "
+        "a probe: on a CPU, 4-bit grid weights packed and an exact-argmax int8 vocabulary projection), 'fp32', 'bf16', "
+        "or 'int8' (weight-only int8 linear layers: faster, lossy; see takeoff compress --quantize int8).")
 
 
 DEFAULT_REFUSAL = "I could not find this in the documents."

@@ -140,8 +140,11 @@ def compress(
 ) -> CompressionResult:
     """Compress a bundle into ``out`` and measure it against the original.
 
+    A generate bundle (a causal language model) takes ``quantize="int8"`` only, measured on
+    held-out pairs (``eval_data`` or ``data``): see :mod:`takeoff.compression.generate`.
+
     Args:
-        bundle: a bundle path or a loaded :class:`~takeoff.api.Model`.
+        bundle: a bundle path or a loaded model (:class:`~takeoff.api.Model`, a generate model).
         data: labelled rows (a path, URL or DataFrame holding the target column); None for an
             ONNX export or quantization alone: rows are then drawn from the bundle (see above).
         onnx: export the whole pipeline to one ONNX graph (``runtime: onnx``).
@@ -162,11 +165,18 @@ def compress(
             message lists the ones that do).
         DataError: ``data`` lacks the target or the model's columns (as predict says).
     """
-    from takeoff.api import Model, load
+    from takeoff.api import load
     from takeoff.pipelines.run_dir import read_data
 
-    model = bundle if isinstance(bundle, Model) else load(bundle)
+    model = load(bundle) if isinstance(bundle, (str, Path)) else bundle
     source = Path(model.path) if model.path is not None else None
+    if model.manifest.get("task", {}).get("kind") == "generate":
+        out = _fresh_out(out, source)
+        from takeoff.compression.generate import compress_generate
+
+        return compress_generate(model, out, data=data, eval_data=eval_data, table=table, sql=sql, encoding=encoding,
+                                 onnx=onnx, quantize=quantize, prune=prune, structured=structured, distill=distill,
+                                 unlabeled=unlabeled)
     if getattr(model, "task", None) is not None and model.task.is_multilabel:
         raise ConfigError(f"{source} is a multilabel bundle; compress handles binary, multiclass and regression bundles "
                           "(ONNX export, quantization, pruning and distillation of per-label models are not built). "
@@ -183,11 +193,7 @@ def compress(
                           + _describe_applicable(model))
     if prune is not None and not 0 < prune < 1:
         raise ConfigError(f"--prune must be a share between 0 and 1 (exclusive); got {prune}")
-    out = Path(out)
-    if source is not None and out.resolve() == source.resolve():
-        raise ConfigError("--out must differ from the bundle being compressed")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"output directory {out} already exists and is not empty. Fix: choose another --out, or remove it.")
+    out = _fresh_out(out, source)
     _check_methods(model, onnx=onnx, quantize=quantize, prune=prune, structured=structured, distill=distill)
 
     if data is None and eval_data is None:
@@ -245,6 +251,15 @@ def compress(
         _finish(stage, out, result, source)
     log.info("compressed bundle written to %s", out)
     return result
+
+
+def _fresh_out(out: str | Path, source: Path | None) -> Path:
+    out = Path(out)
+    if source is not None and out.resolve() == source.resolve():
+        raise ConfigError("--out must differ from the bundle being compressed")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"output directory {out} already exists and is not empty. Fix: choose another --out, or remove it.")
+    return out
 
 
 def _describe_applicable(model) -> str:

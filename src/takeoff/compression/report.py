@@ -27,6 +27,8 @@ def _ratio(value: float) -> str:
 
 def comparison_rows(result) -> list[tuple[str, str, str, str]]:
     """(what, original, compressed, change) rows of the report and the CLI table."""
+    if hasattr(result, "comparison_rows"):  # a kind of bundle that measures other things (generate)
+        return result.comparison_rows()
     o, c = result.original, result.compressed
     rows = [("size on disk", _mb(o.bytes), _mb(c.bytes), f"{_ratio(o.bytes / max(c.bytes, 1))} smaller")]
     for batch in o.latency_ms:
@@ -54,5 +56,5 @@ def write_compression_report(path: Path, result) -> Path:
                              for i, s in enumerate(result.steps)}
     document = render("compression.html", TEMPLATES, title="compression report", kind="report", chips=chips,
                       steps_title=" → ".join(s["step"] for s in result.steps), rows=comparison_rows(result),
-                      steps=info_tables(steps))
+                      steps=info_tables(steps), note=getattr(result, "note", None))
     return write_page(path, document)

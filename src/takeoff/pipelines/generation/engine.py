@@ -10,9 +10,20 @@ come and handed to its :class:`Request`'s queue; it ends at the model's end toke
 string, its own ``max_new_tokens``, or when its reader cancels it (a client that went away):
 the batch stops computing a row once it has ended and stops altogether once every row has.
 
-Precision ``"auto"``: float32, except where the device computes bf16 natively (a CPU with
-AVX-512 BF16 or AMX, a GPU from Ampere on) and bf16 gives the same greedy tokens as float32 on
-a probe prompt — checked once when the engine loads; otherwise it stays in float32.
+Precision (see :mod:`takeoff.pipelines.generation.quantized` for the CPU kernels):
+
+* ``"auto"`` (default): the fastest form that gives float32's greedy tokens on a probe prompt,
+  checked once when the engine loads (else float32). On a CPU: weights that lie on a 4-bit grid
+  (a model converted from a Q4 GGUF file) packed into 4 bits, and the vocabulary projection in
+  int8 with the candidates for the largest logit recomputed in float32 (so its argmax is
+  float32's); the engine's ``precision`` then reads "int4" (grid weights packed) or "fp32". bf16
+  is not tried on a CPU: one token at a time, its matrix products ran no faster than float32's
+  even with AMX (docs/generate.md). On a GPU with native bf16: bf16.
+* ``"fp32"``: float32 throughout (the reference).
+* ``"bf16"``: every weight in bf16 (no check).
+* ``"int8"``: weight-only int8 for every linear layer (one scale per output row, lossy: the
+  greedy tokens may differ from float32's; ``takeoff compress --quantize int8`` measures the
+  perplexity change), the vocabulary projection as in "auto". CPU only; elsewhere float32.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ log = logging.getLogger("takeoff")
 
 PROBE_PROMPT = "The three most useful things to know about computers are"
 PROBE_TOKENS = 12
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 BATCH_WINDOW_S = 0.004  # how long the worker waits for more requests to join a batch
 _DONE = object()
 
@@ -119,7 +131,8 @@ class Engine:
 
     Args:
         folder: a Hugging Face model folder (config.json, safetensors, tokenizer).
-        precision: "auto", "fp32" or "bf16" (see the module doc).
+        precision: "auto", "fp32", "bf16" or "int8" (see the module doc); the one in use is
+            :attr:`precision` ("int4" where "auto" packed 4-bit grid weights).
         device: "auto", "cpu" or "cuda[:N]".
         max_batch: most requests decoded together.
     """
@@ -130,6 +143,7 @@ class Engine:
 
         from takeoff.training.device import native_bf16, resolve_device
 
+        precision = check_precision(precision)
         quiet_transformers()
         self.folder = Path(folder)
         self.device = resolve_device(device)
@@ -147,14 +161,59 @@ class Engine:
             eos.append(self.tokenizer.eos_token_id)
         self.eos_ids = set(eos)
         self.precision = "fp32"
-        if precision == "bf16" or (precision == "auto" and native_bf16(self.device)):
-            self._choose_bf16(forced=precision == "bf16")
+        self._choose_precision(precision, native_bf16(self.device))
         self._queue: queue.Queue[Request] = queue.Queue()
         self._waiting: list[Request] = []
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
 
     # ------------------------------------------------------------------ setup
+    def _choose_precision(self, precision: str, native_bf16: bool) -> None:
+        from takeoff.pipelines.generation import quantized
+
+        cpu_kernels = self.device.type == "cpu" and quantized.kernels_available()
+        if precision == "bf16" or (precision == "auto" and native_bf16 and self.device.type != "cpu"):
+            self._choose_bf16(forced=precision == "bf16")
+        elif precision == "int8" and not cpu_kernels:
+            log.warning("int8 generation needs the CPU int8 kernels of torch 2.4 or later on the CPU; device %s: "
+                        "generating in float32", self.device)
+        elif precision == "int8":
+            quantized.quantize_int8(self.model)
+            quantized.exact_argmax_head(self.model)
+            self.precision = "int8"
+        elif precision == "auto" and cpu_kernels:
+            self._choose_cpu_fast()
+
+    def _choose_cpu_fast(self) -> None:
+        """4-bit grid weights packed and the exact-argmax head, kept if the probe's greedy tokens
+        stay float32's (they are the same weights, but the kernels read bf16 activations)."""
+        from takeoff.pipelines.generation import quantized
+
+        reference = self._probe()
+        originals = {name: module for name, module in self.model.named_modules()}
+        packed, linears = quantized.pack_4bit_grids(self.model)
+        head = quantized.exact_argmax_head(self.model)
+        if not (packed or head):
+            return
+        try:
+            same = self._probe() == reference
+        except Exception as error:  # noqa: BLE001 (a kernel this CPU lacks raises many types)
+            log.warning("the packed 4-bit and int8 kernels failed here (%s): generating in float32", error)
+            same = False
+        if same:
+            self.precision = "int4" if packed else "fp32"
+            parts = [f"{packed} of {linears} linear layers packed into 4 bits (their weights lie on a 4-bit grid)"
+                     ] if packed else []
+            parts += ["the vocabulary projection in int8 with float32's argmax"] if head else []
+            log.info("generating with %s", " and ".join(parts))
+            return
+        log.info("the packed 4-bit weights changed the greedy tokens on the probe prompt: generating in float32")
+        for name, module in list(self.model.named_modules()):  # put the float32 modules back
+            for child_name, child in list(module.named_children()):
+                original = originals.get(f"{name}.{child_name}" if name else child_name)
+                if original is not None and original is not child:
+                    setattr(module, child_name, original)
+
     def _choose_bf16(self, forced: bool) -> None:
         import torch
 
@@ -176,8 +235,10 @@ class Engine:
     def _probe(self) -> list[int]:
         import torch
 
+        from takeoff.pipelines.generation.quantized import decoding
+
         ids = self.tokenizer(PROBE_PROMPT, return_tensors="pt").to(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), decoding(self.model):
             out = self.model.generate(**ids, max_new_tokens=PROBE_TOKENS, do_sample=False,
                                       pad_token_id=self.tokenizer.pad_token_id)
         return out[0, ids["input_ids"].shape[1]:].tolist()
@@ -245,6 +306,8 @@ class Engine:
         from transformers import StoppingCriteria, StoppingCriteriaList
         from transformers.generation.streamers import BaseStreamer
 
+        from takeoff.pipelines.generation.quantized import decoding
+
         pad = self.tokenizer.pad_token_id
         longest = max(len(r.ids) for r in batch)
         ids = torch.full((len(batch), longest), pad, dtype=torch.long)
@@ -285,7 +348,7 @@ class Engine:
             options.update(temperature=None, top_p=None, top_k=None)
         if first.seed is not None:
             torch.manual_seed(first.seed)
-        with torch.inference_mode():
+        with torch.inference_mode(), decoding(self.model):
             self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                 max_new_tokens=max(r.max_new_tokens for r in batch), pad_token_id=pad,
                                 eos_token_id=sorted(self.eos_ids) or None, streamer=Rows(),
@@ -333,6 +396,18 @@ class Engine:
             request.text, len(request.ids), len(request.tokens), reason, now - request.submitted,
             None if request.first_token is None else request.first_token - request.submitted)
         request._queue.put(_DONE)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ConfigError naming them."""
+    from takeoff.errors import ConfigError, closest
+
+    if precision in PRECISIONS:
+        return precision
+    guess = closest(str(precision), PRECISIONS)
+    hint = f" Did you mean '{guess}'?" if guess else ""
+    raise ConfigError(f"generate.precision {precision!r} is not one of: {', '.join(PRECISIONS)}.{hint} Fix: use 'auto' "
+                      "(the fastest form with float32's greedy tokens) or name one.", path="generate.precision")
 
 
 def quiet_transformers() -> None:

@@ -146,7 +146,7 @@ def _run(pairs: Pairs, name: str, cfg, folder: Path, run_dir: Path | None, work:
         "task": {"kind": "generate", "target": pairs.target, "classes": []},
         "generate": {"base_model": params.base_model, "base_folder": folder.name, "method": params.method,
                      "template": template.kind, "system": params.system, "prompt": pairs.prompt,
-                     "max_length": max_length, "on_long": params.on_long, "precision": "auto", "device": cfg.device},
+                     "max_length": max_length, "on_long": params.on_long, "precision": params.precision, "device": cfg.device},
         "metrics": {},
         "training": {"source": name, "pairs": len(pairs), "notes": notes, **info},
     }
