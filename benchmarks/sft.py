@@ -123,7 +123,7 @@ def trl_side(folder: Path, pairs, args) -> dict:
                            learning_rate=2e-4, max_length=args.max_length, packing=False, bf16=args.precision == "bf16",
                            use_cpu=True, report_to="none", save_strategy="no", logging_steps=1, seed=0,
                            dataloader_num_workers=0, completion_only_loss=True, lr_scheduler_type="linear",
-                           warmup_ratio=0.05, max_grad_norm=1.0)
+                           warmup_steps=1, max_grad_norm=1.0)
         trainer = SFTTrainer(model=lm, args=config, train_dataset=data, processing_class=tokenizer,
                              peft_config=LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                                     target_modules=targets, task_type="CAUSAL_LM"))
