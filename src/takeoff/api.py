@@ -60,6 +60,8 @@ def train(
     prompt: str | None = None,
     base_model: str | None = None,
     accept_terms: bool = False,
+    generator: str | Path | None = None,
+    text: str | None = None,
 ) -> Model:
     """Train a model on a table and (with ``out``) write it as a bundle directory.
 
@@ -94,6 +96,11 @@ def train(
             (the answer is ``target``; chat JSON lines with a ``messages`` column need neither), the
             base causal language model (default SmolLM2-135M-Instruct; see docs/generate.md) and
             acceptance of its terms where it has some (Gemma).
+        generator, text: grounded answers (``task="answer"``; ``data`` a folder of .md, .html,
+            .txt and .pdf files, or a table of passages with a ``text`` column): the model that
+            writes the answers (a bundle of ``task="generate"``, or a base model; default
+            "smollm2") and the passages' column of a table (default "text"). See
+            :mod:`takeoff.pipelines.answers` and docs/generate.md, "Grounded answers".
         devices: processes that train one torch family data-parallel (config key ``devices``,
             default 1) on this machine: one per GPU (NCCL) or per CPU core (gloo); needs ``out``.
             Under ``torchrun`` (several machines) the processes are torchrun's. See docs/distributed.md.
@@ -104,7 +111,7 @@ def train(
     Returns:
         The trained :class:`Model` (a
         :class:`~takeoff.pipelines.recommendation.RecommenderModel` for
-        recommendation).
+        recommendation, an :class:`~takeoff.pipelines.answers.AnswerModel` for answers).
 
     Raises:
         DataSourceError, DataError, ConfigError, BudgetError: nothing is written then.
@@ -144,7 +151,18 @@ def train(
             cfg.generate.prompt = str(prompt)
         if base_model is not None:
             cfg.generate.base_model = str(base_model)
-    if cfg.task == "generate":
+        if generator is not None:
+            cfg.answer.generator = str(generator)
+        if text is not None:
+            cfg.answer.text = str(text)
+    if cfg.task == "answer":
+        if cfg.devices > 1:
+            raise ConfigError("--devices trains prediction models; an answer build runs in one process. "
+                              "Fix: drop --devices", path="devices")
+        from takeoff.pipelines.answers import train as answers
+
+        model = answers.train(data, cfg, out, table, sql, encoding, sep=sep, decimal=decimal)
+    elif cfg.task == "generate":
         if cfg.devices > 1:
             raise ConfigError("--devices trains prediction models; a generate run trains in one process. "
                               "Fix: drop --devices", path="devices")

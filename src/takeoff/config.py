@@ -45,6 +45,103 @@ class RecommendConfig(BaseModel):
     k: int = Field(10, ge=1, le=1000, description="Cut-off of the ranking metrics (HR@k, NDCG@k, MAP@k).")
 
 
+class GenerateParams(BaseModel):
+    """Fine-tuning a causal language model on prompt → answer pairs (task "generate")."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    prompt: str | None = Field(
+        None, description="Column of prompts (the user's message); the answer column is `target`. Chat JSON lines "
+        "(a 'messages' column) need neither.")
+    base_model: str = Field(
+        "smollm2", description="Base model: 'smollm2' (SmolLM2-135M-Instruct, the default), 'gemma3-270m' (Gemma 3 "
+        "270M base; its terms are shown once), a Hugging Face folder, a .gguf file, or a model name found in the "
+        "local Hugging Face cache. Never downloaded.")
+    method: Literal["lora", "full", "none"] = Field(
+        "lora", description="'lora': train low-rank adapters and merge them (default); 'full': train every weight; "
+        "'none': no training (the base model as it is, evaluated and bundled).")
+    lora_rank: int = Field(8, ge=1, le=256, description="LoRA rank r.")
+    lora_alpha: int = Field(16, ge=1, description="LoRA scaling alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA inputs.")
+    lora_targets: list[str] | Literal["auto"] = Field(
+        "auto", description="Module names LoRA adapts; 'auto': the attention and MLP projections.")
+    learning_rate: float | None = Field(
+        None, gt=0, description="Peak learning rate (default 2e-4 for LoRA, 2e-5 for full fine-tuning).")
+    epochs: int = Field(3, ge=1, le=100, description="Most passes over the training pairs (early stopping on the "
+                        "validation loss and the time budget may end sooner).")
+    batch_size: int = Field(8, ge=1, le=1024, description="Pairs per optimizer step.")
+    max_length: int = Field(512, ge=16, le=131072, description="Most tokens of prompt + answer in training.")
+    on_long: Literal["truncate", "refuse"] = Field(
+        "truncate", description="Pairs longer than max_length: 'truncate' the prompt from its start (counted in the "
+        "notes), or 'refuse' the data.")
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        "auto", description="Recompute activations in the backward pass to save memory ('auto': on a GPU only).")
+    patience: int = Field(1, ge=0, description="Epochs without a better validation loss before stopping.")
+    system: str | None = Field(None, description="A system message put before every prompt (chat templates only).")
+    eval_samples: int = Field(
+        16, ge=0, le=10_000, description="Held-out pairs the report generates answers for (base vs fine-tuned).")
+    max_new_tokens: int = Field(128, ge=1, le=32768, description="Tokens generated per answer in the evaluation.")
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto", description="How the bundle generates: 'auto' (the fastest form that keeps float32's greedy answers on "
+        "a probe: on a CPU, 4-bit grid weights packed and an exact-argmax int8 vocabulary projection), 'fp32', 'bf16', "
+        "or 'int8' (weight-only int8 linear layers: faster, lossy; see takeoff compress --quantize int8).")
+
+
+DEFAULT_REFUSAL = "I could not find this in the documents."
+DEFAULT_INSTRUCTIONS = (
+    "Answer the question using only the numbered passages below. Cite the passages you use by "
+    "their numbers, like [1]. If the passages do not contain the answer, reply exactly: {refusal}")
+# Chosen on the Debian FAQ's training questions (docs/generate.md, "Grounded answers"): the
+# cosine of all-MiniLM-L6-v2 that best separates answerable from unanswerable questions there
+# (0.436), rounded.
+DEFAULT_MIN_SCORE = 0.44
+DEFAULT_KEYWORD_WEIGHT = 0.2  # the best hit@1 on the same training questions
+
+
+class AnswerParams(BaseModel):
+    """Grounded answers from documents (task "answer"): retrieval, refusal and generation."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    text: str | None = Field(
+        None, description="A table of passages: the column holding them (default 'text'); optional 'source', "
+        "'section' and 'title' columns name where each comes from. Not used for a folder of documents.")
+    generator: str = Field(
+        "smollm2", description="The model that writes the answers: a bundle of `takeoff train --task generate`, or a "
+        "base model ('smollm2', the default; 'gemma3-270m'; a Hugging Face folder; a .gguf file). Never downloaded.")
+    embed_generator: bool = Field(
+        True, description="Copy the generator's weights into the bundle (default), or keep its name and sha256 only "
+        "(loading then needs the same model on that machine).")
+    encoder: str | None = Field(
+        None, description="Encoder that embeds passages and questions: a name, alias or local folder (default "
+        "all-MiniLM-L6-v2). Never downloaded.")
+    embed_encoder: bool = Field(True, description="Copy the encoder into the bundle (default), or reference it.")
+    k: int = Field(4, ge=1, le=50, description="Passages retrieved per question (those at or above min_score are "
+                   "given to the generator and cited).")
+    keyword_weight: float = Field(
+        DEFAULT_KEYWORD_WEIGHT, ge=0.0, le=10.0, description="Weight of shared keywords (BM25, scaled to 0-1 per question) added to the "
+        "cosine similarity when ranking passages; 0 ranks by meaning alone. Refusal uses the cosine only.")
+    min_score: float = Field(
+        DEFAULT_MIN_SCORE, ge=-1.0, le=1.0, description="Cosine similarity below which no passage is close enough: "
+        "the answer is then the refusal text, and nothing is generated.")
+    refusal: str = Field(DEFAULT_REFUSAL, min_length=1, description="What the answerer says when the documents do "
+                         "not answer the question.")
+    max_new_tokens: int = Field(256, ge=1, le=8192, description="Most tokens of a generated answer.")
+    chunk_chars: int = Field(1200, ge=200, le=100_000, description="Longest passage when splitting documents: "
+                             "longer sections are split at paragraph boundaries.")
+    max_passage_chars: int = Field(1000, ge=100, le=100_000, description="Most characters of each passage put in "
+                                   "the generator's prompt (shortened further when the prompt would not fit the "
+                                   "model's context).")
+    system: str | None = Field(None, description="A system message for the generator (default: the generator's own).")
+    instructions: str = Field(
+        DEFAULT_INSTRUCTIONS, min_length=1, description="What the prompt tells the generator before the passages; "
+        "'{refusal}' is replaced by the refusal text.")
+    questions: str | None = Field(
+        None, description="Optional evaluation questions (a table: 'question', and 'source' and/or 'section' naming "
+        "the passage that answers it; rows without either are questions the documents do not answer): retrieval "
+        "hit@k, citation accuracy and refusal rates go into the report and the bundle's metrics.")
+
+
 def _feature_params():
     from takeoff.features.pipeline import FeatureParams
 
@@ -67,12 +164,6 @@ def _fairness_params():
     from takeoff.evaluation.fairness import FairnessParams
 
     return FairnessParams
-def _generate_params():
-    from takeoff.pipelines.generation.params import GenerateParams
-
-    return GenerateParams
-
-
 def _pii_params():
     from takeoff.data.pii import PiiParams
 
@@ -152,7 +243,8 @@ def _config_class(families: tuple[str, ...], recommenders: tuple[str, ...]) -> t
         recommenders: RecommendersSection = Field(default_factory=RecommendersSection)
         dp: _dp_params() = Field(default_factory=_dp_params())
         fairness: _fairness_params() = Field(default_factory=_fairness_params())
-        generate: _generate_params() = Field(default_factory=_generate_params())
+        generate: GenerateParams = Field(default_factory=GenerateParams)
+        answer: AnswerParams = Field(default_factory=AnswerParams)
 
     return Config
 

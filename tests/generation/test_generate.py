@@ -69,6 +69,7 @@ def test_streamed_pieces_join_into_the_completion(tiny_lm):
     assert "".join(pieces) == completion.text
     assert completion.finish_reason in ("stop", "length") and completion.prompt_tokens > 0
     assert completion.completion_tokens <= 16 and completion.first_token_s is not None
+    assert request.result() is completion and list(request) == []  # read to its end: nothing more, no wait
 
 
 def test_stop_text_ends_the_answer_before_it(tiny_lm):

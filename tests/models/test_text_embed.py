@@ -68,11 +68,13 @@ def test_embeddings_are_normalised_deduplicated_and_meaningful(encoder_folder):
     assert np.array_equal(vectors[0], vectors[3])
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.2  # paraphrase closer than another topic
     assert encoder.truncated == 1  # the 5,000-word text was cut to max_length tokens
-    # a text's vector does not depend on the other texts of the call, in bf16 as in float32
+    # a text's vector does not depend on the other texts of the call: to the bit in float32; in bf16 on a CPU
+    # with AMX the kernels a batch's shape picks round differently (seen: 4e-4 at most, cosine 0.999997)
+    tolerance = 1e-6 if encoder.precision == "fp32" else 2e-3
     single = encoder.embed(["A cat is sitting on a rug."])[0]
-    np.testing.assert_allclose(single, vectors[1], atol=1e-6)
+    np.testing.assert_allclose(single, vectors[1], atol=tolerance)
     many = [f"filler text number {i} of a fairly ordinary length" for i in range(40)] + ["A cat is sitting on a rug."]
-    np.testing.assert_allclose(encoder.embed(many)[-1], vectors[1], atol=1e-6)
+    np.testing.assert_allclose(encoder.embed(many)[-1], vectors[1], atol=tolerance)
     fp32 = TextEncoder(encoder_folder, max_length=32, precision="fp32")
     np.testing.assert_allclose(fp32.embed(["A cat is sitting on a rug."])[0], fp32.embed(texts)[1], atol=1e-6)
 

@@ -18,6 +18,8 @@ Fixtures (all session-scoped unless said otherwise):
   genres); ``rec_dir``: a directory of two bundles, ``movies`` (an itemknn recommender trained
   on ``ratings``, with the titles as item features) and ``cancer`` (the committed tabular
   bundle ``tests/fixtures/bundle-v1``); ``rec_bundle``: the path of ``movies``.
+- ``long_context_lm``: a tiny random causal LM folder with a 4,096-token context;
+  ``generate_bundle``: a generate bundle of it (served as ``tiny-chat``).
 
 Servers run in a background thread of the test process (so a test may spy on a model it
 passed in a dict); each binds a free port chosen by the OS.
@@ -136,3 +138,22 @@ def start_server():
 @pytest.fixture(scope="session")
 def server_url(start_server, model_dir) -> str:
     return start_server(model_dir, default_model="credit")
+
+
+# ----------------------------------------------------------------------------- generative models
+@pytest.fixture(scope="session")
+def long_context_lm(tmp_path_factory):
+    """A tiny random causal LM folder (ChatML template, 4,096-token context: room for long
+    streams); its generations are gibberish but take every real code path."""
+    pytest.importorskip("transformers")
+    from takeoff.testing.llm import tiny_causal_lm
+
+    return tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm") / "model", context=4096)
+
+
+@pytest.fixture(scope="session")
+def generate_bundle(long_context_lm, tmp_path_factory):
+    """A generate bundle (kind "generate") of the tiny model, saved as ``.../tiny-chat``."""
+    from takeoff.pipelines.generation import GenerativeModel
+
+    return GenerativeModel.from_folder(long_context_lm, name="tiny").save(tmp_path_factory.mktemp("gen") / "tiny-chat")

@@ -41,3 +41,8 @@ def test_no_input_makes_a_server_error(server_url, tmp_path):
 def test_no_recommend_input_makes_a_server_error(start_server, rec_dir, tmp_path):
     """The recommend and similar-items routes of a server holding a recommender and a table."""
     _run(start_server(rec_dir), tmp_path, "--include-path-regex", "recommend|similar-items", examples=10)
+
+
+def test_no_completions_input_makes_a_server_error(start_server, generate_bundle, tmp_path):
+    """The OpenAI-compatible routes of a server holding a generative model (short answers, to stay fast)."""
+    _run(start_server(generate_bundle, max_tokens_limit=16), tmp_path, "--include-path-regex", "completions", examples=10)

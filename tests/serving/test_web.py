@@ -484,3 +484,70 @@ def test_page_predicts_from_a_dropped_image(page, image_url):
     page.get_by_text("dropped.png — drop or click to replace").wait_for()
     again = _predict(page)
     assert again["records"][0]["image"] == image  # the same bytes, the same data: URI
+
+
+# ----------------------------------------------------------------------------- generative models
+@pytest.fixture(scope="module")
+def chat_url(start_server, generate_bundle):
+    """A server over the tiny generative model ("tiny") and an answer model ("faq", a test
+    double of the answers pipeline's contract that cites two fixed sources)."""
+    import takeoff
+    from answer_double import FakeAnswerModel
+
+    model = takeoff.load(generate_bundle)
+    return start_server({"tiny": model, "faq": FakeAnswerModel(model)})
+
+
+def _chat(page, text: str, max_tokens: int) -> None:
+    page.get_by_label("Max tokens", exact=True).fill(str(max_tokens))
+    box = page.get_by_label("Message", exact=True)
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_page_chats_with_a_generative_model(page, chat_url):
+    page.goto(chat_url + "/#tiny")
+    card = page.locator("#chat-card")
+    card.wait_for()
+    assert page.locator("#predict-form").is_hidden() and page.locator("#search-card").is_hidden()
+    assert "Text generation" in page.locator("#model-summary").inner_text()
+
+    # a long reply: its text shows while it is still being written, then Stop ends it
+    with page.expect_request(re.compile(r"/v1/chat/completions$")) as sent:
+        _chat(page, "How do I reset my password?", 2000)
+    body = json.loads(sent.value.post_data)
+    assert body["stream"] is True and body["model"] == "tiny" and body["messages"][-1]["role"] == "user"
+    page.wait_for_function("() => { const t = document.querySelector('.chat-msg.is-streaming .chat-text');"
+                           " return t !== null && t.textContent.length > 0; }")
+    page.get_by_role("button", name="Stop").click()
+    page.locator(".chat-msg.is-assistant .chat-meta", has_text="stopped").wait_for()
+
+    # a short one: the page shows what the API answers to the same conversation
+    with page.expect_request(re.compile(r"/v1/chat/completions$")) as sent:
+        _chat(page, "And where is my parcel?", 12)
+    body = json.loads(sent.value.post_data)
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    meta = page.locator(".chat-msg.is-assistant .chat-meta").nth(1)
+    meta.wait_for()
+    assert "12 tokens" in meta.inner_text()
+    shown = page.locator(".chat-msg.is-assistant .chat-text").nth(1).text_content()
+    expected = httpx.post(f"{chat_url}/v1/chat/completions", json={**body, "stream": False}, timeout=60).json()
+    assert shown == expected["choices"][0]["message"]["content"]
+    assert "/v1/chat/completions" in page.locator("#chat-curl-code").text_content()
+    _shot(page, "chat.png")
+
+
+def test_page_lists_an_answer_models_sources(page, chat_url):
+    page.goto(chat_url + "/#faq")
+    page.locator("#chat-card").wait_for()
+    _chat(page, "How many tokens may I ask for?", 6)
+    cites = page.locator(".chat-cites li")
+    cites.first.wait_for()
+    assert cites.count() == 2
+    assert "docs/serving.md" in cites.nth(0).inner_text() and "Limits" in cites.nth(0).inner_text()
+    assert "Sources:" not in page.locator(".chat-msg.is-assistant .chat-text").text_content()  # listed, not repeated
+    _shot(page, "chat-sources.png")
+
+    page.get_by_label("Model", exact=True).select_option("tiny")  # another model: a fresh conversation
+    page.locator(".chat-empty").wait_for()
+    assert page.locator(".chat-msg").count() == 0

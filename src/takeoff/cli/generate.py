@@ -1,4 +1,5 @@
-"""`takeoff generate`: answers of a generative bundle, streamed as they are written."""
+"""`takeoff generate`: answers of a generative bundle, streamed as they are written; an answer
+bundle's grounded answers with their sources."""
 
 from __future__ import annotations
 
@@ -26,10 +27,9 @@ def generate(
     from takeoff.bundle import read_manifest
 
     kind = run(read_manifest, bundle, verify=False).get("task", {}).get("kind")
-    if kind != "generate":
+    if kind not in ("generate", "answer"):
         fail(f"{bundle} is a {kind} model, not a generative one. Fix: train one with "
-             "`takeoff train PAIRS --task generate --prompt COLUMN --target COLUMN`"
-             + (", or ask an answer bundle with `takeoff answer`." if kind == "answer" else "."))
+             "`takeoff train PAIRS --task generate --prompt COLUMN --target COLUMN` (or `--task answer` on a folder of documents).")
     prompts = list(prompt or [])
     if not prompts:
         if sys.stdin is None or sys.stdin.isatty():
@@ -39,6 +39,9 @@ def generate(
             fail("standard input held no prompt")
     options = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "stop": stop or None,
                "seed": seed}
+    if kind == "answer":
+        _answer(bundle, prompts, options, as_json)
+        return
     with stdout_to_stderr(as_json):
         model = run(api.load, bundle)
         if as_json or len(prompts) > 1:
@@ -62,3 +65,24 @@ def generate(
         request.cancel()
         raise typer.Exit(130) from None
     sys.stdout.write("\n")
+
+
+def _answer(bundle: Path, questions: list[str], options: dict, as_json: bool) -> None:
+    """Grounded answers: each question's answer (or refusal) and the passages it rests on."""
+    from takeoff import api
+
+    options = {k: v for k, v in options.items() if k != "stop"}
+    with stdout_to_stderr(as_json):
+        model = run(api.load, bundle)
+        answers = run(model.answer_batch, questions, **options)
+    if as_json:
+        emit_json({"bundle": str(bundle), "answers": [{"question": q, **a.to_dict()} for q, a in zip(questions, answers)]})
+        return
+    for question, answer in zip(questions, answers):
+        if len(questions) > 1:
+            out.print(f"[bold]> {question}[/]", highlight=False)
+        out.print(answer.text.strip(), markup=False, highlight=False)
+        for i, citation in enumerate(answer.citations, 1):
+            out.print(f"  [{i}] {citation.source} — {citation.section} (score {citation.score:.2f})", markup=False,
+                      highlight=False)
+        out.print()

@@ -1,4 +1,5 @@
-"""`takeoff train`: a model (or a recommender, with --user and --item) written as a bundle."""
+"""`takeoff train`: a model (or a recommender, with --user and --item; a grounded answerer, with
+--task answer) written as a bundle."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from takeoff.cli.output import emit_json, err, metrics_table, out, run, stdout_t
 
 
 def train(
-    data: Annotated[Optional[str], typer.Argument(help="Training data (file or SQLAlchemy URL).")] = None,
+    data: Annotated[Optional[str], typer.Argument(help="Training data (file or SQLAlchemy URL; a folder of documents with --task answer).")] = None,
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Column to predict (not for recommend); several 0/1 label columns as a,b,c make a multilabel task.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Bundle directory (default takeoff-runs/<time>-<name>).")] = None,
     time_budget: Annotated[Optional[float], typer.Option("--time-budget", help="Seconds the whole run may take (default 120).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed.")] = None,
     drop: Annotated[Optional[list[str]], typer.Option("--drop", help="Column to ignore (repeat, or comma-separate).")] = None,
-    task: Annotated[Optional[str], TaskChoice.option("--task", help="binary, multiclass, multilabel, regression or recommend (default: inferred; recommend when --user and --item are given).")] = None,
+    task: Annotated[Optional[str], TaskChoice.option("--task", help="binary, multiclass, multilabel, regression, recommend, generate or answer (default: inferred; recommend when --user and --item are given; answer: grounded answers from a folder of documents).")] = None,
     family: Annotated[Optional[str], FamilyChoice.option("--family", help="Model family, or auto (default).")] = None,
     metric: Annotated[Optional[str], MetricChoice.option("--metric", help="What the run is judged by: it picks the models, the blend and the decision rule (e.g. roc_auc, log_loss, accuracy, balanced_accuracy, macro_f1, f1, rmse, mae, mape, r2; default roc_auc / log_loss / rmse by task).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Finish an interrupted run directory.")] = None,
@@ -40,6 +41,8 @@ def train(
     mitigate: Annotated[Optional[str], typer.Option("--mitigate", help="'threshold': per-group decision thresholds (fairlearn's ThresholdOptimizer), stored in the bundle.")] = None,
     redact_pii: Annotated[Optional[str], typer.Option("--redact-pii", metavar="KINDS", help="Replace personal data by type tokens (<EMAIL>) before training and at prediction time: 'all', or some of email,phone,card,iban,ip,ssn.")] = None,
     intended_use: Annotated[Optional[str], typer.Option("--intended-use", help="What the model is for, who uses it, what is out of scope (the model card's intended use).")] = None,
+    generator: Annotated[Optional[str], typer.Option("--generator", help="Answer: the model that writes the answers: a bundle of --task generate, or a base model (default smollm2).")] = None,
+    text: Annotated[Optional[str], typer.Option("--text", help="Answer: the column of passages when DATA is a table (default 'text').")] = None,
     table: TableOpt = None,
     sql: SqlOpt = None,
     encoding: EncodingOpt = None,
@@ -71,7 +74,7 @@ def train(
                 users=users, embed_encoder=embed_encoder, redact_pii=redact_pii, intended_use=intended_use, devices=devices,
                 dp_epsilon=dp_epsilon, dp_delta=dp_delta, sensitive=sensitive, mitigate=mitigate,
                 track=tracking_on(no_track, tracking_uri), tracking_uri=tracking_uri, sep=sep, decimal=decimal,
-                prompt=prompt, base_model=base_model, accept_terms=accept_terms,
+                prompt=prompt, base_model=base_model, accept_terms=accept_terms, generator=generator, text=text,
             )
     except KeyboardInterrupt:
         where = resume or out_dir
@@ -88,6 +91,8 @@ def train(
         _print_recommender(model)
     elif model.kind == "generate":
         _print_generative(model)
+    elif model.kind == "answer":
+        _print_answerer(model)
     else:
         _print_model(model)
 
@@ -107,6 +112,10 @@ def train_summary(model) -> dict:
         return {**summary, "family": m.get("family"), "leaderboard": m.get("leaderboard", {}),
                 "interactions": training.get("interactions")}
     report = model.path / "report.html" if model.path is not None else None
+    if model.kind == "answer":
+        return {**summary, "files": training.get("files"), "passages": training.get("passages"),
+                "skipped": m["answer"]["documents"]["skipped"], "generator": m["answer"]["generator"]["name"],
+                "report": str(report) if report is not None and report.exists() else None}
     return {**summary, "rows_train": training.get("rows_train"), "rows_valid": training.get("rows_valid"),
             "members": [{"id": x.get("id", x["family"]), "family": x["family"], "weight": x["weight"]} for x in m["members"]],
             "leaderboard": model.leaderboard().to_dict(orient="records") if hasattr(model, "leaderboard") else None,
@@ -167,6 +176,22 @@ def _print_trust(manifest: dict) -> None:
             out.print(f"threshold mitigation: balanced accuracy {cost['before']['balanced_accuracy']:.4f} → "
                       f"{cost['after']['balanced_accuracy']:.4f}, demographic parity ratio "
                       f"{cost['before']['demographic_parity_ratio'] or 0:.2f} → {cost['after']['demographic_parity_ratio'] or 0:.2f}")
+
+
+def _print_answerer(model) -> None:
+    training, spec = model.manifest["training"], model.spec
+    for note in model.notes:
+        err.print(f"note: {note}", highlight=False)
+    if model.metrics:
+        out.print(metrics_table("evaluation questions (retrieval and refusal)", model.metrics))
+    out.print(f"indexed {training['passages']:,} passages from {training['files']:,} file(s) of {training['source']} in "
+              f"{training['seconds']:.1f}s; answers by {spec['generator']['name']}, refusing below cosine "
+              f"{spec['min_score']:g}", highlight=False)
+    out.print(f"bundle: {model.path}", highlight=False)
+    if model.path is not None and (model.path / "report.html").exists():
+        out.print(f"report: {model.path / 'report.html'}", highlight=False)
+    out.print(f'next: python -c "import takeoff; print(takeoff.load(\'{model.path}\').answer(\'a question\').text)"',
+              highlight=False)
 
 
 def _print_recommender(model) -> None:

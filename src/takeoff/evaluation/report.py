@@ -456,3 +456,55 @@ def write_generate_report(path: str | os.PathLike[str], *, title: str, data_name
                                    show_base=method != "none", curve=curve, notes=list(notes),
                                    comparison=info_tables({"validation metrics": comparison}),
                                    model_tables=info_tables(info)))
+
+
+_ANSWER_MEANINGS = {
+    "citation_accuracy": ("Citation accuracy", "answered, with the right passage cited first"),
+    "hit@1": ("Hit@1", "the right passage retrieved first"),
+    "hit@k": ("Hit@k", "the right passage among those retrieved"),
+    "refusal_rate": ("Refusal rate", "unanswerable questions refused"),
+    "false_refusal_rate": ("False refusals", "answerable questions refused"),
+}
+ANSWER_ROWS_SHOWN = 200
+
+
+def write_answer_report(path: str | os.PathLike[str], *, title: str, data_name: str, metrics: Mapping[str, Any],
+                        answerable: Sequence[Mapping[str, Any]], unanswerable: Sequence[Mapping[str, Any]],
+                        documents: Mapping[str, Any], skipped: Sequence[tuple[str, str]], notes: Sequence[str],
+                        info: Mapping[str, Any]) -> Path:
+    """A self-contained HTML report of a grounded answerer: what was read (passages per file,
+    files skipped and why) and, with evaluation questions, retrieval hit@k, citation accuracy
+    and refusal rates, with every question's outcome.
+
+    ``answerable`` rows hold question, expected, source, section, score, rank, refused;
+    ``unanswerable`` rows question, source, section, score, refused (see
+    ``takeoff.pipelines.answers.evaluate_answers``)."""
+    k = metrics.get("k")
+    cards = []
+    for name, (label, hint) in _ANSWER_MEANINGS.items():
+        key = f"hit@{k}" if name == "hit@k" else name
+        value = metrics.get(key)
+        if is_number(value):
+            cards.append({"label": label.replace("@k", f"@{k}"), "value": f"{float(value):.1%}",
+                          "primary": name == "citation_accuracy", "hint": hint, "higher": name != "false_refusal_rate"})
+
+    def cited(row: Mapping[str, Any]) -> str:
+        return " — ".join(str(x) for x in (row.get("source"), row.get("section")) if x)
+
+    answered = []
+    for row in answerable[:ANSWER_ROWS_SHOWN]:
+        ok = row.get("rank") == 1 and not row.get("refused")
+        outcome = "refused" if row.get("refused") else ("cited" if ok else "wrong passage")
+        answered.append({"question": row.get("question"), "expected": row.get("expected", ""), "cited": cited(row),
+                         "score": row.get("score"), "rank": row.get("rank") or "—", "outcome": outcome,
+                         "badge": "ok" if ok else "error"})
+    refused = [{"question": row.get("question"), "cited": cited(row), "score": row.get("score"),
+                "outcome": "refused" if row.get("refused") else "answered",
+                "badge": "ok" if row.get("refused") else "error"} for row in unanswerable[:ANSWER_ROWS_SHOWN]]
+    chips = [("Task", "Grounded answers"), ("Documents", data_name), ("Generated", generated())]
+    return write_page(path, render("answer.html", title=title, kind="report", chips=chips, cards=cards,
+                                   answerable=answered, unanswerable=refused,
+                                   more_answerable=max(0, len(answerable) - ANSWER_ROWS_SHOWN),
+                                   more_unanswerable=max(0, len(unanswerable) - ANSWER_ROWS_SHOWN),
+                                   documents=info_tables({"passages per file": dict(documents)}),
+                                   skipped=list(skipped), notes=list(notes), model_tables=info_tables(info)))

@@ -17,7 +17,8 @@ machine without internet.
 It is faster than a fixed batch size: texts are tokenised once, grouped by length (rounded up
 to 8 tokens) and cut into batches of about ``max_tokens`` tokens (short texts in big batches,
 long ones in small), so almost no compute goes to padding, and a text's vector does not depend
-on the other texts of its call; each distinct text is embedded once.
+on the other texts of its call (to the bit in float32; in bf16 on a CPU with AMX, a batch's size
+changes the kernels' rounding by up to about 1e-3); each distinct text is embedded once.
 
 Two faster paths are checked against float32 PyTorch on a few texts at the first ``embed`` and
 used only when they agree; a path that fails logs a warning and the next one is used:
@@ -116,20 +117,29 @@ def resolve_encoder(name: str | os.PathLike[str] | None = None) -> Path:
             return folder
         except ImportError:
             looked.append(f"the Python package '{module.replace('_', '-')}' (not installed)")
-    cache = hub_cache()
-    if "/" in full:
-        snapshots = cache / f"models--{full.replace('/', '--')}" / "snapshots"
-        candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
-        for config in candidates:
-            try:
-                check_encoder_folder(config.parent)
-                return config.parent
-            except BundleError:
-                continue
-        looked.append(f"the Hugging Face cache at {snapshots} ({'incomplete' if candidates else 'none'})")
-    else:
-        looked.append(f"the Hugging Face cache at {cache} (a cache entry needs an 'org/name' model name)")
+    folder, where = cached_snapshot(full, check_encoder_folder)
+    if folder is not None:
+        return folder
+    looked.append(where)
     raise EncoderNotFoundError(name, looked)
+
+
+def cached_snapshot(name: str, check) -> tuple[Path | None, str]:
+    """The newest complete snapshot of model ``name`` ("org/name") in the Hugging Face cache,
+    or None with a line saying where it looked; ``check(folder)`` raises BundleError on an
+    incomplete folder (that snapshot is passed over)."""
+    cache = hub_cache()
+    if "/" not in name:
+        return None, f"the Hugging Face cache at {cache} (a cache entry needs an 'org/name' model name)"
+    snapshots = cache / f"models--{name.replace('/', '--')}" / "snapshots"
+    candidates = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
+    for config in candidates:
+        try:
+            check(config.parent)
+            return config.parent, ""
+        except BundleError:
+            continue
+    return None, f"the Hugging Face cache at {snapshots} ({'incomplete' if candidates else 'none'})"
 
 
 def hub_cache() -> Path:

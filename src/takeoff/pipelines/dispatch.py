@@ -16,6 +16,7 @@ PREDICTORS = {
     "recommend": "takeoff.pipelines.recommendation.model:RecommenderModel",
     "search": "takeoff.pipelines.search.index:SearchIndex",
     "generate": "takeoff.pipelines.generation.model:GenerativeModel",
+    "answer": "takeoff.pipelines.answers.model:AnswerModel",
 }
 PREDICTION = "takeoff.pipelines.prediction.model:Model"
 

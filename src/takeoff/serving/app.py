@@ -7,6 +7,8 @@ Routes (see docs/serving.md): ``POST /v1/predict``, ``POST /v1/models/{name}/pre
 ``POST /v1/models/{name}/similar-items`` (recommenders, see :mod:`takeoff.serving.recommend`),
 ``POST /v1/search``, ``POST /v1/models/{name}/search`` (search indexes, see :mod:`takeoff.serving.search`),
 ``POST /v1/explain``, ``POST /v1/models/{name}/explain`` (see :mod:`takeoff.serving.explain`),
+``POST /v1/chat/completions``, ``POST /v1/completions`` (generative models, OpenAI's protocol: see
+:mod:`takeoff.serving.routes.openai`),
 ``GET /v1/models``, ``GET /v1/models/{name}``, ``GET /v1/models/{name}/report``, the Open Inference Protocol's
 ``/v2/...`` (see :mod:`takeoff.serving.routes.v2`), ``GET /healthz``, ``GET /readyz``, ``GET /metrics``, ``GET /`` and ``GET /static/{file}``
 (the page), ``GET /docs`` and ``GET /openapi.json``.
@@ -30,7 +32,7 @@ from takeoff.serving.handlers import install_error_handlers
 from takeoff.serving.metrics import Metrics
 from takeoff.serving.middleware import AuthMiddleware, CatchAllMiddleware, MetricsMiddleware
 from takeoff.serving.openapi import install_openapi
-from takeoff.serving.routes import explain, models, operations, page, predict, recommend, search, v2
+from takeoff.serving.routes import explain, models, openai, operations, page, predict, recommend, search, v2
 from takeoff.serving.routes import card as model_card
 from takeoff.serving.routes.context import RouteContext
 from takeoff.serving.settings import ServeSettings
@@ -39,7 +41,7 @@ from takeoff.serving.store import load_store
 log = logging.getLogger("takeoff.serving")
 
 ROUTES = (predict, recommend, search, explain, models, v2, operations, page)  # in the OpenAPI document's order
-ROUTES += (model_card,)  # GET /v1/models/{name}/card
+ROUTES += (model_card, openai)  # GET /v1/models/{name}/card; POST /v1/chat/completions, /v1/completions
 
 
 def create_app(source: Path | str | dict, settings: ServeSettings | None = None) -> FastAPI:

@@ -1,8 +1,8 @@
 """The served models: one entry per model, of the class its task calls for.
 
 An entry holds the model, parses its requests and answers them. A table model is a
-:class:`PredictEntry`; recommenders and search indexes have theirs in
-:mod:`takeoff.serving.recommend` and :mod:`takeoff.serving.search`.
+:class:`PredictEntry`; recommenders, search indexes and generative models have theirs in
+:mod:`takeoff.serving.recommend`, :mod:`takeoff.serving.search` and :mod:`takeoff.serving.generation`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from takeoff.errors import DataError, UnknownNameError
 from takeoff.features.block import Features
 from takeoff.serving.batching import MicroBatcher
 from takeoff.serving.errors import from_data_error
+from takeoff.serving.generation import GENERATIVE, GenerateEntry
 from takeoff.serving.jsonable import clean, finite, native
 from takeoff.serving.limits import CHUNK_ROWS, check_deadline
 from takeoff.serving.metrics import Metrics
@@ -144,14 +145,15 @@ class PredictEntry:
 
 
 def make_entry(name: str, model, settings: ServeSettings, metrics: Metrics):
-    """The entry serving ``model``: a recommender, a search index or a model that predicts rows."""
+    """The entry serving ``model``: a recommender, a search index, a generative model or a model
+    that predicts rows."""
     kind = model.manifest.get("task", {}).get("kind")
-    cls = {"recommend": RecommendEntry, "search": SearchEntry}.get(kind, PredictEntry)
+    cls = {"recommend": RecommendEntry, "search": SearchEntry, **dict.fromkeys(GENERATIVE, GenerateEntry)}.get(kind, PredictEntry)
     return cls(name, model, settings, metrics)
 
 
 def kind_of(entry) -> str:
-    """"predict" (a tabular model), "recommend" or "search"."""
+    """"predict" (a tabular model), "recommend", "search", "generate" or "answer"."""
     return getattr(entry, "kind", "recommend" if entry.recommender else "predict")
 
 

@@ -21,6 +21,8 @@ from prometheus_client.samples import Sample
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+GENERATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+TOKENS_PER_S_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -31,7 +33,8 @@ def multiprocess_dir() -> str | None:
 
 
 class Metrics:
-    """Request counts and latency by route template, rows by model, errors by code, batch sizes."""
+    """Request counts and latency by route template, rows by model, errors by code, batch sizes;
+    for generative models, tokens, generations by finish reason, time to first token and speed."""
 
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
@@ -43,6 +46,20 @@ class Metrics:
         self.errors = Counter("takeoff_errors_total", "Error responses by error code.", ["code"], registry=self.registry)
         self.batch_rows = Histogram("takeoff_batch_rows", "Rows per micro-batch (neural families), by model.",
                                     ["model"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.prompt_tokens = Counter("takeoff_prompt_tokens_total", "Prompt tokens read by generative models, by model.",
+                                     ["model"], registry=self.registry)
+        self.generated_tokens = Counter("takeoff_generated_tokens_total", "Tokens generated, by model.", ["model"],
+                                        registry=self.registry)
+        self.generations = Counter("takeoff_generations_total", "Generations ended, by model and finish reason (stop, "
+                                   "length, cancelled: the client went away, error).", ["model", "finish_reason"],
+                                   registry=self.registry)
+        self.first_token = Histogram("takeoff_time_to_first_token_seconds", "Time from a generation's start to its first "
+                                     "token, by model.", ["model"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.generation_time = Histogram("takeoff_generation_seconds", "Time from a generation's start to its end, by model.",
+                                         ["model"], buckets=GENERATION_BUCKETS, registry=self.registry)
+        self.tokens_per_second = Histogram("takeoff_generation_tokens_per_second", "Tokens generated per second of each "
+                                           "generation, by model.", ["model"], buckets=TOKENS_PER_S_BUCKETS,
+                                           registry=self.registry)
         self.registry.register(ProcessCollector(registry=None))
         for standard in (PLATFORM_COLLECTOR, GC_COLLECTOR):  # python_info, python_gc_*: stateless readers
             self.registry.register(standard)

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from takeoff.serving.entries import kind_of
 from takeoff.serving.middleware import BEARER, PUBLIC_PATHS
+from takeoff.serving.openai import components as openai_components
 from takeoff.serving.recommend import components as recommend_components
 from takeoff.serving.search import components as search_components
 from takeoff.serving.settings import ServeSettings
@@ -32,6 +33,7 @@ def install_openapi(app: FastAPI, entries: dict[str, Any], settings: ServeSettin
             schemas.update(recommend_components(settings.max_records))
             schemas.update(search_components(settings.max_records))
             schemas.update(v2_components())
+            schemas.update(openai_components())
             if settings.api_key:
                 add_bearer(schema)
             app.openapi_schema = schema

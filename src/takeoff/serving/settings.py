@@ -65,3 +65,7 @@ class ServeSettings(BaseModel):
         10.0, gt=0, description="Seconds a connection may take to send a request's headers, from connecting or from its previous answer; then it is closed.")
     keep_alive_s: float = Field(5.0, gt=0, description="Seconds an idle keep-alive connection stays open after an answer (uvicorn's timeout_keep_alive).")
     max_header_bytes: int = Field(16_384, ge=1_024, description="Largest request line and headers (431 above).")
+    # Generative models (docs/generate.md, "Serving: an OpenAI-compatible API").
+    max_tokens_limit: int = Field(
+        2_048, ge=1, le=8_192, description="Most tokens one chat or text completion may ask for (max_tokens; 400 above); "
+                                           "also the default when a request gives none, within the model's context.")

@@ -25,7 +25,6 @@ a chat template (Gemma 3 270M base has none) and its licence asks nothing of the
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -126,22 +125,14 @@ def resolve_base(name: str | os.PathLike[str] | None = None, *, accept_terms: bo
         if key == "gemma3-270m":
             _require_gemma_terms(accept_terms)
         return convert_gguf(gguf, key)
-    from takeoff.models.encoder import hub_cache
+    from takeoff.models.encoder import cached_snapshot
 
-    cache = hub_cache()
-    if "/" in name:
-        snapshots = cache / f"models--{name.replace('/', '--')}" / "snapshots"
-        found = sorted(snapshots.glob("*/config.json"), key=lambda p: p.stat().st_mtime, reverse=True) if snapshots.is_dir() else []
-        for config in found:
-            try:
-                check_model_folder(config.parent)
-                return config.parent
-            except BundleError:
-                continue
-        looked.append(f"the Hugging Face cache at {snapshots} ({'incomplete' if found else 'none'})")
-    else:
+    if "/" not in name:
         looked.append(f"the packaged models ({', '.join(PACKAGED)})")
-        looked.append(f"the Hugging Face cache at {cache} (a cache entry needs an 'org/name' model name)")
+    folder, where = cached_snapshot(name, check_model_folder)
+    if folder is not None:
+        return folder
+    looked.append(where)
     raise BaseModelNotFoundError(name, looked)
 
 
@@ -219,7 +210,9 @@ def convert_gguf(gguf: Path, name: str) -> Path:
         ConfigError: transformers cannot read the file (e.g. a quantization type it does not
             dequantize), naming the file and the type.
     """
-    digest = _file_digest(gguf)
+    from takeoff.bundle import sha256
+
+    digest = sha256(gguf)
     target = cache_root() / f"{_safe(name)}-{digest[:12]}"
     if (target / "config.json").is_file():
         return target
@@ -261,14 +254,6 @@ def _require_gguf() -> None:
         raise MissingDependencyError("gguf", "reading GGUF base models", extra="generate")
     if importlib.util.find_spec("transformers") is None:
         raise MissingDependencyError("transformers", "generative models", extra="generate")
-
-
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _safe(name: str) -> str:

@@ -91,6 +91,7 @@ class Request:
     error: BaseException | None = None
     _queue: queue.Queue = field(default_factory=queue.Queue)
     _cancelled: threading.Event = field(default_factory=threading.Event)
+    _ended: bool = False  # the end marker was read
 
     @property
     def key(self) -> tuple:
@@ -107,13 +108,15 @@ class Request:
     close = cancel
 
     def __iter__(self) -> Iterator[str]:
-        while True:
+        """The text pieces not read yet (a request read to its end yields nothing more)."""
+        while not self._ended:
             piece = self._queue.get()
             if piece is _DONE:
-                if self.error is not None:
-                    raise self.error
-                return
+                self._ended = True
+                break
             yield piece
+        if self.error is not None:
+            raise self.error
 
     def result(self) -> Completion:
         """Wait for the end and return the :class:`Completion`."""

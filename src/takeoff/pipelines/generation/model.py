@@ -52,10 +52,13 @@ class GenerativeModel(Predictor):
                     precision: str = "auto", device: str = "auto") -> GenerativeModel:
         """A base model folder (see :func:`~takeoff.pipelines.generation.base_models.resolve_base`)
         as an untrained model: to generate with, to compare with, or to bundle as it is."""
+        from datetime import datetime, timezone
+
         from takeoff._version import __version__
 
         folder = Path(folder)
-        manifest = {"takeoff_version": __version__, "task": {"kind": "generate", "target": None, "classes": []},
+        manifest = {"takeoff_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "task": {"kind": "generate", "target": None, "classes": []},
                     "generate": {"base_model": name or str(folder), "method": "none", "system": system,
                                  "precision": precision, "device": device},
                     "metrics": {}, "training": {"notes": []}}

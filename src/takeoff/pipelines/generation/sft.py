@@ -165,13 +165,15 @@ class FineTuned:
     seconds: float
     trainable: int
     total: int
-    samples: int
+    samples: int  # pairs trained on, a partial last epoch included
+    steps: int
 
 
 def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params, ctx, pad: int,
-              meta: dict[str, Any]) -> FineTuned:
+              meta: dict[str, Any], precision: str = "auto") -> FineTuned:
     """Fine-tune ``lm`` (LoRA or full, per ``params``) under ``ctx`` (deadline, seed, checkpoints,
-    progress); returns the merged model and what happened."""
+    progress); returns the merged model and what happened. ``precision``: "auto" (bf16 autocast
+    where the device computes bf16 natively), "bf16" or "fp32"."""
     from takeoff.training.callbacks import Checkpoint, EarlyStopping, ProgressBar, TerminateOnNaN, TimeBudget
     from takeoff.training.device import native_bf16, resolve_device
     from takeoff.training.loop import Trainer
@@ -211,7 +213,8 @@ def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params,
                       max_epochs=params.epochs, callbacks=callbacks, ctx=ctx, device=device, grad_clip=1.0,
                       meta=meta, eval_batch_size=params.batch_size, collate=trim,
                       batch_order=bucketed([len(e.ids) for e in train], params.batch_size, ctx.seed),
-                      precision="auto", autocast_cpu=native_bf16(device))
+                      precision="fp32" if precision == "fp32" else "auto" if precision == "auto" else "bf16",
+                      autocast_cpu=precision == "bf16" or (precision == "auto" and native_bf16(device)))
     if ctx.checkpoint_dir is not None:
         trainer.resume(ctx.checkpoint_dir)
     result = trainer.fit()
@@ -219,8 +222,9 @@ def fine_tune(lm: nn.Module, train: list[Example], valid: list[Example], params,
         lm.gradient_checkpointing_disable()
     merged = lm.merge_and_unload() if lora else lm
     merged.config.use_cache = True
+    steps = trainer.global_step
     return FineTuned(merged.eval(), result.history, result.stop_reason, result.epochs, result.seconds, trainable, total,
-                     len(train) * result.epochs)
+                     min(steps * params.batch_size, len(train) * (result.epochs + 1)), steps)
 
 
 def lora_targets(lm: nn.Module, params) -> list[str]:

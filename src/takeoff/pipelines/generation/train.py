@@ -135,6 +135,7 @@ def _run(pairs: Pairs, name: str, cfg, folder: Path, run_dir: Path | None, work:
         history = tuned.history
         info.update(stop_reason=tuned.stop_reason, epochs=tuned.epochs, seconds=round(tuned.seconds, 1),
                     trainable_parameters=tuned.trainable, parameters=tuned.total,
+                    steps=tuned.steps, samples_seen=tuned.samples,
                     samples_per_second=round(tuned.samples / max(tuned.seconds, 1e-9), 3))
         if params.method == "lora":
             info.update(lora_rank=params.lora_rank, lora_alpha=params.lora_alpha)
@@ -198,11 +199,16 @@ def _evaluate(model: GenerativeModel, pairs: Pairs, examples, params, deadline: 
     n = min(params.eval_samples, len(pairs))
     if n and time.monotonic() < deadline:
         requests = [model.stream_chat(pairs.conversations[i], max_new_tokens=params.max_new_tokens) for i in range(n)]
-        for request in requests:
-            samples.append(request.result().text.strip() if time.monotonic() < deadline or request.done else "")
-            if time.monotonic() >= deadline:
-                request.cancel()
-        samples = [s for s in samples]
-        metrics.update({k: round(v, 4) for k, v in text_scores(samples, pairs.answers[:len(samples)]).items()})
+        for request in requests:  # the batch decodes together; past the deadline every unfinished answer is cut
+            while not request.done and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not request.done:
+                for late in requests:
+                    late.cancel()
+            request.result()
+        done = [r for r in requests if r.completion.finish_reason != "cancelled"]
+        samples = [r.completion.text.strip() for r in done]
+        if samples:
+            metrics.update({k: round(v, 4) for k, v in text_scores(samples, pairs.answers[:len(samples)]).items()})
         metrics["scored_answers"] = len(samples)
     return {"metrics": metrics, "samples": samples}

@@ -1,13 +1,14 @@
 /* takeoff model server page: pick a model, fill its inputs, get a prediction (or, for a
  * recommender, enter a user or an item and get a ranked list; for a search index, type a
- * query and get the closest texts with their answers).
+ * query and get the closest texts with their answers; for a generative model, chat: the reply
+ * streams in from /v1/chat/completions, with an answer model's sources under it).
  * Plain DOM, no dependencies. Every value from the server goes in through textContent. */
 "use strict";
 
 (() => {
   const KEY_STORAGE = "takeoff.apiKey";
   const OTHER = "__other__";
-  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", multilabel: "Multilabel classification", regression: "Regression", recommend: "Recommendation", search: "Search" };
+  const TASK_NAMES = { binary: "Binary classification", multiclass: "Multiclass classification", multilabel: "Multilabel classification", regression: "Regression", recommend: "Recommendation", search: "Search", generate: "Text generation", answer: "Answers with sources" };
   const PRIMARY_METRIC = { binary: "roc_auc", multiclass: "log_loss", multilabel: "log_loss", regression: "rmse" };
   const METRICS = { // name -> [display name, what it means]; same words as the bundle's report
     roc_auc: ["ROC AUC", "ranking quality; 0.5 is chance"],
@@ -224,7 +225,8 @@
   const metricName = (name) => (metricInfo(name) && metricInfo(name)[0]) || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
   const isRecommender = (model) => Boolean(model) && model.task === "recommend";
   const isSearch = (model) => Boolean(model) && model.task === "search";
-  const modeOf = (model) => (isRecommender(model) ? "recommend" : isSearch(model) ? "search" : "predict");
+  const isGenerative = (model) => Boolean(model) && (model.task === "generate" || model.task === "answer");
+  const modeOf = (model) => (isRecommender(model) ? "recommend" : isSearch(model) ? "search" : isGenerative(model) ? "chat" : "predict");
   const encoderName = (model) => (model.encoder && typeof model.encoder === "object" ? model.encoder.name : model.encoder);
   const familyName = (name) => FAMILY_NAMES[name] || name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
 
@@ -325,6 +327,9 @@
     } else if (isSearch(model)) {
       state.fields = new Map();
       renderSearch(model);
+    } else if (isGenerative(model)) {
+      state.fields = new Map();
+      renderChat(model);
     } else {
       renderForm(model, previous);
       resetResult();
@@ -344,6 +349,12 @@
         chips.push(el("span", { class: "chip" }, "ranks ", el("b", { text: model.columns.item }), " for ", el("b", { text: model.columns.user })));
       }
       if (typeof model.users === "number") chips.push(el("span", { class: "chip", text: `${fmtNumber(model.users)} users · ${fmtNumber(model.items)} items` }));
+      box.replaceChildren(...chips);
+      return;
+    }
+    if (isGenerative(model)) {
+      if (model.base_model) chips.push(el("span", { class: "chip" }, "based on ", el("b", { text: model.base_model })));
+      if (typeof model.context_length === "number") chips.push(el("span", { class: "chip", text: `${fmtNumber(model.context_length)}-token context` }));
       box.replaceChildren(...chips);
       return;
     }
@@ -584,6 +595,7 @@
     $("recommend").disabled = !enabled || state.busy;
     $("similar").disabled = !enabled || state.busy;
     $("search").disabled = !enabled || state.busy;
+    $("chat-send").disabled = !enabled || state.busy;
     $("fill-example").disabled = !enabled;
     $("clear-form").disabled = !enabled;
     $("predict").disabled = !enabled || state.busy;
@@ -860,11 +872,13 @@
   // a similar-items form and the ranked list; "search": one card with a query form and the hits.
   function setMode(mode) {
     const tabular = mode === "predict";
-    document.querySelector(".inputs-card:not(.recommend-card):not(.search-card)").hidden = !tabular;
+    document.querySelector(".inputs-card:not(.recommend-card):not(.search-card):not(.chat-card)").hidden = !tabular;
     $("result-card").hidden = !tabular;
     $("recommend-card").hidden = mode !== "recommend";
     $("search-card").hidden = mode !== "search";
-    document.querySelector(".skip").setAttribute("href", `#${{ predict: "inputs", recommend: "recommend", search: "search" }[mode]}-title`);
+    $("chat-card").hidden = mode !== "chat";
+    if (mode !== "chat") stopChat();
+    document.querySelector(".skip").setAttribute("href", `#${{ predict: "inputs", recommend: "recommend", search: "search", chat: "chat" }[mode]}-title`);
   }
 
   let emptyRecResult = null; // the card's own empty state, kept to put back
@@ -1204,6 +1218,218 @@
     $("search-curl").hidden = false;
   }
 
+  /* ------------------------------------------------------------------ generative models (chat) */
+
+  // The conversation of the picked model: what is sent with each message (OpenAI's messages).
+  const chat = { messages: [], controller: null, model: null };
+  let emptyChatLog = null; // the log's own empty state, kept to put back
+
+  function renderChat(model) {
+    stopChat();
+    chat.messages = [];
+    chat.model = model.name;
+    const limit = typeof model.max_tokens_limit === "number" ? model.max_tokens_limit : 2048;
+    const maxInput = $("chat-max-tokens");
+    maxInput.max = String(limit);
+    maxInput.value = String(Math.min(256, limit));
+    $("chat-title").textContent = model.task === "answer" ? "Ask" : "Chat";
+    $("chat-hint").textContent = model.task === "answer"
+      ? "The answer streams in as the model writes it, with the sources it was drawn from listed under it."
+      : "The reply appears as the model writes it. The whole conversation is sent with each message.";
+    const context = $("chat-context");
+    context.textContent = typeof model.context_length === "number" ? `${fmtNumber(model.context_length)} tokens` : "";
+    context.hidden = !context.textContent;
+    $("chat-log").replaceChildren(emptyChatLog.cloneNode(true));
+    clearRecError("chat-input");
+    $("chat-curl").hidden = true;
+    updateChatCurl({ model: model.name, messages: [{ role: "user", content: "Hello" }], max_tokens: Number(maxInput.value) });
+  }
+
+  function chatBubble(role, text) {
+    const node = el("div", { class: `chat-msg ${role === "user" ? "is-user" : "is-assistant"}` },
+      el("span", { class: "chat-role", text: role === "user" ? "You" : "Model" }),
+      el("div", { class: "chat-text", text }));
+    const log = $("chat-log");
+    const empty = log.querySelector(".chat-empty");
+    if (empty) empty.remove();
+    log.append(node);
+    log.scrollTop = log.scrollHeight;
+    return node;
+  }
+
+  function readChatNumber(id, low, high, whole, problem) {
+    const input = $(id);
+    const value = Number(input.value);
+    const ok = input.value.trim() !== "" && Number.isFinite(value) && value >= low && value <= high && (!whole || Number.isInteger(value));
+    if (!ok) showPageError(problem);
+    return ok ? value : null;
+  }
+
+  async function sendChat(event) {
+    if (event) event.preventDefault();
+    if (state.busy || !isGenerative(state.model)) return;
+    const model = state.model;
+    const text = $("chat-input").value.trim();
+    clearRecError("chat-input");
+    if (!text) {
+      setRecError("chat-input", "type a message first");
+      $("chat-input").focus();
+      return;
+    }
+    const limit = Number($("chat-max-tokens").max) || 2048;
+    const maxTokens = readChatNumber("chat-max-tokens", 1, limit, true, `Max tokens must be a whole number from 1 to ${limit}.`);
+    const temperature = readChatNumber("chat-temperature", 0, 2, false, "Temperature must be a number from 0 to 2.");
+    if (maxTokens === null || temperature === null) return;
+    hidePageError();
+    chat.messages.push({ role: "user", content: text });
+    chatBubble("user", text);
+    $("chat-input").value = "";
+    const body = { model: model.name, messages: chat.messages.slice(), max_tokens: maxTokens, temperature };
+    updateChatCurl(body);
+    const reply = chatBubble("assistant", "");
+    reply.classList.add("is-streaming");
+    const shown = reply.querySelector(".chat-text");
+    const controller = new AbortController();
+    chat.controller = controller;
+    setChatBusy(true);
+    const started = performance.now();
+    let content = "";
+    let finish = null;
+    let citations = null;
+    let usage = null;
+    let failed = null;
+    try {
+      const response = await openStream("/v1/chat/completions", { ...body, stream: true, stream_options: { include_usage: true } }, controller.signal);
+      for await (const chunk of serverEvents(response)) {
+        if (chunk.error) { failed = chunk.error.message || "The generation failed."; break; }
+        if (chunk.usage) usage = chunk.usage;
+        const choice = (chunk.choices || [])[0];
+        if (!choice) continue;
+        const delta = choice.delta || {};
+        if (typeof delta.content === "string" && delta.content) {
+          content += delta.content;
+          shown.textContent = content;
+          const log = $("chat-log");
+          log.scrollTop = log.scrollHeight;
+        }
+        if (Array.isArray(delta.citations)) citations = delta.citations;
+        if (choice.finish_reason) finish = choice.finish_reason;
+      }
+    } catch (error) {
+      if (error.name === "AbortError") finish = "stopped";
+      else failed = error.message;
+    } finally {
+      reply.classList.remove("is-streaming");
+      if (chat.controller === controller) chat.controller = null;
+      setChatBusy(false);
+    }
+    if (chat.model !== model.name) return; // another model was picked meanwhile
+    // an answer model's text ends with its sources; they are listed below it instead
+    const footer = citations && citations.length ? content.lastIndexOf("\n\nSources:\n") : -1;
+    const answer = footer >= 0 ? content.slice(0, footer) : content;
+    shown.textContent = answer;
+    if (failed) {
+      chat.messages.pop(); // not answered: the next message is sent without it
+      reply.append(el("div", { class: "banner banner-error", role: "alert" }, ICON_ALERT(), el("div", { class: "banner-body", text: sentence(failed) })));
+      return;
+    }
+    chat.messages.push({ role: "assistant", content: answer });
+    if (citations && citations.length) reply.append(renderCitations(citations));
+    const ms = Math.round(performance.now() - started);
+    const facts = [usage ? `${usage.completion_tokens} tokens` : null, `${ms} ms`,
+      finish === "length" ? "stopped at max tokens" : finish === "stopped" ? "stopped" : null];
+    reply.append(el("span", { class: "chat-meta", text: facts.filter(Boolean).join(" · ") }));
+    $("chat-log").scrollTop = $("chat-log").scrollHeight;
+  }
+
+  function renderCitations(citations) {
+    return el("div", { class: "chat-cites", role: "note", "aria-label": "Sources" },
+      el("div", { class: "section-label", text: "Sources" }),
+      el("ol", {}, citations.map((c) => el("li", { class: "cite" },
+        el("span", { class: "cite-source", text: String(c.source ?? "") }),
+        c.section ? el("span", { class: "cite-section", text: ` — ${c.section}` }) : null,
+        typeof c.score === "number" ? el("span", { class: "cite-score", text: ` (${fmtScore(c.score)})` }) : null,
+        c.text ? el("span", { class: "cite-text", text: String(c.text) }) : null))));
+  }
+
+  // POST a JSON body and return the streaming response; a 401 asks for the key and retries.
+  async function openStream(path, body, signal) {
+    for (;;) {
+      const headers = { Accept: "text/event-stream", "Content-Type": "application/json" };
+      if (state.key) headers.Authorization = `Bearer ${state.key}`;
+      let response;
+      try {
+        response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body), signal });
+      } catch (error) {
+        if (error.name === "AbortError") throw error;
+        throw new ApiError(0, "network", "Could not reach the server. Check that `takeoff serve` is still running, then try again.");
+      }
+      if (response.status === 401) {
+        await askForKey(state.key ? "The server did not accept that key. Check it and enter it again." : null);
+        continue;
+      }
+      if (!response.ok) {
+        const text = await response.text();
+        let data = null;
+        try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+        throw toApiError(response, data, text);
+      }
+      return response;
+    }
+  }
+
+  // The JSON payloads of a server-sent event stream ("data: {...}" events), until "data: [DONE]".
+  async function* serverEvents(response) {
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const event = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = event.split("\n").filter((line) => line.startsWith("data:")).map((line) => line.slice(5).trimStart()).join("\n");
+          if (!data) continue;
+          if (data === "[DONE]") return;
+          yield JSON.parse(data);
+        }
+      }
+    } finally {
+      reader.cancel().catch(() => {});
+    }
+  }
+
+  function stopChat() {
+    if (chat.controller) chat.controller.abort();
+  }
+
+  function setChatBusy(busy) {
+    state.busy = busy;
+    const button = $("chat-send");
+    button.classList.toggle("is-busy", busy);
+    button.setAttribute("aria-busy", String(busy));
+    button.disabled = busy || !state.model;
+    button.querySelector(".btn-label").textContent = busy ? "Writing…" : "Send";
+    $("chat-stop").hidden = !busy;
+  }
+
+  function updateChatCurl(body) {
+    const url = `${location.origin}/v1/chat/completions`;
+    const lines = [`curl -N ${url} \\`, "  -H 'Content-Type: application/json' \\"];
+    if (state.key) lines.push("  -H \"Authorization: Bearer $TAKEOFF_API_KEY\" \\");
+    lines.push(`  -d '${JSON.stringify({ ...body, stream: true }).replace(/'/g, "'\\''")}'`);
+    lines.push("", "# or with the openai package (pip install openai):",
+      state.key ? "import os" : null, "from openai import OpenAI",
+      `client = OpenAI(base_url="${location.origin}/v1", api_key=${state.key ? "os.environ[\"TAKEOFF_API_KEY\"]" : "\"unused\""})`,
+      `reply = client.chat.completions.create(model=${JSON.stringify(body.model)}, messages=[{"role": "user", "content": "Hello"}])`);
+    $("chat-curl-code").textContent = lines.filter((line) => line !== null).join("\n");
+    $("chat-curl").hidden = false;
+  }
+
   /* ------------------------------------------------------------------ model panel */
 
   function renderModelInfo(model) {
@@ -1218,6 +1444,10 @@
       ["Answers", search ? columns.answer : null],
       ["Encoder", search ? encoderName(model) : null],
       ["Dimensions", search && typeof model.dim === "number" ? String(model.dim) : null],
+      ["Base model", isGenerative(model) ? model.base_model : null],
+      ["Fine-tuning", isGenerative(model) && model.method ? (model.method === "none" ? "none (the base model as it is)" : model.method) : null],
+      ["Context", isGenerative(model) && typeof model.context_length === "number" ? `${fmtNumber(model.context_length)} tokens` : null],
+      ["Most tokens per reply", isGenerative(model) && typeof model.max_tokens_limit === "number" ? fmtNumber(model.max_tokens_limit) : null],
       ["Family", recommender && model.family ? familyName(String(model.family)) : null],
       ["Users", recommender && typeof model.users === "number" ? fmtNumber(model.users) : null],
       ["Items", recommender && typeof model.items === "number" ? fmtNumber(model.items) : null],
@@ -1308,6 +1538,15 @@
     emptyResult = $("result").firstElementChild.cloneNode(true);
     emptyRecResult = $("rec-result").firstElementChild.cloneNode(true);
     emptySearchResult = $("search-result").firstElementChild.cloneNode(true);
+    emptyChatLog = $("chat-log").firstElementChild.cloneNode(true);
+    $("chat-form").addEventListener("submit", sendChat);
+    $("chat-input").addEventListener("input", () => clearRecError("chat-input"));
+    $("chat-input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) sendChat(event);
+    });
+    $("chat-stop").addEventListener("click", stopChat);
+    $("chat-clear").addEventListener("click", () => { if (isGenerative(state.model)) renderChat(state.model); });
+    $("copy-chat-curl").addEventListener("click", () => copyText($("chat-curl-code"), $("copy-chat-curl")));
     $("search-form").addEventListener("submit", searchFor);
     $("search-query").addEventListener("input", () => clearRecError("search-query"));
     $("search-k").addEventListener("input", () => clearRecError("search-k"));

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from takeoff.serving.entries import kind_of
 from takeoff.serving.errors import ApiError
+from takeoff.serving.generation import GENERATIVE
 from takeoff.serving.limits import RETURN_MEMORY_BYTES, DeadlinePassed, reset_deadline, schedule_return_memory, start_deadline
 from takeoff.serving.settings import ServeSettings
 from takeoff.serving.store import ModelStore
@@ -25,7 +26,8 @@ class RouteContext:
 
     ``defaults[kind]`` is the model answering the short route of that task (``/v1/predict``,
     ``/v1/recommend``, ``/v1/search``): the store's default when it does that task, else the
-    only model that does, else None.
+    only model that does, else None. ``defaults["generate"]`` likewise answers the chat and
+    text completions that name no model, among the generative models (kinds generate and answer).
     """
 
     def __init__(self, store: ModelStore, entries: dict[str, Any], settings: ServeSettings):
@@ -37,12 +39,19 @@ class RouteContext:
                 self.defaults[kind] = store.default
             else:
                 self.defaults[kind] = names[0] if len(names) == 1 else None
+        generative = self.generative_names()
+        self.defaults["generate"] = (store.default if store.default in generative else
+                                     generative[0] if len(generative) == 1 else None)
         self.model_name = PathParam(description=f"A model name: {', '.join(entries) or 'none'}",
                                     examples=list(entries)[:3] or ["model"])
 
     def names(self, kind: str) -> list[str]:
         """The served models of one task, in serving order."""
         return [n for n, e in self.entries.items() if kind_of(e) == kind]
+
+    def generative_names(self) -> list[str]:
+        """The served models that generate text (kinds generate and answer), in serving order."""
+        return [n for n, e in self.entries.items() if kind_of(e) in GENERATIVE]
 
     def entry_for(self, name: str):
         """The entry named ``name``; 404 naming the models otherwise."""
@@ -83,7 +92,11 @@ class RouteContext:
 
 def wrong_task(entry, route: str | None = None) -> ApiError:
     """409 for a route that ``entry``'s task does not answer, saying which routes it does."""
-    if kind_of(entry) == "search":
+    if kind_of(entry) in ("generate", "answer"):
+        message = (f"model '{entry.name}' is a generative model: it answers POST /v1/chat/completions"
+                   + (" and /v1/completions" if entry.completes_text else "")
+                   + f' with {{"model": "{entry.name}", "messages": [...]}}, not {route or "predict"}')
+    elif kind_of(entry) == "search":
         message = (f"model '{entry.name}' is a search index: it answers POST /v1/models/{entry.name}/search "
                    f'with {{"query": "...", "k": 5}}, not {route or "predict"}')
     elif route == "search":

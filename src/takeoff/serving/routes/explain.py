@@ -47,7 +47,8 @@ def _body(record: dict[str, Any]) -> dict[str, Any]:
 
 async def _explain(request: Request, entry, ctx: RouteContext) -> Response:
     if getattr(entry, "recommender", False) or getattr(entry, "kind", "predict") != "predict":
-        what = "a recommender" if getattr(entry, "recommender", False) else "a search index"
+        what = ("a recommender" if getattr(entry, "recommender", False) else
+                "a generative model" if getattr(entry, "kind", "") in ("generate", "answer") else "a search index")
         raise ApiError(409, f"model '{entry.name}' is {what}, which has no per-column predictions to explain; only "
                        "models that predict a target answer explain", code="wrong_task")
     runtime = getattr(entry.model, "runtime", "native")
