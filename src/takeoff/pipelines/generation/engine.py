@@ -190,13 +190,17 @@ class Engine:
         from takeoff.pipelines.generation import quantized
 
         reference = self._probe()
-        originals = {name: module for name, module in self.model.named_modules()}
-        packed, linears = quantized.pack_4bit_grids(self.model)
-        head = quantized.exact_argmax_head(self.model)
-        if not (packed or head):
-            return
+        originals = dict(self.model.named_modules())
+        packed = linears = 0
+        head = False
         try:
+            packed, linears = quantized.pack_4bit_grids(self.model)
+            head = quantized.exact_argmax_head(self.model)
+            if not (packed or head):
+                return
             same = self._probe() == reference
+            if not same:
+                log.info("the packed 4-bit weights changed the greedy tokens on the probe prompt: generating in float32")
         except Exception as error:  # noqa: BLE001 (a kernel this CPU lacks raises many types)
             log.warning("the packed 4-bit and int8 kernels failed here (%s): generating in float32", error)
             same = False
@@ -207,7 +211,6 @@ class Engine:
             parts += ["the vocabulary projection in int8 with float32's argmax"] if head else []
             log.info("generating with %s", " and ".join(parts))
             return
-        log.info("the packed 4-bit weights changed the greedy tokens on the probe prompt: generating in float32")
         for name, module in list(self.model.named_modules()):  # put the float32 modules back
             for child_name, child in list(module.named_children()):
                 original = originals.get(f"{name}.{child_name}" if name else child_name)
